@@ -1,0 +1,81 @@
+#include "common/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "absl/strings/ascii.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace medeval {
+namespace {
+
+LogLevel LevelFromEnv() {
+  const char* env = std::getenv("MEDEVAL_LOG_LEVEL");
+  if (env == nullptr) return LogLevel::kInfo;
+  std::string v = absl::AsciiStrToLower(env);
+  if (v == "debug") return LogLevel::kDebug;
+  if (v == "warning" || v == "warn") return LogLevel::kWarning;
+  if (v == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+std::atomic<int>& Level() {
+  static std::atomic<int> level{static_cast<int>(LevelFromEnv())};
+  return level;
+}
+
+std::mutex& PrefixMu() {
+  static std::mutex mu;
+  return mu;
+}
+
+std::string& Prefix() {
+  static std::string prefix;
+  return prefix;
+}
+
+const char* LevelTag(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "D";
+    case LogLevel::kInfo: return "I";
+    case LogLevel::kWarning: return "W";
+    case LogLevel::kError: return "E";
+  }
+  return "?";
+}
+
+}  // namespace
+
+void SetLogLevel(LogLevel level) { Level().store(static_cast<int>(level)); }
+LogLevel GetLogLevel() { return static_cast<LogLevel>(Level().load()); }
+
+void SetLogPrefix(const std::string& prefix) {
+  std::lock_guard<std::mutex> lock(PrefixMu());
+  Prefix() = prefix;
+}
+
+LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(level) {
+  const char* base = std::strrchr(file, '/');
+  stream_ << LevelTag(level) << ' '
+          << absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()) << ' ';
+  {
+    std::lock_guard<std::mutex> lock(PrefixMu());
+    if (!Prefix().empty()) stream_ << Prefix() << ' ';
+  }
+  if (level_ == LogLevel::kDebug) stream_ << (base ? base + 1 : file) << ':' << line << ' ';
+}
+
+LogMessage::~LogMessage() {
+  stream_ << '\n';
+  const std::string s = stream_.str();
+  // One write(2) per line keeps concurrent lines whole.
+  ssize_t unused = ::write(STDERR_FILENO, s.data(), s.size());
+  (void)unused;
+}
+
+}  // namespace medeval

@@ -1,0 +1,181 @@
+#include "common/suite.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/sha256.h"
+#include "common/utf8.h"
+
+namespace medeval {
+namespace {
+
+// nlohmann's messages start with "[json.exception.parse_error.101] parse error at
+// line 1, column 7: "; keep the column and the reason.
+std::string CleanParseError(const std::string& what) {
+  std::string msg = what;
+  size_t pos = msg.find("column ");
+  if (pos != std::string::npos) msg = msg.substr(pos);
+  return absl::StrCat("invalid JSON (", msg, ")");
+}
+
+std::string TypeName(const nlohmann::json& j) { return j.type_name(); }
+
+}  // namespace
+
+std::string InputIssue::ToString() const {
+  if (line == 0) return absl::StrCat(path, ": ", message);
+  return absl::StrCat(path, ":", line, ": ", message);
+}
+
+std::vector<absl::string_view> Dataset::images(size_t i) const {
+  std::vector<absl::string_view> out;
+  const Ref& r = refs_[i];
+  for (uint32_t k = 0; k < r.image_count; ++k) out.push_back(image_paths_[r.image_begin + k]);
+  return out;
+}
+
+void Dataset::Add(uint32_t line, absl::string_view question,
+                  const std::vector<std::string>& images) {
+  Ref r;
+  r.line = line;
+  r.offset = arena_.size();
+  r.length = static_cast<uint32_t>(question.size());
+  r.image_begin = static_cast<uint32_t>(image_paths_.size());
+  r.image_count = static_cast<uint32_t>(images.size());
+  arena_.append(question.data(), question.size());
+  for (const auto& p : images) image_paths_.push_back(p);
+  refs_.push_back(r);
+}
+
+void Dataset::ShrinkToFit() {
+  arena_.shrink_to_fit();
+  refs_.shrink_to_fit();
+  image_paths_.shrink_to_fit();
+}
+
+size_t Suite::question_count() const {
+  size_t n = 0;
+  for (const auto& d : datasets) n += d.size();
+  return n;
+}
+
+std::vector<InputIssue> Suite::issues() const {
+  std::vector<InputIssue> out;
+  for (const auto& d : datasets) out.insert(out.end(), d.issues.begin(), d.issues.end());
+  return out;
+}
+
+std::vector<absl::string_view> SplitLines(absl::string_view contents) {
+  std::vector<absl::string_view> lines;
+  size_t start = 0;
+  while (start < contents.size()) {
+    size_t nl = contents.find('\n', start);
+    size_t end = nl == absl::string_view::npos ? contents.size() : nl;
+    absl::string_view line = contents.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.push_back(line);
+    if (nl == absl::string_view::npos) break;
+    start = nl + 1;
+  }
+  return lines;
+}
+
+bool IsBlankLine(absl::string_view line) {
+  return absl::StripAsciiWhitespace(line).empty();
+}
+
+std::string ValidateLine(absl::string_view line, bool vlm, std::string* question,
+                         std::vector<std::string>* images) {
+  size_t bad = FindInvalidUtf8(line);
+  if (bad != absl::string_view::npos) {
+    return absl::StrCat("invalid UTF-8 at byte ", bad + 1);
+  }
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(line.begin(), line.end());
+  } catch (const nlohmann::json::parse_error& e) {
+    return CleanParseError(e.what());
+  }
+  if (!j.is_object()) return absl::StrCat("expected a JSON object, found ", TypeName(j));
+  auto q = j.find("question");
+  if (q == j.end()) return "missing \"question\"";
+  if (!q->is_string()) return absl::StrCat("\"question\" must be a string, found ", TypeName(*q));
+  if (q->get_ref<const std::string&>().empty()) return "\"question\" is empty";
+  auto other = j.find("other");
+  if (other == j.end()) return "missing \"other\" (the platform matches answers by it)";
+  if (!other->is_object()) {
+    return absl::StrCat("\"other\" must be an object, found ", TypeName(*other));
+  }
+  images->clear();
+  if (vlm) {
+    auto img = j.find("img_path");
+    if (img == j.end()) return "missing \"img_path\"";
+    if (img->is_string()) {
+      images->push_back(img->get<std::string>());
+    } else if (img->is_array()) {
+      for (const auto& p : *img) {
+        if (!p.is_string()) return "\"img_path\" list must hold strings";
+        images->push_back(p.get<std::string>());
+      }
+    } else {
+      return absl::StrCat("\"img_path\" must be a string or a list, found ", TypeName(*img));
+    }
+    if (images->empty()) return "\"img_path\" is empty";
+  }
+  *question = std::move(q->get_ref<std::string&>());
+  return "";
+}
+
+absl::StatusOr<Suite> LoadSuite(const std::string& root, const LoadOptions& options) {
+  auto layout = DetectSuite(root, options.forced_track, options.only_datasets);
+  if (!layout.ok()) return layout.status();
+  Suite suite;
+  suite.root = root;
+  suite.track = layout->track;
+  const bool vlm = suite.track == Track::kV4Vlm;
+  for (const DatasetFile& f : layout->files) {
+    std::string path = JoinPath(root, f.input_path);
+    auto contents = ReadFile(path);
+    if (!contents.ok()) return contents.status();
+    Dataset ds;
+    ds.file = f;
+    ds.sha256 = Sha256Hex(*contents);
+    std::vector<absl::string_view> lines = SplitLines(*contents);
+    ds.line_count = static_cast<uint32_t>(lines.size());
+    std::string question;
+    std::vector<std::string> images;
+    for (size_t i = 0; i < lines.size(); ++i) {
+      uint32_t lineno = static_cast<uint32_t>(i + 1);
+      if (IsBlankLine(lines[i])) continue;
+      std::string err = ValidateLine(lines[i], vlm, &question, &images);
+      if (err.empty() && vlm && options.check_images) {
+        for (const auto& img : images) {
+          std::string ipath = JoinPath(root, img);
+          if (!IsSafeRelativePath(img)) {
+            err = absl::StrCat("image path escapes the suite folder: ", img);
+          } else if (!PathExists(ipath)) {
+            err = absl::StrCat("missing image ", img);
+          } else if (IsDirectory(ipath)) {
+            err = absl::StrCat("image path is a folder: ", img);
+          }
+          if (!err.empty()) break;
+        }
+      }
+      if (!err.empty()) {
+        ds.issues.push_back({path, lineno, err});
+        continue;
+      }
+      ds.Add(lineno, question, images);
+    }
+    if (ds.size() == 0 && ds.issues.empty()) {
+      ds.issues.push_back({path, 0, "no questions in this file"});
+    }
+    ds.ShrinkToFit();
+    suite.datasets.push_back(std::move(ds));
+  }
+  return suite;
+}
+
+}  // namespace medeval
