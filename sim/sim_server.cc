@@ -1,0 +1,742 @@
+#include "sim/sim_server.h"
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cmath>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/stable_hash.h"
+#include "common/utf8.h"
+
+namespace medeval::sim {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using json = nlohmann::json;
+using Response = http::response<http::string_body>;
+
+constexpr size_t kBodyLimit = 256 << 20;  // VLM requests carry images
+constexpr auto kIdleTimeout = std::chrono::minutes(5);
+
+// At most `capacity` holders at once; the rest wait in FIFO order.
+// Thread-safe.
+class Gate {
+ public:
+  explicit Gate(int capacity) : capacity_(capacity) {}
+
+  // Takes a slot and returns true, or queues `on_granted` (run later by
+  // Release, with the slot) and returns false.
+  bool Acquire(std::function<void()> on_granted) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (capacity_ <= 0 || used_ < capacity_) {
+      ++used_;
+      return true;
+    }
+    waiters_.push_back(std::move(on_granted));
+    return false;
+  }
+
+  bool TryAcquire() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (capacity_ <= 0 || used_ < capacity_) {
+      ++used_;
+      return true;
+    }
+    return false;
+  }
+
+  void Release() {
+    std::function<void()> next;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (waiters_.empty()) {
+        --used_;
+        return;
+      }
+      next = std::move(waiters_.front());
+      waiters_.pop_front();
+    }
+    next();  // the slot passes to the waiter
+  }
+
+  size_t waiting() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return waiters_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  const int capacity_;
+  int used_ = 0;
+  std::deque<std::function<void()>> waiters_;
+};
+
+struct QuestionCount {
+  uint64_t requests = 0;
+  uint64_t answered = 0;
+  uint64_t images = 0;  // valid image parts in the last request
+};
+
+// A parsed chat-completions request.
+struct ChatRequest {
+  std::string model;
+  std::string question;  // text of the last user message
+  bool stream = false;
+  bool include_usage = false;
+  int64_t max_tokens = 0;  // 0: no limit
+  uint64_t prompt_chars = 0;
+  int images_ok = 0;
+  int images_bad = 0;
+};
+
+json ErrorBody(absl::string_view message, absl::string_view type, absl::string_view code) {
+  json e = {{"message", message}, {"type", type}, {"param", nullptr}};
+  e["code"] = code.empty() ? json(nullptr) : json(code);
+  return json{{"error", e}};
+}
+
+bool ValidImageDataUrl(absl::string_view url) {
+  if (!absl::StartsWith(url, "data:image/")) return false;
+  size_t comma = url.find(',');
+  if (comma == absl::string_view::npos) return false;
+  absl::string_view meta = url.substr(0, comma);
+  if (!absl::EndsWith(meta, ";base64")) return false;
+  std::string bytes;
+  if (!absl::Base64Unescape(url.substr(comma + 1), &bytes)) return false;
+  if (absl::StartsWith(bytes, "\x89PNG\r\n\x1a\n")) return absl::StartsWith(meta, "data:image/png");
+  if (absl::StartsWith(bytes, "\xFF\xD8\xFF")) return absl::StartsWith(meta, "data:image/jpeg");
+  return false;
+}
+
+// Fills `out` or returns what is wrong with the request.
+std::string ParseChat(const std::string& body, ChatRequest* out) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return "request body is not valid JSON";
+  if (!j.is_object()) return "request body must be a JSON object";
+  auto model = j.find("model");
+  if (model == j.end() || !model->is_string() || model->get_ref<const std::string&>().empty()) {
+    return "'model' is required and must be a non-empty string";
+  }
+  out->model = model->get<std::string>();
+  auto messages = j.find("messages");
+  if (messages == j.end() || !messages->is_array() || messages->empty()) {
+    return "'messages' must be a non-empty array";
+  }
+  bool have_user = false;
+  for (const json& m : *messages) {
+    if (!m.is_object()) return "each message must be an object";
+    auto role = m.find("role");
+    if (role == m.end() || !role->is_string()) return "each message needs a string 'role'";
+    auto content = m.find("content");
+    if (content == m.end()) return "each message needs 'content'";
+    std::string text;
+    int ok = 0, bad = 0;
+    if (content->is_string()) {
+      text = content->get<std::string>();
+    } else if (content->is_array()) {
+      for (const json& part : *content) {
+        if (!part.is_object() || !part.contains("type") || !part["type"].is_string()) {
+          return "content parts must be objects with a 'type'";
+        }
+        const std::string& type = part["type"].get_ref<const std::string&>();
+        if (type == "text") {
+          if (!part.contains("text") || !part["text"].is_string()) {
+            return "a text part needs a string 'text'";
+          }
+          if (!text.empty()) text += "\n";
+          text += part["text"].get<std::string>();
+        } else if (type == "image_url") {
+          const json* url = nullptr;
+          if (part.contains("image_url") && part["image_url"].is_object() &&
+              part["image_url"].contains("url") && part["image_url"]["url"].is_string()) {
+            url = &part["image_url"]["url"];
+          }
+          if (url == nullptr) return "an image_url part needs image_url.url";
+          (ValidImageDataUrl(url->get_ref<const std::string&>()) ? ok : bad)++;
+        } else {
+          return absl::StrCat("unsupported content part type '", type, "'");
+        }
+      }
+    } else if (!content->is_null()) {
+      return "'content' must be a string, an array of parts or null";
+    }
+    out->prompt_chars += Utf8Length(text);
+    if (role->get_ref<const std::string&>() == "user") {
+      out->question = std::move(text);
+      out->images_ok = ok;
+      out->images_bad = bad;
+      have_user = true;
+    }
+  }
+  if (!have_user) return "'messages' holds no user message";
+  if (auto s = j.find("stream"); s != j.end() && !s->is_null()) {
+    if (!s->is_boolean()) return "'stream' must be a boolean";
+    out->stream = s->get<bool>();
+  }
+  if (auto so = j.find("stream_options"); so != j.end() && so->is_object()) {
+    auto iu = so->find("include_usage");
+    out->include_usage = iu != so->end() && iu->is_boolean() && iu->get<bool>();
+  }
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    if (auto mt = j.find(key); mt != j.end() && !mt->is_null()) {
+      if (!mt->is_number_integer() || mt->get<int64_t>() <= 0) {
+        return absl::StrCat("'", key, "' must be a positive integer");
+      }
+      out->max_tokens = mt->get<int64_t>();
+    }
+  }
+  if (auto t = j.find("temperature"); t != j.end() && !t->is_null()) {
+    if (!t->is_number() || t->get<double>() < 0 || t->get<double>() > 2) {
+      return "'temperature' must be a number between 0 and 2";
+    }
+  }
+  return "";
+}
+
+// The first `max_chars` code points of `s`.
+std::string Truncate(const std::string& s, int64_t max_chars) {
+  size_t i = 0;
+  int64_t chars = 0;
+  while (i < s.size() && chars < max_chars) {
+    ++i;
+    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
+    ++chars;
+  }
+  return s.substr(0, i);
+}
+
+}  // namespace
+
+struct SimServer::Impl {
+  explicit Impl(SimOptions o) : opt(std::move(o)), gate(opt.capacity) {}
+
+  class Session;
+  void DoAccept();
+  json Stats();
+  void CountQuestion(const std::string& question, int images);
+  void CountAnswered(const std::string& question);
+  void EnterService();
+  void LeaveService();
+  void Reset();
+  // A per-request pseudo-random number in [0, 1), reproducible for a given
+  // seed and request order.
+  double Draw(uint64_t n, absl::string_view what) {
+    return HashToUnit(StableHashOf({what, absl::StrCat(n)}, opt.style.seed));
+  }
+  double LatencyMs(uint64_t n);
+
+  SimOptions opt;
+  Gate gate;
+  int port = 0;
+  std::atomic<uint64_t> counter{0};
+  std::atomic<uint64_t> requests{0}, completed{0}, bad_requests{0}, unauthorized{0};
+  std::atomic<uint64_t> f_ratelimit{0}, f_server_error{0}, f_drop{0}, f_garbage{0}, f_hang{0},
+      f_capacity{0}, images_ok{0}, images_bad{0};
+  std::atomic<int64_t> in_service{0}, max_in_service{0};
+  std::mutex qmu;
+  absl::flat_hash_map<std::string, QuestionCount> per_question;  // guarded by qmu
+  std::vector<std::thread> threads;
+  // Declared last so it is destroyed first: pending handlers (and the
+  // sessions they hold) go before the members they use.
+  net::io_context ioc;
+  std::optional<tcp::acceptor> acceptor;
+};
+
+class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, Impl* server)
+      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server) {}
+
+  void Run() {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->DoRead(); });
+  }
+
+ private:
+  void DoRead() {
+    parser_.emplace();
+    parser_->body_limit(kBodyLimit);
+    stream_.expires_after(kIdleTimeout);
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->OnRead(ec);
+                     });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream) return Close();
+    if (ec) {
+      if (ec == http::error::body_limit || ec == http::error::header_limit) {
+        keep_alive_ = false;
+        version_ = 11;
+        return SendError(http::status::payload_too_large, "request too large",
+                         "invalid_request_error", "");
+      }
+      return;  // reset, timeout or garbage: drop the connection
+    }
+    stream_.expires_never();
+    http::request<http::string_body> req = parser_->release();
+    keep_alive_ = req.keep_alive();
+    version_ = req.version();
+    Route(req);
+  }
+
+  void Route(http::request<http::string_body>& req) {
+    absl::string_view target(req.target().data(), req.target().size());
+    absl::string_view path = target.substr(0, target.find('?'));
+    const bool get = req.method() == http::verb::get;
+    const bool post = req.method() == http::verb::post;
+    if (path == "/v1/chat/completions" || path == "/chat/completions") {
+      if (!post) return SendError(http::status::method_not_allowed, "use POST", "invalid_request_error", "");
+      return Chat(req);
+    }
+    if (path == "/health" && get) return SendText(http::status::ok, "application/json", "{\"status\":\"ok\"}");
+    if ((path == "/v1/models" || path == "/models") && get) {
+      json models = {{"object", "list"},
+                     {"data", json::array({{{"id", server_->opt.model_name},
+                                            {"object", "model"},
+                                            {"created", absl::ToUnixSeconds(absl::Now())},
+                                            {"owned_by", "medeval-sim"}}})}};
+      return SendText(http::status::ok, "application/json", models.dump());
+    }
+    if (path == "/stats" && get) {
+      return SendText(http::status::ok, "application/json", server_->Stats().dump());
+    }
+    if (path == "/stats/reset" && post) {
+      server_->Reset();
+      return SendText(http::status::ok, "application/json", "{\"reset\":true}");
+    }
+    SendError(http::status::not_found, absl::StrCat("no route for ", req.method_string().to_string(), " ", path),
+              "invalid_request_error", "not_found");
+  }
+
+  void Chat(http::request<http::string_body>& req) {
+    Impl& s = *server_;
+    s.requests.fetch_add(1, std::memory_order_relaxed);
+    if (!s.opt.api_key.empty()) {
+      auto auth = req[http::field::authorization];
+      if (absl::string_view(auth.data(), auth.size()) != absl::StrCat("Bearer ", s.opt.api_key)) {
+        s.unauthorized.fetch_add(1, std::memory_order_relaxed);
+        return SendError(http::status::unauthorized,
+                         "Incorrect API key provided. Pass it as 'Authorization: Bearer KEY'.",
+                         "invalid_request_error", "invalid_api_key");
+      }
+    }
+    chat_ = ChatRequest();
+    std::string err = ParseChat(req.body(), &chat_);
+    if (!err.empty()) {
+      s.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      return SendError(http::status::bad_request, err, "invalid_request_error", "");
+    }
+    s.CountQuestion(chat_.question, chat_.images_ok);
+    s.images_ok.fetch_add(chat_.images_ok, std::memory_order_relaxed);
+    s.images_bad.fetch_add(chat_.images_bad, std::memory_order_relaxed);
+
+    const uint64_t n = s.counter.fetch_add(1, std::memory_order_relaxed);
+    request_no_ = n;
+    double u = s.Draw(n, "fault");
+    const SimOptions& o = s.opt;
+    garbage_ = false;
+    if ((u -= o.ratelimit_rate) < 0) {
+      s.f_ratelimit.fetch_add(1, std::memory_order_relaxed);
+      return SendRateLimited("Rate limit reached (simulated). Retry after the given time.");
+    }
+    if ((u -= o.drop_rate) < 0) {
+      s.f_drop.fetch_add(1, std::memory_order_relaxed);
+      return Drop();
+    }
+    if ((u -= o.hang_rate) < 0) {
+      s.f_hang.fetch_add(1, std::memory_order_relaxed);
+      return Hang();
+    }
+    if ((u -= o.fail_rate) < 0) {
+      s.f_server_error.fetch_add(1, std::memory_order_relaxed);
+      return SendError(http::status::internal_server_error, "simulated server error",
+                       "server_error", "");
+    }
+    if ((u -= o.garbage_rate) < 0) garbage_ = true;
+
+    if (o.overflow_reject) {
+      if (!s.gate.TryAcquire()) {
+        s.f_capacity.fetch_add(1, std::memory_order_relaxed);
+        return SendRateLimited("Server at capacity (simulated); retry later.");
+      }
+      return StartService();
+    }
+    auto self = shared_from_this();
+    if (s.gate.Acquire([self] {
+          net::post(self->stream_.get_executor(), [self] { self->StartService(); });
+        })) {
+      StartService();
+    }
+  }
+
+  void StartService() {
+    server_->EnterService();
+    double ms = server_->LatencyMs(request_no_);
+    if (ms <= 0) return Respond();
+    timer_.expires_after(std::chrono::microseconds(static_cast<int64_t>(ms * 1000)));
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        self->server_->LeaveService();
+        return;
+      }
+      self->Respond();
+    });
+  }
+
+  void Respond() {
+    Impl& s = *server_;
+    s.LeaveService();
+    if (garbage_) {
+      s.f_garbage.fetch_add(1, std::memory_order_relaxed);
+      return SendText(http::status::ok, "application/json",
+                      "{\"id\":\"chatcmpl-garbage\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
+                      "\"message\":{\"role\":\"assistant\",\"content\":\"trunc");
+    }
+    SimAnswer a = AnswerQuestion(chat_.model, chat_.question, s.opt.style);
+    std::string finish = "stop";
+    if (chat_.max_tokens > 0) {
+      int64_t budget = chat_.max_tokens;
+      int64_t reasoning_len = static_cast<int64_t>(Utf8Length(a.reasoning_content));
+      if (reasoning_len >= budget) {
+        a.reasoning_content = Truncate(a.reasoning_content, budget);
+        a.content.clear();
+        finish = "length";
+      } else if (static_cast<int64_t>(Utf8Length(a.content)) > budget - reasoning_len) {
+        a.content = Truncate(a.content, budget - reasoning_len);
+        finish = "length";
+      }
+    }
+    const int64_t prompt_tokens = static_cast<int64_t>(chat_.prompt_chars);
+    const int64_t completion_tokens =
+        static_cast<int64_t>(Utf8Length(a.content) + Utf8Length(a.reasoning_content));
+    json usage = {{"prompt_tokens", prompt_tokens},
+                  {"completion_tokens", completion_tokens},
+                  {"total_tokens", prompt_tokens + completion_tokens}};
+    const std::string id = absl::StrCat("chatcmpl-sim-", request_no_);
+    const int64_t created = absl::ToUnixSeconds(absl::Now());
+    s.completed.fetch_add(1, std::memory_order_relaxed);
+    s.CountAnswered(chat_.question);
+    if (!chat_.stream) {
+      json message = {{"role", "assistant"}};
+      message["content"] = (a.content.empty() && finish == "length") ? json(nullptr) : json(a.content);
+      if (!a.reasoning_content.empty()) message["reasoning_content"] = a.reasoning_content;
+      json body = {{"id", id},
+                   {"object", "chat.completion"},
+                   {"created", created},
+                   {"model", chat_.model},
+                   {"choices", json::array({{{"index", 0},
+                                             {"message", message},
+                                             {"logprobs", nullptr},
+                                             {"finish_reason", finish}}})},
+                   {"usage", usage}};
+      return SendText(http::status::ok, "application/json", body.dump());
+    }
+    // Server-sent events: role, reasoning and content deltas, finish, usage, [DONE].
+    std::string sse;
+    auto chunk = [&](json delta, json finish_reason) {
+      json c = {{"id", id},
+                {"object", "chat.completion.chunk"},
+                {"created", created},
+                {"model", chat_.model},
+                {"choices", json::array({{{"index", 0},
+                                          {"delta", std::move(delta)},
+                                          {"logprobs", nullptr},
+                                          {"finish_reason", std::move(finish_reason)}}})}};
+      absl::StrAppend(&sse, "data: ", c.dump(), "\n\n");
+    };
+    auto pieces = [](const std::string& text) {
+      std::vector<std::string> out;
+      size_t i = 0;
+      while (i < text.size()) {
+        size_t take = Utf8Prefix(absl::string_view(text).substr(i), 24).size();
+        if (take == 0) take = text.size() - i;
+        out.push_back(text.substr(i, take));
+        i += take;
+      }
+      return out;
+    };
+    chunk({{"role", "assistant"}, {"content", ""}}, nullptr);
+    for (const auto& p : pieces(a.reasoning_content)) chunk({{"reasoning_content", p}}, nullptr);
+    for (const auto& p : pieces(a.content)) chunk({{"content", p}}, nullptr);
+    chunk(json::object(), finish);
+    if (chat_.include_usage) {
+      json u = {{"id", id},          {"object", "chat.completion.chunk"},
+                {"created", created}, {"model", chat_.model},
+                {"choices", json::array()}, {"usage", usage}};
+      absl::StrAppend(&sse, "data: ", u.dump(), "\n\n");
+    }
+    absl::StrAppend(&sse, "data: [DONE]\n\n");
+    Response res{http::status::ok, version_};
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-cache");
+    res.keep_alive(keep_alive_);
+    res.body() = std::move(sse);
+    res.chunked(true);
+    Send(std::move(res));
+  }
+
+  void SendRateLimited(absl::string_view message) {
+    Response res{http::status::too_many_requests, version_};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::retry_after, absl::StrCat(server_->opt.retry_after_s));
+    res.keep_alive(keep_alive_);
+    res.body() = ErrorBody(message, "rate_limit_exceeded", "rate_limit_exceeded").dump();
+    res.prepare_payload();
+    Send(std::move(res));
+  }
+
+  void SendError(http::status status, absl::string_view message, absl::string_view type,
+                 absl::string_view code) {
+    SendText(status, "application/json", ErrorBody(message, type, code).dump());
+  }
+
+  void SendText(http::status status, absl::string_view type, std::string body) {
+    Response res{status, version_};
+    res.set(http::field::content_type, beast::string_view(type.data(), type.size()));
+    res.set(http::field::server, "medeval-sim");
+    res.keep_alive(keep_alive_);
+    res.body() = std::move(body);
+    res.prepare_payload();
+    Send(std::move(res));
+  }
+
+  void Send(Response res) {
+    res_ = std::make_shared<Response>(std::move(res));
+    http::async_write(stream_, *res_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->OnWrite(ec);
+                      });
+  }
+
+  void OnWrite(beast::error_code ec) {
+    if (ec) return;
+    bool close = res_->need_eof();
+    res_.reset();
+    if (close) return Close();
+    DoRead();
+  }
+
+  // Reset the connection without a response.
+  void Drop() {
+    beast::error_code ec;
+    stream_.socket().set_option(net::socket_base::linger(true, 0), ec);
+    stream_.socket().close(ec);
+  }
+
+  // Never answer; keep the connection until the client gives up.
+  void Hang() {
+    stream_.expires_never();
+    stream_.async_read_some(net::buffer(sink_),
+                            [self = shared_from_this()](beast::error_code, size_t) {
+                              self->Close();
+                            });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.socket().close(ec);
+  }
+
+  beast::tcp_stream stream_;
+  net::steady_timer timer_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::shared_ptr<Response> res_;
+  Impl* server_;
+  ChatRequest chat_;
+  uint64_t request_no_ = 0;
+  bool garbage_ = false;
+  bool keep_alive_ = true;
+  unsigned version_ = 11;
+  char sink_[512];
+};
+
+void SimServer::Impl::DoAccept() {
+  acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (ec) {
+      if (ec == net::error::operation_aborted) return;
+      MEDEVAL_LOG(WARNING) << "sim: accept failed: " << ec.message();
+    } else {
+      socket.set_option(tcp::no_delay(true), ec);
+      std::make_shared<Session>(std::move(socket), this)->Run();
+    }
+    DoAccept();
+  });
+}
+
+void SimServer::Impl::CountQuestion(const std::string& question, int images) {
+  std::string key = QuestionKey(question);
+  std::lock_guard<std::mutex> lock(qmu);
+  QuestionCount& c = per_question[key];
+  ++c.requests;
+  c.images = static_cast<uint64_t>(images);
+}
+
+void SimServer::Impl::CountAnswered(const std::string& question) {
+  std::string key = QuestionKey(question);
+  std::lock_guard<std::mutex> lock(qmu);
+  ++per_question[key].answered;
+}
+
+void SimServer::Impl::Reset() {
+  for (auto* c : {&requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
+                  &f_server_error, &f_drop, &f_garbage, &f_hang, &f_capacity, &images_ok,
+                  &images_bad}) {
+    c->store(0);
+  }
+  max_in_service.store(in_service.load());
+  std::lock_guard<std::mutex> lock(qmu);
+  per_question.clear();
+}
+
+void SimServer::Impl::EnterService() {
+  int64_t now = in_service.fetch_add(1) + 1;
+  int64_t prev = max_in_service.load();
+  while (now > prev && !max_in_service.compare_exchange_weak(prev, now)) {
+  }
+}
+
+void SimServer::Impl::LeaveService() {
+  in_service.fetch_sub(1);
+  gate.Release();
+}
+
+double SimServer::Impl::LatencyMs(uint64_t n) {
+  if (opt.latency_ms <= 0) return 0;
+  if (opt.jitter_sigma <= 0) return opt.latency_ms;
+  // Box-Muller on two per-request draws; exp(sigma*z - sigma^2/2) has mean 1.
+  double u1 = std::max(Draw(n, "jitter1"), 1e-12);
+  double u2 = Draw(n, "jitter2");
+  double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * M_PI * u2);
+  double s = opt.jitter_sigma;
+  return opt.latency_ms * std::exp(s * z - s * s / 2);
+}
+
+json SimServer::Impl::Stats() {
+  json per = json::object();
+  uint64_t duplicated = 0;
+  size_t distinct = 0;
+  {
+    std::lock_guard<std::mutex> lock(qmu);
+    distinct = per_question.size();
+    for (const auto& [key, c] : per_question) {
+      if (c.requests > 1) ++duplicated;
+      per[key] = {{"requests", c.requests}, {"answered", c.answered}, {"images", c.images}};
+    }
+  }
+  return json{{"requests", requests.load()},
+              {"completed", completed.load()},
+              {"in_flight", in_service.load()},
+              {"queued", gate.waiting()},
+              {"max_concurrency", max_in_service.load()},
+              {"bad_requests", bad_requests.load()},
+              {"unauthorized", unauthorized.load()},
+              {"faults",
+               {{"ratelimit", f_ratelimit.load()},
+                {"server_error", f_server_error.load()},
+                {"drop", f_drop.load()},
+                {"garbage", f_garbage.load()},
+                {"hang", f_hang.load()},
+                {"capacity_rejected", f_capacity.load()}}},
+              {"images", {{"valid", images_ok.load()}, {"invalid", images_bad.load()}}},
+              {"questions", distinct},
+              {"questions_asked_more_than_once", duplicated},
+              {"per_question", std::move(per)}};
+}
+
+SimServer::SimServer(SimOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+SimServer::~SimServer() { Stop(); }
+
+absl::Status SimServer::Start() {
+  const std::string& listen = impl_->opt.listen;
+  size_t colon = listen.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &port) ||
+      port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--listen '", listen, "' must be HOST:PORT (port 0 picks a free one)"));
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host.empty()) host = "0.0.0.0";
+  beast::error_code ec;
+  auto addr = net::ip::make_address(host, ec);
+  if (ec) {
+    tcp::resolver resolver(impl_->ioc);
+    auto results = resolver.resolve(host, "0", ec);
+    if (ec || results.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--listen: cannot resolve host '", host, "'"));
+    }
+    addr = results.begin()->endpoint().address();
+  }
+  tcp::endpoint endpoint(addr, static_cast<unsigned short>(port));
+  impl_->acceptor.emplace(impl_->ioc);
+  impl_->acceptor->open(endpoint.protocol(), ec);
+  if (!ec) impl_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) impl_->acceptor->bind(endpoint, ec);
+  if (!ec) impl_->acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    impl_->acceptor.reset();
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, ": ", ec.message()));
+  }
+  impl_->port = impl_->acceptor->local_endpoint().port();
+  impl_->DoAccept();
+  int threads = impl_->opt.threads > 0 ? impl_->opt.threads
+                                       : std::max(1u, std::thread::hardware_concurrency());
+  for (int i = 0; i < threads; ++i) {
+    impl_->threads.emplace_back([this] { impl_->ioc.run(); });
+  }
+  return absl::OkStatus();
+}
+
+int SimServer::port() const { return impl_->port; }
+
+void SimServer::Stop() {
+  if (impl_->threads.empty()) return;
+  net::post(impl_->ioc, [this] {
+    beast::error_code ec;
+    if (impl_->acceptor) impl_->acceptor->close(ec);
+  });
+  impl_->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+}
+
+std::string SimServer::StatsJson() const { return impl_->Stats().dump(); }
+
+absl::Status ParseOverflow(const std::string& value, bool* reject) {
+  if (value == "queue") {
+    *reject = false;
+  } else if (value == "reject") {
+    *reject = true;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--overflow must be 'queue' or 'reject', not '", value, "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace medeval::sim

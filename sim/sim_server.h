@@ -1,0 +1,66 @@
+// `medeval sim`: an OpenAI-compatible chat-completions server with known
+// behaviour, for demos, tests, load and fault drills.
+//
+// Serves POST /v1/chat/completions (plain and "stream": true), GET /v1/models,
+// GET /health and GET /stats on HTTP/1.1 keep-alive. At most `capacity`
+// requests are served at once (the rest queue or get 429), each taking
+// `latency_ms`; faults are injected with the configured probabilities.
+//
+// Thread-safety: Start/Stop from one thread; StatsJson and port from any.
+// Requests are served on the server's own I/O threads.
+#ifndef MEDEVAL_SIM_SIM_SERVER_H_
+#define MEDEVAL_SIM_SIM_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "sim/answer_model.h"
+
+namespace medeval::sim {
+
+struct SimOptions {
+  std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one
+  int threads = 0;                     // I/O threads; 0: one per core
+  double latency_ms = 0;               // service time of one request
+  double jitter_sigma = 0;             // log-normal jitter of the latency (mean kept)
+  int capacity = 0;                    // concurrent requests served; 0: unlimited
+  bool overflow_reject = false;        // over capacity: 429 (true) or wait (false)
+  double fail_rate = 0;                // 500
+  double ratelimit_rate = 0;           // 429 with Retry-After
+  double drop_rate = 0;                // connection closed without a response
+  double garbage_rate = 0;             // 200 with a malformed body
+  double hang_rate = 0;                // never answered
+  int retry_after_s = 1;               // Retry-After of 429 responses
+  std::string api_key;                 // require "Authorization: Bearer KEY"
+  std::string model_name = "medeval-sim";  // listed by /v1/models
+  AnswerStyle style;
+};
+
+class SimServer {
+ public:
+  explicit SimServer(SimOptions options);
+  ~SimServer();
+  SimServer(const SimServer&) = delete;
+  SimServer& operator=(const SimServer&) = delete;
+
+  // Binds and starts serving on background threads.
+  absl::Status Start();
+  // The bound port (after Start).
+  int port() const;
+  // Stops accepting, closes every connection (hung ones included), joins.
+  void Stop();
+  // The /stats document.
+  std::string StatsJson() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Parses "--overflow" values.
+absl::Status ParseOverflow(const std::string& value, bool* reject);
+
+}  // namespace medeval::sim
+
+#endif  // MEDEVAL_SIM_SIM_SERVER_H_
