@@ -1,0 +1,217 @@
+#include "coordinator/coordinator.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/file_util.h"
+#include "common/log.h"
+#include "common/track.h"
+#include "coordinator/run_output.h"
+#include "coordinator/service.h"
+
+namespace medeval {
+namespace {
+
+constexpr double kDefaultTimeoutS = 600;
+constexpr int kDefaultMaxAttempts = 6;
+
+absl::Status CheckSpec(const v1::RunSpec& spec) {
+  if (spec.model().empty()) return absl::InvalidArgumentError("the run names no model");
+  for (char c : spec.model()) {
+    if (absl::ascii_iscntrl(static_cast<unsigned char>(c))) {
+      return absl::InvalidArgumentError("the model name holds control characters");
+    }
+  }
+  auto track = ParseTrack(spec.track());
+  if (!track.ok()) return track.status();
+  const v1::RequestParams& p = spec.params();
+  if (p.timeout_s() < 0) return absl::InvalidArgumentError("timeout must be positive");
+  if (p.max_attempts() < 0) return absl::InvalidArgumentError("max_attempts must be positive");
+  if (p.has_temperature() && (p.temperature() < 0 || p.temperature() > 2)) {
+    return absl::InvalidArgumentError("temperature must be between 0 and 2");
+  }
+  if (p.has_max_tokens() && p.max_tokens() <= 0) {
+    return absl::InvalidArgumentError("max_tokens must be positive");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Coordinator::Coordinator(Options options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Start(Options options) {
+  if (options.state_dir.empty()) return absl::InvalidArgumentError("--state-dir is required");
+  std::unique_ptr<Coordinator> c(new Coordinator(std::move(options)));
+  absl::Status st = c->Init();
+  if (!st.ok()) return st;
+  return c;
+}
+
+absl::Status Coordinator::Init() {
+  auto state = StateDir::Open(options_.state_dir);
+  if (!state.ok()) return state.status();
+  state_ = std::move(*state);
+  journal_ = std::make_unique<JournalWriter>();
+  executor_ = std::make_unique<Executor>(2);
+  Scheduler::Options sopts = options_.scheduler;
+  sopts.on_run_complete = [this](const std::string& id) {
+    executor_->Post([this, id] { Merge(id); });
+  };
+  scheduler_ = std::make_unique<Scheduler>(std::move(sopts), journal_.get());
+  Recover();
+
+  auto creds = MakeServerCredentials(options_.tls);
+  if (!creds.ok()) return creds.status();
+  service_ = std::make_unique<CoordinatorService>(this);
+  grpc::ServerBuilder builder;
+  ConfigureServerBuilder(&builder);
+  builder.AddListeningPort(options_.listen, *creds, &port_);
+  builder.RegisterService(service_.get());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen,
+                                               " (address in use or not local?)"));
+  }
+  ticker_ = std::thread([this] { TickLoop(); });
+  return absl::OkStatus();
+}
+
+void Coordinator::Recover() {
+  auto ids = state_->ListRuns();
+  if (!ids.ok()) {
+    recovery_errors_.push_back(std::string(ids.status().message()));
+    return;
+  }
+  for (const std::string& id : *ids) {
+    absl::Time start = absl::Now();
+    auto spec = state_->ReadSpec(id);
+    absl::StatusOr<LoadedRun> run =
+        spec.ok() ? LoadRun(*state_, *spec) : absl::StatusOr<LoadedRun>(spec.status());
+    absl::Status st = run.ok() ? scheduler_->AddRun(std::move(*run)) : run.status();
+    if (!st.ok()) {
+      MEDEVAL_LOG(ERROR) << "cannot recover run " << id << ": " << st.message();
+      recovery_errors_.push_back(absl::StrCat(id, ": ", st.message()));
+      continue;
+    }
+    MEDEVAL_LOG(DEBUG) << "recovered run " << id << " in " << absl::Now() - start;
+  }
+}
+
+void Coordinator::TickLoop() {
+  std::unique_lock<std::mutex> lock(tick_mu_);
+  while (!stopping_) {
+    tick_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.tick_interval));
+    if (stopping_) break;
+    lock.unlock();
+    scheduler_->Tick();
+    lock.lock();
+  }
+}
+
+void Coordinator::Merge(const std::string& run_id) {
+  auto snap = scheduler_->Snapshot(run_id);
+  absl::Status st = snap.ok() ? WriteRunOutputs(*snap, state_->InputDir(run_id)) : snap.status();
+  scheduler_->FinishMerge(run_id, st);
+}
+
+absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
+                                                          std::vector<UploadedFile> files) {
+  absl::Status st = CheckSpec(spec);
+  if (!st.ok()) return st;
+  std::lock_guard<std::mutex> lock(submit_mu_);
+  v1::SubmitResponse resp;
+  if (!spec.idempotency_key().empty()) {
+    std::string existing = scheduler_->FindRunByKey(spec.idempotency_key());
+    if (!existing.empty()) {
+      auto reopened = scheduler_->Reopen(existing);
+      if (!reopened.ok()) return reopened.status();
+      resp.set_run_id(existing);
+      resp.set_resumed(true);
+      resp.set_reopened(*reopened);
+      MEDEVAL_LOG(INFO) << "run " << existing << " resumed"
+                        << (*reopened > 0 ? absl::StrCat("; ", *reopened,
+                                                         " failed questions asked again")
+                                          : "");
+      return resp;
+    }
+  }
+  if (files.empty()) return absl::InvalidArgumentError("the submission holds no files");
+  spec.set_run_id(StateDir::NewRunId());
+  spec.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
+  if (spec.params().timeout_s() == 0) spec.mutable_params()->set_timeout_s(kDefaultTimeoutS);
+  if (spec.params().max_attempts() == 0) spec.mutable_params()->set_max_attempts(kDefaultMaxAttempts);
+
+  std::shared_ptr<Suite> suite;
+  auto final_spec = state_->CreateRun(
+      spec.run_id(), files, [&](const std::string& input_dir) -> absl::StatusOr<v1::RunSpec> {
+        v1::RunSpec s = spec;
+        s.clear_datasets();  // taken from what was uploaded
+        auto loaded = LoadRunSuite(input_dir, s);
+        if (!loaded.ok()) return loaded.status();
+        for (const Dataset& ds : loaded->datasets) {
+          v1::DatasetSpec* d = s.add_datasets();
+          d->set_name(ds.file.name);
+          d->set_input_path(ds.file.input_path);
+          d->set_output_name(ds.file.output_name);
+          d->set_input_sha256(ds.sha256);
+          d->set_lines(ds.line_count);
+          for (const InputIssue& issue : ds.issues) {
+            d->add_skipped_lines(issue.line);
+            d->add_skipped_reasons(issue.message);
+          }
+        }
+        suite = std::make_shared<Suite>(std::move(*loaded));
+        return s;
+      });
+  if (!final_spec.ok()) return final_spec.status();
+  suite->root = state_->InputDir(final_spec->run_id());
+
+  LoadedRun run;
+  run.spec = *final_spec;
+  const size_t n = suite->question_count();
+  run.suite = suite;
+  run.state.assign(n, kPending);
+  run.offset.assign(n, 0);
+  run.output_dir = state_->OutputDir(run.spec.run_id());
+  uint64_t dropped = 0;
+  auto journal = JournalFile::Open(
+      state_->JournalPath(run.spec.run_id()), [](uint64_t, absl::string_view) {}, &dropped);
+  if (!journal.ok()) return journal.status();
+  run.journal = std::move(*journal);
+  st = scheduler_->AddRun(std::move(run));
+  if (!st.ok()) return st;
+  MEDEVAL_LOG(INFO) << "run " << final_spec->run_id() << " created: model " << final_spec->model()
+                    << ", " << n << " questions in " << final_spec->datasets_size()
+                    << " datasets (" << final_spec->track() << ")";
+  resp.set_run_id(final_spec->run_id());
+  return resp;
+}
+
+void Coordinator::Shutdown() {
+  if (shut_down_.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(tick_mu_);
+    stopping_ = true;
+  }
+  tick_cv_.notify_all();
+  if (ticker_.joinable()) ticker_.join();
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  // Every accepted answer goes to disk (which may complete runs), then the
+  // merges of completed runs finish.
+  if (journal_) journal_->Flush();
+  executor_.reset();
+}
+
+Coordinator::~Coordinator() {
+  Shutdown();
+  // Order matters: the server's reactors use the scheduler, and journal
+  // callbacks still reach the scheduler until the writer stops.
+  server_.reset();
+  service_.reset();
+  journal_.reset();
+  scheduler_.reset();
+  state_.reset();
+}
+
+}  // namespace medeval

@@ -1,0 +1,94 @@
+// The coordinator process: state directory, journal, scheduler and gRPC
+// server put together. `medeval coordinator` runs one as a service;
+// `medeval run` embeds one on a loopback port.
+//
+// On start it recovers every run in the state directory (journal replay) and
+// continues them; workers reconnect by themselves.
+//
+// Thread-safety: all methods are thread-safe. Shutdown is idempotent.
+#ifndef MEDEVAL_COORDINATOR_COORDINATOR_H_
+#define MEDEVAL_COORDINATOR_COORDINATOR_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/executor.h"
+#include "common/grpc_util.h"
+#include "coordinator/journal.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/state_dir.h"
+
+namespace medeval {
+
+class CoordinatorService;
+
+class Coordinator {
+ public:
+  struct Options {
+    std::string listen = "127.0.0.1:0";
+    std::string state_dir;
+    ServerTls tls;
+    std::string token;  // empty: no token required
+    Scheduler::Options scheduler;
+    absl::Duration tick_interval = absl::Milliseconds(200);
+    // Largest accepted submission (questions and images), bytes.
+    uint64_t max_upload_bytes = uint64_t{4} << 30;
+  };
+
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Start(Options options);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Stops serving (open streams end with UNAVAILABLE so workers reconnect
+  // elsewhere or later) and makes the journal durable.
+  void Shutdown();
+
+  int port() const { return port_; }
+  Scheduler& scheduler() { return *scheduler_; }
+  Executor& executor() { return *executor_; }
+  const Options& options() const { return options_; }
+  // Runs found in the state directory that could not be recovered.
+  std::vector<std::string> recovery_errors() const { return recovery_errors_; }
+
+  // Creates a run from an upload (or finds the run with the same
+  // idempotency key and reopens its failed questions). Blocks on disk I/O:
+  // call it off the gRPC threads.
+  absl::StatusOr<v1::SubmitResponse> CreateRun(v1::RunSpec spec, std::vector<UploadedFile> files);
+
+ private:
+  explicit Coordinator(Options options);
+  absl::Status Init();
+  void Recover();
+  void Merge(const std::string& run_id);
+  void TickLoop();
+
+  const Options options_;
+  std::unique_ptr<StateDir> state_;
+  std::unique_ptr<JournalWriter> journal_;
+  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<CoordinatorService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  std::vector<std::string> recovery_errors_;
+  std::mutex submit_mu_;  // one submission at a time (idempotency keys)
+
+  std::mutex tick_mu_;
+  std::condition_variable tick_cv_;
+  bool stopping_ = false;  // guarded by tick_mu_
+  std::thread ticker_;
+  std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_COORDINATOR_COORDINATOR_H_

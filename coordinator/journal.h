@@ -1,0 +1,109 @@
+// The coordinator's durable record of a run: an append-only file of framed
+// records ([u32 length][u32 crc32][payload], little-endian). Every accepted
+// answer is journaled before it is acknowledged; on start-up the journal is
+// replayed, and a torn or corrupt tail (a crash mid-write) is detected by its
+// length or checksum and cut off.
+//
+// JournalWriter commits records of many files in groups: one write and one
+// fdatasync per touched file per batch, however many records arrived.
+//
+// Thread-safety: JournalFile::ReadAt is thread-safe; appending goes only
+// through a JournalWriter, whose methods are thread-safe. Done callbacks run
+// on the writer's thread and must not block for long.
+#ifndef MEDEVAL_COORDINATOR_JOURNAL_H_
+#define MEDEVAL_COORDINATOR_JOURNAL_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace medeval {
+
+class JournalFile {
+ public:
+  // Opens or creates `path` and calls `visit(offset, payload)` for each intact
+  // record in order. A damaged tail is truncated away; its size goes to
+  // `*dropped_bytes`.
+  static absl::StatusOr<std::shared_ptr<JournalFile>> Open(
+      const std::string& path, const std::function<void(uint64_t, absl::string_view)>& visit,
+      uint64_t* dropped_bytes);
+  ~JournalFile();
+  JournalFile(const JournalFile&) = delete;
+  JournalFile& operator=(const JournalFile&) = delete;
+
+  // The payload of the record at `offset` (as given by replay or Append).
+  absl::StatusOr<std::string> ReadAt(uint64_t offset) const;
+  const std::string& path() const { return path_; }
+  // Bytes on stable storage (grows after each committed batch).
+  uint64_t durable_size() const { return durable_size_.load(); }
+
+ private:
+  friend class JournalWriter;
+  JournalFile(std::string path, int fd, uint64_t end)
+      : path_(std::move(path)), fd_(fd), end_(end), durable_size_(end) {}
+  // Writer thread only.
+  uint64_t Buffer(absl::string_view payload);
+  absl::Status WriteAndSync();
+
+  const std::string path_;
+  const int fd_;
+  uint64_t end_;        // file size including buffered records (writer thread)
+  std::string buffer_;  // records not yet written (writer thread)
+  std::atomic<uint64_t> durable_size_;
+};
+
+class JournalWriter {
+ public:
+  using Done = std::function<void(absl::StatusOr<uint64_t> offset)>;
+
+  JournalWriter();
+  // Commits what is queued, then stops.
+  ~JournalWriter();
+  JournalWriter(const JournalWriter&) = delete;
+  JournalWriter& operator=(const JournalWriter&) = delete;
+
+  // Queues `payload` for `file`; `done` gets the record's offset once it is on
+  // stable storage, or the error.
+  void Append(std::shared_ptr<JournalFile> file, std::string payload, Done done);
+  // Blocks until everything appended before the call is durable.
+  void Flush();
+
+  struct Stats {
+    uint64_t records = 0;
+    uint64_t batches = 0;
+  };
+  Stats stats();
+
+ private:
+  struct Item {
+    std::shared_ptr<JournalFile> file;
+    std::string payload;
+    Done done;
+  };
+  void Loop();
+
+  std::mutex mu_;
+  std::condition_variable cv_;       // work arrived or stopping
+  std::condition_variable done_cv_;  // a batch committed
+  std::vector<Item> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t queued_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t committed_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_COORDINATOR_JOURNAL_H_

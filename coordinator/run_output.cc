@@ -1,0 +1,188 @@
+#include "coordinator/run_output.h"
+
+#include <map>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/file_util.h"
+#include "common/records.h"
+#include "common/sha256.h"
+#include "common/suite.h"
+#include "common/version.h"
+#include "common/zip_archive.h"
+
+namespace medeval {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+ojson ParamsJson(const v1::RequestParams& p) {
+  ojson j;
+  j["system_prompt"] = p.has_system_prompt() ? ojson(p.system_prompt()) : ojson(nullptr);
+  j["temperature"] = p.has_temperature() ? ojson(p.temperature()) : ojson(nullptr);
+  j["max_tokens"] = p.has_max_tokens() ? ojson(p.max_tokens()) : ojson(nullptr);
+  j["top_p"] = p.has_top_p() ? ojson(p.top_p()) : ojson(nullptr);
+  j["extra_body"] = p.extra_body_json().empty()
+                        ? ojson(nullptr)
+                        : ojson::parse(p.extra_body_json(), nullptr, false);
+  ojson headers = ojson::object();
+  for (const auto& [k, v] : p.extra_headers()) headers[k] = v;
+  j["extra_headers"] = headers;
+  j["timeout_s"] = p.timeout_s();
+  j["max_attempts"] = p.max_attempts();
+  return j;
+}
+
+}  // namespace
+
+absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_dir) {
+  const v1::RunSpec& spec = snap.spec;
+  auto track = ParseTrack(spec.track());
+  if (!track.ok()) return track.status();
+  const std::string folder(SubmissionFolder(*track));
+  const std::string tmp = snap.output_dir + ".tmp";
+  absl::Status st = RemoveAll(tmp);
+  if (st.ok()) st = MakeDirs(JoinPath(tmp, folder));
+  if (!st.ok()) return st;
+
+  std::string records;
+  ojson inputs = ojson::array(), outputs = ojson::array(), failed_list = ojson::array(),
+        skipped = ojson::array();
+  std::set<std::string> endpoints, workers;
+  uint64_t answered = 0, failed = 0, attempts = 0, prompt_tokens = 0, completion_tokens = 0;
+  std::vector<ZipEntry> zip_entries;
+  uint32_t q = 0;  // global question index
+  for (size_t d = 0; d < snap.suite->datasets.size(); ++d) {
+    const Dataset& ds = snap.suite->datasets[d];
+    const std::string in_path = JoinPath(input_dir, ds.file.input_path);
+    auto contents = ReadFile(in_path);
+    if (!contents.ok()) return contents.status();
+    std::vector<absl::string_view> lines = SplitLines(*contents);
+    std::string out;
+    out.reserve(contents->size() + 64 * ds.size());
+    size_t local = 0;  // next question of this dataset, by line order
+    for (size_t i = 0; i < lines.size(); ++i) {
+      const uint32_t lineno = static_cast<uint32_t>(i + 1);
+      if (local >= ds.size() || ds.line(local) != lineno) {
+        // Blank or skipped (invalid) line: copied as it was.
+        absl::StrAppend(&out, lines[i], "\n");
+        continue;
+      }
+      const uint32_t gq = q + static_cast<uint32_t>(local);
+      ++local;
+      const bool is_failed = snap.state[gq] == kFailed;
+      if (snap.state[gq] != kAnswered && !is_failed) {
+        return absl::InternalError(absl::StrCat(ds.file.name, ":", lineno, ": not settled"));
+      }
+      auto payload = snap.journal->ReadAt(snap.offset[gq]);
+      if (!payload.ok()) return payload.status();
+      v1::JournalEntry entry;
+      if (!entry.ParseFromString(*payload) || entry.index() != gq) {
+        return absl::DataLossError(absl::StrCat(snap.journal->path(), ": record for ",
+                                                ds.file.name, ":", lineno, " is damaged"));
+      }
+      const v1::AnswerRecord& rec = is_failed ? entry.failure() : entry.answer();
+      ojson in = ojson::parse(lines[i].begin(), lines[i].end(), nullptr, false);
+      if (is_failed) {
+        absl::StrAppend(&out, lines[i], "\n");  // never a made-up answer
+        ++failed;
+        failed_list.push_back({{"dataset", ds.file.name}, {"line", lineno},
+                               {"error", rec.last_error()}});
+      } else {
+        in["answer"] = rec.answer();
+        absl::StrAppend(&out, in.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                        "\n");
+        ++answered;
+      }
+      attempts += static_cast<uint64_t>(rec.attempts());
+      prompt_tokens += static_cast<uint64_t>(rec.prompt_tokens());
+      completion_tokens += static_cast<uint64_t>(rec.completion_tokens());
+      if (!rec.endpoint().empty()) endpoints.insert(rec.endpoint());
+      if (!rec.worker().empty()) workers.insert(rec.worker());
+      ojson other = in.is_object() && in.contains("other") ? in["other"] : ojson(nullptr);
+      absl::StrAppend(&records,
+                      RecordJson(ds.file.name, lineno, other, rec, is_failed)
+                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                      "\n");
+    }
+    q += static_cast<uint32_t>(ds.size());
+    const std::string rel = JoinPath(folder, ds.file.output_name);
+    const std::string out_path = JoinPath(tmp, rel);
+    st = WriteFileAtomic(out_path, out);
+    if (!st.ok()) return st;
+    zip_entries.push_back({rel, out_path});
+    inputs.push_back({{"dataset", ds.file.name},
+                      {"path", ds.file.input_path},
+                      {"sha256", ds.sha256},
+                      {"lines", ds.line_count},
+                      {"questions", ds.size()}});
+    outputs.push_back({{"path", rel}, {"sha256", Sha256Hex(out)}});
+    for (const InputIssue& issue : ds.issues) {
+      skipped.push_back({{"path", ds.file.input_path}, {"line", issue.line},
+                         {"reason", issue.message}});
+    }
+  }
+
+  const bool complete = failed == 0;
+  if (complete || spec.allow_incomplete_zip()) {
+    const std::string zip = JoinPath(tmp, absl::StrCat(folder, ".zip"));
+    st = WriteZip(zip, {folder}, zip_entries);
+    if (!st.ok()) return st;
+    auto sha = Sha256File(zip);
+    if (!sha.ok()) return sha.status();
+    outputs.push_back({{"path", absl::StrCat(folder, ".zip")}, {"sha256", *sha}});
+  }
+  st = WriteFileAtomic(JoinPath(tmp, "records.jsonl"), records);
+  if (!st.ok()) return st;
+  outputs.push_back({{"path", "records.jsonl"}, {"sha256", Sha256Hex(records)}});
+
+  const int64_t finished_ms = snap.finished == absl::InfinitePast()
+                                  ? absl::ToUnixMillis(absl::Now())
+                                  : absl::ToUnixMillis(snap.finished);
+  ojson m;
+  m["medeval_version"] = kVersion;
+  m["run_id"] = spec.run_id();
+  m["model"] = spec.model();
+  m["track"] = spec.track();
+  m["submission_folder"] = folder;
+  m["endpoints"] = ojson(std::vector<std::string>(endpoints.begin(), endpoints.end()));
+  m["workers"] = ojson(std::vector<std::string>(workers.begin(), workers.end()));
+  m["request"] = ParamsJson(spec.params());
+  m["started"] = IsoTime(spec.created_unix_ms());
+  m["finished"] = IsoTime(finished_ms);
+  m["finished_unix_ms"] = finished_ms;
+  m["complete"] = complete;
+  m["zip_written"] = complete || spec.allow_incomplete_zip();
+  m["counts"] = {{"questions", answered + failed},
+                 {"answered", answered},
+                 {"failed", failed},
+                 {"skipped_invalid", skipped.size()},
+                 {"attempts", attempts},
+                 {"duplicate_results", snap.duplicates},
+                 {"prompt_tokens", prompt_tokens},
+                 {"completion_tokens", completion_tokens}};
+  m["inputs"] = inputs;
+  m["outputs"] = outputs;
+  m["skipped"] = skipped;
+  m["failed"] = failed_list;
+  m["journal_bytes"] = snap.journal->durable_size();
+  st = WriteFileAtomic(JoinPath(tmp, "manifest.json"), m.dump(2) + "\n");
+  if (!st.ok()) return st;
+
+  // Swap the new folder in.
+  const std::string old = snap.output_dir + ".old";
+  st = RemoveAll(old);
+  if (!st.ok()) return st;
+  if (PathExists(snap.output_dir) && ::rename(snap.output_dir.c_str(), old.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("rename ", snap.output_dir));
+  }
+  if (::rename(tmp.c_str(), snap.output_dir.c_str()) != 0) {
+    return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
+  }
+  st = SyncDir(DirName(snap.output_dir));
+  if (!st.ok()) return st;
+  return RemoveAll(old);
+}
+
+}  // namespace medeval

@@ -1,0 +1,705 @@
+#include "coordinator/scheduler.h"
+
+#include <algorithm>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/version.h"
+
+namespace medeval {
+namespace {
+
+constexpr size_t kMaxDeparted = 32;
+constexpr size_t kMaxFailedListed = 50;
+constexpr absl::Duration kRateWindow = absl::Seconds(10);
+
+}  // namespace
+
+const char* RunPhaseName(RunPhase phase) {
+  switch (phase) {
+    case RunPhase::kRunning: return "running";
+    case RunPhase::kMerging: return "finishing";
+    case RunPhase::kDone: return "done";
+    case RunPhase::kIncomplete: return "incomplete";
+    case RunPhase::kMergeFailed: return "merge-failed";
+  }
+  return "unknown";
+}
+
+struct Scheduler::Run {
+  uint32_t num = 0;
+  v1::RunSpec spec;
+  std::shared_ptr<const Suite> suite;
+  std::vector<uint32_t> starts;  // first question index of each dataset
+  std::shared_ptr<JournalFile> journal;
+  std::string output_dir;
+  std::vector<uint8_t> state;
+  std::vector<uint8_t> holders;  // live leases per question
+  std::vector<uint64_t> offset;
+  std::deque<uint32_t> queue;  // pending questions; may hold stale entries
+  uint64_t pending = 0;        // questions in kPending
+  uint64_t leased = 0;         // questions in kLeased
+  uint64_t answered = 0;       // durable answers
+  uint64_t failed = 0;         // durable failures
+  uint64_t unsynced = 0;       // accepted, not yet durable
+  uint64_t duplicates = 0;
+  uint64_t retries = 0;
+  absl::flat_hash_map<uint32_t, std::string> failure_errors;
+  RunPhase phase = RunPhase::kRunning;
+  absl::Time finished = absl::InfinitePast();
+  std::string error;
+  double lease_secs_ewma = 0;  // typical time from lease to result
+  std::deque<std::pair<absl::Time, uint64_t>> samples;  // (time, answered)
+
+  size_t total() const { return state.size(); }
+  size_t Dataset(uint32_t q) const {
+    return static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), q) - starts.begin()) -
+           1;
+  }
+  std::string Describe(uint32_t q) const {
+    size_t d = Dataset(q);
+    const medeval::Dataset& ds = suite->datasets[d];
+    return absl::StrCat(ds.file.name, ":", ds.line(q - starts[d]));
+  }
+};
+
+struct Scheduler::Worker {
+  std::string id;
+  v1::Hello hello;
+  WorkerChannel* channel = nullptr;
+  absl::flat_hash_set<uint64_t> leases;
+  absl::flat_hash_set<uint32_t> runs_sent;  // RunInfo already sent on this stream
+  absl::Time connected;
+  absl::Time last_seen;
+  bool draining = false;
+  std::string error;
+  uint64_t answered = 0;
+  size_t capacity() const { return hello.max_inflight() + hello.prefetch(); }
+};
+
+Scheduler::Scheduler(Options options, JournalWriter* journal)
+    : options_(std::move(options)), journal_(journal) {
+  // Lease ids are unique across restarts so a stale id never names a new lease.
+  absl::BitGen gen;
+  next_lease_id_ = absl::Uniform<uint64_t>(gen, 1, uint64_t{1} << 62);
+}
+
+Scheduler::~Scheduler() = default;
+
+uint64_t Scheduler::QKey(const Run& run, uint32_t q) {
+  return (static_cast<uint64_t>(run.num) << 32) | q;
+}
+
+absl::Status Scheduler::AddRun(LoadedRun loaded) {
+  absl::MutexLock lock(&mu_);
+  const std::string id = loaded.spec.run_id();
+  if (runs_by_id_.contains(id)) return absl::AlreadyExistsError(absl::StrCat("run ", id, " exists"));
+  auto run = std::make_unique<Run>();
+  run->num = static_cast<uint32_t>(runs_.size());
+  run->spec = std::move(loaded.spec);
+  run->suite = std::move(loaded.suite);
+  run->journal = std::move(loaded.journal);
+  run->output_dir = std::move(loaded.output_dir);
+  uint32_t start = 0;
+  for (const auto& ds : run->suite->datasets) {
+    run->starts.push_back(start);
+    start += static_cast<uint32_t>(ds.size());
+  }
+  const size_t n = start;
+  run->state = std::move(loaded.state);
+  run->offset = std::move(loaded.offset);
+  if (run->state.size() != n || run->offset.size() != n) {
+    return absl::InternalError(absl::StrCat("run ", id, ": state of ", run->state.size(),
+                                            " questions for a suite of ", n));
+  }
+  run->holders.assign(n, 0);
+  run->failure_errors = std::move(loaded.failure_errors);
+  run->retries = loaded.retries;
+  run->finished = loaded.finished;
+  for (uint32_t q = 0; q < n; ++q) {
+    switch (run->state[q]) {
+      case kAnswered: ++run->answered; break;
+      case kFailed: ++run->failed; break;
+      default:
+        run->state[q] = kPending;
+        ++run->pending;
+        run->queue.push_back(q);
+    }
+  }
+  Run* r = run.get();
+  runs_by_id_[id] = r;
+  if (!r->spec.idempotency_key().empty()) runs_by_key_[r->spec.idempotency_key()] = r;
+  runs_.push_back(std::move(run));
+  if (r->pending > 0) {
+    active_[r->spec.model()].push_back(r);
+    if (options_.startup_grace > absl::ZeroDuration() && r->answered + r->failed > 0) {
+      // A recovered run: workers may still hold its questions.
+      grace_until_ = options_.clock->Now() + options_.startup_grace;
+      grace_over_ = false;
+    }
+    DispatchModel(r->spec.model());
+  } else if (loaded.outputs_ready) {
+    r->phase = r->failed > 0 ? RunPhase::kIncomplete : RunPhase::kDone;
+  } else {
+    MaybeComplete(r);
+  }
+  return absl::OkStatus();
+}
+
+std::string Scheduler::FindRunByKey(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_by_key_.find(key);
+  return it == runs_by_key_.end() ? "" : it->second->spec.run_id();
+}
+
+bool Scheduler::HasRun(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  return runs_by_id_.contains(run_id);
+}
+
+void Scheduler::SetState(Run* run, uint32_t q, uint8_t state) {
+  uint8_t old = run->state[q];
+  if (old == state) return;
+  if (old == kPending) --run->pending;
+  if (old == kLeased) --run->leased;
+  if (state == kPending) ++run->pending;
+  if (state == kLeased) ++run->leased;
+  run->state[q] = state;
+}
+
+void Scheduler::Requeue(Run* run, uint32_t q) {
+  SetState(run, q, kPending);
+  run->queue.push_front(q);
+  auto& active = active_[run->spec.model()];
+  if (std::find(active.begin(), active.end(), run) == active.end()) active.push_back(run);
+}
+
+absl::StatusOr<uint32_t> Scheduler::Reopen(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_by_id_.find(run_id);
+  if (it == runs_by_id_.end()) return absl::NotFoundError(absl::StrCat("no run ", run_id));
+  Run* run = it->second;
+  if (run->phase == RunPhase::kMerging) {
+    return absl::UnavailableError(absl::StrCat("run ", run_id, " is writing its outputs; retry"));
+  }
+  uint32_t reopened = 0;
+  for (uint32_t q = 0; q < run->total(); ++q) {
+    if (run->state[q] != kFailed) continue;
+    Requeue(run, q);
+    --run->failed;
+    ++reopened;
+  }
+  run->failure_errors.clear();
+  if (reopened == 0) {
+    if (run->phase == RunPhase::kMergeFailed) {
+      run->phase = RunPhase::kRunning;
+      MaybeComplete(run);
+    }
+    return 0;
+  }
+  v1::JournalEntry entry;
+  entry.set_reopen(true);
+  // Replay applies the reopen in order; the questions are re-asked now.
+  journal_->Append(run->journal, entry.SerializeAsString(), [](absl::StatusOr<uint64_t> st) {
+    if (!st.ok()) MEDEVAL_LOG(ERROR) << "journal reopen: " << st.status().message();
+  });
+  run->phase = RunPhase::kRunning;
+  run->finished = absl::InfinitePast();
+  run->error.clear();
+  DispatchModel(run->spec.model());
+  return reopened;
+}
+
+absl::StatusOr<RunSnapshot> Scheduler::Snapshot(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_by_id_.find(run_id);
+  if (it == runs_by_id_.end()) return absl::NotFoundError(absl::StrCat("no run ", run_id));
+  const Run& run = *it->second;
+  RunSnapshot s;
+  s.spec = run.spec;
+  s.suite = run.suite;
+  s.journal = run.journal;
+  s.output_dir = run.output_dir;
+  s.state = run.state;
+  s.offset = run.offset;
+  s.duplicates = run.duplicates;
+  s.finished = run.finished;
+  return s;
+}
+
+void Scheduler::FinishMerge(const std::string& run_id, const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_by_id_.find(run_id);
+  if (it == runs_by_id_.end()) return;
+  Run* run = it->second;
+  if (run->phase != RunPhase::kMerging) return;  // reopened meanwhile
+  if (!status.ok()) {
+    run->phase = RunPhase::kMergeFailed;
+    run->error = std::string(status.message());
+    MEDEVAL_LOG(ERROR) << "run " << run_id << ": writing outputs failed: " << status.message();
+    return;
+  }
+  run->phase = run->failed > 0 ? RunPhase::kIncomplete : RunPhase::kDone;
+  MEDEVAL_LOG(INFO) << "run " << run_id << " (" << run->spec.model() << ") "
+                    << RunPhaseName(run->phase) << ": " << run->answered << " answered, "
+                    << run->failed << " failed";
+}
+
+absl::StatusOr<Scheduler::OutputInfo> Scheduler::Output(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_by_id_.find(run_id);
+  if (it == runs_by_id_.end()) return absl::NotFoundError(absl::StrCat("no run ", run_id));
+  return OutputInfo{it->second->phase, it->second->output_dir, it->second->spec.model()};
+}
+
+bool Scheduler::InGrace() {
+  if (grace_over_) return false;
+  if (options_.clock->Now() < grace_until_) return true;
+  grace_over_ = true;
+  return false;
+}
+
+absl::StatusOr<std::string> Scheduler::Connect(const v1::Hello& hello, WorkerChannel* channel) {
+  if (hello.model().empty()) return absl::InvalidArgumentError("hello: model is required");
+  if (hello.max_inflight() == 0) return absl::InvalidArgumentError("hello: max_inflight must be > 0");
+  absl::MutexLock lock(&mu_);
+  std::string id = hello.worker_name().empty() ? "worker" : hello.worker_name();
+  if (auto it = workers_.find(id); it != workers_.end()) {
+    // The same worker reconnecting before its old stream was noticed as gone.
+    Worker* old = it->second.get();
+    old->channel->Close(absl::AbortedError("replaced by a new connection with the same name"));
+    RemoveWorker(old, "replaced by a new connection");
+  }
+  auto w = std::make_unique<Worker>();
+  w->id = id;
+  w->hello = hello;
+  w->channel = channel;
+  w->connected = w->last_seen = options_.clock->Now();
+  Worker* worker = w.get();
+  workers_[id] = std::move(w);
+
+  v1::CoordinatorMessage msg;
+  msg.mutable_welcome()->set_worker_id(id);
+  msg.mutable_welcome()->set_heartbeat_interval_ms(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
+  msg.mutable_welcome()->set_coordinator_version(kVersion);
+  // Questions the worker still works on from before a reconnect (or our
+  // restart) stay with it if nobody else has them.
+  uint32_t reclaimed = 0;
+  for (const v1::QuestionKey& key : hello.holding()) {
+    auto rit = runs_by_id_.find(key.run_id());
+    if (rit == runs_by_id_.end()) continue;
+    Run* run = rit->second;
+    if (key.index() >= run->total() || run->state[key.index()] != kPending) continue;
+    if (run->spec.model() != hello.model()) continue;
+    AddLease(run, key.index(), worker, /*backup=*/false, &msg);
+    ++reclaimed;
+  }
+  // The worker already runs these; it needs no lease messages for them.
+  msg.clear_leases();
+  msg.clear_runs();
+  worker->runs_sent.clear();
+  channel->Send(msg);
+  MEDEVAL_LOG(INFO) << "worker " << id << " connected: model " << hello.model() << ", "
+                    << hello.max_inflight() << " in flight"
+                    << (reclaimed > 0 ? absl::StrCat(", reclaimed ", reclaimed, " questions") : "");
+  Dispatch(worker);
+  return id;
+}
+
+void Scheduler::Disconnect(const std::string& worker_id, WorkerChannel* channel) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || it->second->channel != channel) return;
+  RemoveWorker(it->second.get(), "disconnected");
+}
+
+void Scheduler::RemoveWorker(Worker* w, const std::string& why) {
+  const std::string model = w->hello.model();
+  std::vector<uint64_t> ids(w->leases.begin(), w->leases.end());
+  for (uint64_t id : ids) DropLease(id, /*requeue=*/true);
+  if (!ids.empty() || !w->error.empty()) {
+    MEDEVAL_LOG(INFO) << "worker " << w->id << " " << why << "; " << ids.size()
+                      << " leases back in the queue";
+  }
+  v1::WorkerStatus st;
+  FillWorkerStatus(*w, &st);
+  departed_.erase(std::remove_if(departed_.begin(), departed_.end(),
+                                 [&](const v1::WorkerStatus& d) { return d.worker_id() == w->id; }),
+                  departed_.end());
+  departed_.push_back(st);
+  if (departed_.size() > kMaxDeparted) departed_.pop_front();
+  workers_.erase(w->id);
+  DispatchModel(model);
+}
+
+void Scheduler::AddLease(Run* run, uint32_t q, Worker* w, bool backup,
+                         v1::CoordinatorMessage* msg) {
+  const uint64_t id = next_lease_id_++;
+  const absl::Time now = options_.clock->Now();
+  leases_[id] = Lease{run, q, w, now, backup};
+  leases_by_question_[QKey(*run, q)].push_back(id);
+  w->leases.insert(id);
+  SetState(run, q, kLeased);
+  ++run->holders[q];
+  ++counters_.leases;
+  if (backup) ++counters_.backups;
+  if (w->runs_sent.insert(run->num).second) {
+    v1::RunInfo* info = msg->add_runs();
+    info->set_run_id(run->spec.run_id());
+    info->set_model(run->spec.model());
+    *info->mutable_params() = run->spec.params();
+  }
+  const size_t d = run->Dataset(q);
+  const medeval::Dataset& ds = run->suite->datasets[d];
+  const size_t local = q - run->starts[d];
+  v1::Lease* l = msg->add_leases();
+  l->set_lease_id(id);
+  l->mutable_key()->set_run_id(run->spec.run_id());
+  l->mutable_key()->set_index(q);
+  l->set_dataset(ds.file.name);
+  l->set_line(ds.line(local));
+  absl::string_view text = ds.question(local);
+  l->set_question(text.data(), text.size());
+  for (absl::string_view img : ds.images(local)) l->add_images()->set_path(std::string(img));
+  l->set_backup(backup);
+}
+
+void Scheduler::DropLease(uint64_t lease_id, bool requeue) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) return;
+  Lease lease = it->second;
+  leases_.erase(it);
+  lease.worker->leases.erase(lease_id);
+  const uint64_t key = QKey(*lease.run, lease.q);
+  auto qit = leases_by_question_.find(key);
+  if (qit != leases_by_question_.end()) {
+    auto& ids = qit->second;
+    ids.erase(std::remove(ids.begin(), ids.end(), lease_id), ids.end());
+    if (ids.empty()) leases_by_question_.erase(qit);
+  }
+  Run* run = lease.run;
+  --run->holders[lease.q];
+  if (requeue && run->holders[lease.q] == 0 && run->state[lease.q] == kLeased) {
+    Requeue(run, lease.q);
+  }
+}
+
+void Scheduler::DispatchModel(const std::string& model) {
+  if (InGrace()) return;
+  for (auto& [id, w] : workers_) {
+    if (w->hello.model() == model) Dispatch(w.get());
+  }
+}
+
+void Scheduler::Dispatch(Worker* w) {
+  if (w->draining || !w->error.empty() || InGrace()) return;
+  if (w->leases.size() >= w->capacity()) return;
+  auto ait = active_.find(w->hello.model());
+  if (ait == active_.end()) return;
+  std::vector<Run*>& runs = ait->second;
+  size_t& rr = round_robin_[w->hello.model()];
+  v1::CoordinatorMessage msg;
+  size_t free = w->capacity() - w->leases.size();
+  // One question per run in turn, so concurrent runs of a model share workers.
+  size_t idle_rounds = 0;
+  while (free > 0 && !runs.empty() && idle_rounds < runs.size()) {
+    rr %= runs.size();
+    Run* run = runs[rr];
+    bool took = false;
+    while (!run->queue.empty()) {
+      uint32_t q = run->queue.front();
+      run->queue.pop_front();
+      if (run->state[q] != kPending) continue;  // stale entry
+      AddLease(run, q, w, /*backup=*/false, &msg);
+      --free;
+      took = true;
+      break;
+    }
+    if (run->queue.empty() && run->pending == 0) {
+      // Nothing left to hand out; the run stays tracked through its leases.
+      runs.erase(runs.begin() + static_cast<long>(rr));
+      idle_rounds = 0;
+      continue;
+    }
+    ++rr;
+    idle_rounds = took ? 0 : idle_rounds + 1;
+  }
+  if (msg.leases_size() > 0) w->channel->Send(msg);
+}
+
+void Scheduler::OnMessage(const std::string& worker_id, WorkerChannel* channel,
+                          const v1::WorkerMessage& msg) {
+  absl::MutexLock lock(&mu_);
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end() || it->second->channel != channel) return;
+  Worker* w = it->second.get();
+  w->last_seen = options_.clock->Now();
+  for (const v1::Result& r : msg.results()) HandleResult(w, r);
+  for (uint64_t id : msg.released()) {
+    if (w->leases.contains(id)) DropLease(id, /*requeue=*/true);
+  }
+  if (msg.has_error()) {
+    w->error = msg.error().message();
+    w->draining = true;
+    MEDEVAL_LOG(ERROR) << "worker " << w->id << " cannot serve: " << w->error;
+  }
+  if (msg.draining() && !w->draining) {
+    w->draining = true;
+    MEDEVAL_LOG(INFO) << "worker " << w->id << " is draining";
+  }
+  if (!msg.released().empty()) DispatchModel(w->hello.model());
+  Dispatch(w);
+}
+
+void Scheduler::HandleResult(Worker* w, const v1::Result& r) {
+  ++counters_.results;
+  auto rit = runs_by_id_.find(r.key().run_id());
+  v1::CoordinatorMessage ack;
+  *ack.add_acks() = r.key();
+  if (rit == runs_by_id_.end()) {
+    w->channel->Send(ack);  // an unknown run: nothing to keep
+    return;
+  }
+  Run* run = rit->second;
+  const uint32_t q = r.key().index();
+  if (q >= run->total()) {
+    MEDEVAL_LOG(WARNING) << "worker " << w->id << " answered question " << q << " of run "
+                         << run->spec.run_id() << ", which has " << run->total();
+    w->channel->Send(ack);
+    return;
+  }
+  auto lit = leases_.find(r.lease_id());
+  if (lit != leases_.end() && lit->second.worker == w && lit->second.run == run &&
+      lit->second.q == q) {
+    double secs = absl::ToDoubleSeconds(options_.clock->Now() - lit->second.issued);
+    run->lease_secs_ewma =
+        run->lease_secs_ewma == 0 ? secs : 0.9 * run->lease_secs_ewma + 0.1 * secs;
+    DropLease(r.lease_id(), /*requeue=*/false);
+  }
+  const uint8_t st = run->state[q];
+  if (st == kAnswered || st == kFailed) {
+    ++run->duplicates;
+    ++counters_.duplicates;
+    w->channel->Send(ack);
+    return;
+  }
+  const bool failed = r.has_failure();
+  if (failed && run->holders[q] > 0) {
+    // Another copy is still running; let it decide. Nothing to journal.
+    w->channel->Send(ack);
+    return;
+  }
+  // First result wins. Cancel the other copies.
+  auto qit = leases_by_question_.find(QKey(*run, q));
+  if (qit != leases_by_question_.end()) {
+    std::vector<uint64_t> others(qit->second.begin(), qit->second.end());
+    for (uint64_t id : others) {
+      Worker* holder = leases_[id].worker;
+      v1::CoordinatorMessage cancel;
+      cancel.add_cancels(id);
+      holder->channel->Send(cancel);
+      DropLease(id, /*requeue=*/false);
+    }
+  }
+  SetState(run, q, failed ? kFailed : kAnswered);
+  ++run->unsynced;
+  ++w->answered;
+  const v1::AnswerRecord& rec = failed ? r.failure() : r.answer();
+  if (rec.attempts() > 1) run->retries += static_cast<uint64_t>(rec.attempts() - 1);
+  if (failed) run->failure_errors[q] = rec.last_error();
+  v1::JournalEntry entry;
+  entry.set_index(q);
+  if (failed) {
+    *entry.mutable_failure() = rec;
+  } else {
+    *entry.mutable_answer() = rec;
+  }
+  const uint32_t run_num = run->num;
+  const std::string worker_id = w->id;
+  journal_->Append(run->journal, entry.SerializeAsString(),
+                   [this, run_num, q, failed, worker_id](absl::StatusOr<uint64_t> offset) {
+                     OnDurable(run_num, q, failed, worker_id, std::move(offset));
+                   });
+}
+
+void Scheduler::OnDurable(uint32_t run_num, uint32_t q, bool failed, const std::string& worker_id,
+                          absl::StatusOr<uint64_t> offset) {
+  absl::MutexLock lock(&mu_);
+  Run* run = runs_[run_num].get();
+  --run->unsynced;
+  if (!offset.ok()) {
+    // Not durable: ask again rather than acknowledge an answer we could lose.
+    MEDEVAL_LOG(ERROR) << "run " << run->spec.run_id() << ": " << offset.status().message()
+                       << "; the question will be asked again";
+    Requeue(run, q);
+    run->failure_errors.erase(q);
+    DispatchModel(run->spec.model());
+    return;
+  }
+  run->offset[q] = *offset;
+  if (failed) {
+    ++run->failed;
+  } else {
+    ++run->answered;
+  }
+  if (auto it = workers_.find(worker_id); it != workers_.end()) {
+    v1::CoordinatorMessage ack;
+    v1::QuestionKey* key = ack.add_acks();
+    key->set_run_id(run->spec.run_id());
+    key->set_index(q);
+    it->second->channel->Send(ack);
+  }
+  MaybeComplete(run);
+}
+
+void Scheduler::MaybeComplete(Run* run) {
+  if (run->phase != RunPhase::kRunning) return;
+  if (run->answered + run->failed != run->total() || run->unsynced > 0) return;
+  run->phase = RunPhase::kMerging;
+  if (run->finished == absl::InfinitePast()) run->finished = options_.clock->Now();
+  auto& active = active_[run->spec.model()];
+  active.erase(std::remove(active.begin(), active.end(), run), active.end());
+  if (options_.on_run_complete) options_.on_run_complete(run->spec.run_id());
+}
+
+void Scheduler::Tick() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = options_.clock->Now();
+  std::vector<Worker*> silent;
+  for (auto& [id, w] : workers_) {
+    if (now - w->last_seen > options_.heartbeat_timeout) silent.push_back(w.get());
+  }
+  for (Worker* w : silent) {
+    const std::string why = absl::StrCat("sent nothing for ",
+                                         absl::FormatDuration(now - w->last_seen), "; presumed gone");
+    w->channel->Close(absl::UnavailableError(why));
+    ++counters_.expired_workers;
+    RemoveWorker(w, why);
+  }
+  if (!grace_over_ && !InGrace()) {
+    for (auto& [id, w] : workers_) Dispatch(w.get());
+  }
+  if (options_.backups) Backups(now);
+  for (auto& run : runs_) {
+    if (run->phase != RunPhase::kRunning) continue;
+    run->samples.emplace_back(now, run->answered + run->failed);
+    while (run->samples.size() > 2 && now - run->samples[1].first > kRateWindow) {
+      run->samples.pop_front();
+    }
+  }
+}
+
+void Scheduler::Backups(absl::Time now) {
+  if (InGrace()) return;
+  // Idle capacity per model: workers with free credits.
+  absl::flat_hash_map<std::string, std::vector<Worker*>> idle;
+  for (auto& [id, w] : workers_) {
+    if (w->draining || !w->error.empty() || w->leases.size() >= w->capacity()) continue;
+    idle[w->hello.model()].push_back(w.get());
+  }
+  if (idle.empty()) return;
+  // Stragglers: the oldest single-copy leases of runs with nothing left to hand out.
+  std::vector<std::pair<absl::Time, uint64_t>> stragglers;
+  for (const auto& [id, lease] : leases_) {
+    const Run* run = lease.run;
+    if (lease.backup || run->pending > 0 || run->holders[lease.q] != 1) continue;
+    if (!idle.contains(run->spec.model())) continue;
+    absl::Duration threshold = std::max(
+        options_.backup_min_age, absl::Seconds(options_.backup_factor * run->lease_secs_ewma));
+    if (now - lease.issued >= threshold) stragglers.emplace_back(lease.issued, id);
+  }
+  std::sort(stragglers.begin(), stragglers.end());
+  absl::flat_hash_map<Worker*, v1::CoordinatorMessage> out;
+  for (const auto& [issued, id] : stragglers) {
+    auto lit = leases_.find(id);
+    if (lit == leases_.end()) continue;
+    Lease lease = lit->second;
+    auto& candidates = idle[lease.run->spec.model()];
+    for (Worker* w : candidates) {
+      if (w == lease.worker || w->leases.size() >= w->capacity()) continue;
+      AddLease(lease.run, lease.q, w, /*backup=*/true, &out[w]);
+      MEDEVAL_LOG(INFO) << "backup copy of " << lease.run->Describe(lease.q) << " to worker "
+                        << w->id << " (first copy on " << lease.worker->id << " for "
+                        << absl::FormatDuration(absl::Trunc(now - issued, absl::Seconds(1)))
+                        << ")";
+      break;
+    }
+  }
+  for (auto& [w, msg] : out) w->channel->Send(msg);
+}
+
+void Scheduler::FillRunStatus(const Run& run, v1::RunStatus* out) {
+  out->set_run_id(run.spec.run_id());
+  out->set_model(run.spec.model());
+  out->set_track(run.spec.track());
+  out->set_state(RunPhaseName(run.phase));
+  out->set_total(run.total());
+  out->set_answered(run.answered);
+  out->set_failed(run.failed);
+  out->set_leased(run.leased);
+  out->set_retries(run.retries);
+  out->set_duplicates(run.duplicates);
+  out->set_created_unix_ms(run.spec.created_unix_ms());
+  if (run.finished != absl::InfinitePast()) out->set_finished_unix_ms(absl::ToUnixMillis(run.finished));
+  out->set_error(run.error);
+  double rate = 0;
+  if (run.samples.size() >= 2) {
+    const auto& a = run.samples.front();
+    const auto& b = run.samples.back();
+    double secs = absl::ToDoubleSeconds(b.first - a.first);
+    if (secs > 0) rate = static_cast<double>(b.second - a.second) / secs;
+  }
+  out->set_rate(rate);
+  uint64_t remaining = run.total() - run.answered - run.failed;
+  out->set_eta_s(remaining == 0 ? 0 : (rate > 0 ? static_cast<double>(remaining) / rate : -1));
+  std::vector<uint32_t> failed;
+  for (const auto& [q, err] : run.failure_errors) failed.push_back(q);
+  std::sort(failed.begin(), failed.end());
+  for (size_t i = 0; i < failed.size() && i < kMaxFailedListed; ++i) {
+    out->add_failed_questions(
+        absl::StrCat(run.Describe(failed[i]), ": ", run.failure_errors.at(failed[i])));
+  }
+}
+
+void Scheduler::FillWorkerStatus(const Worker& w, v1::WorkerStatus* out) {
+  out->set_worker_id(w.id);
+  out->set_name(w.hello.worker_name());
+  out->set_model(w.hello.model());
+  out->set_max_inflight(w.hello.max_inflight());
+  out->set_leased(static_cast<uint32_t>(w.leases.size()));
+  out->set_answered(w.answered);
+  out->set_endpoint(w.hello.endpoint());
+  out->set_connected_unix_ms(absl::ToUnixMillis(w.connected));
+  out->set_error(w.error);
+  out->set_draining(w.draining);
+}
+
+v1::StatusResponse Scheduler::Status(const std::string& run_id) {
+  absl::MutexLock lock(&mu_);
+  v1::StatusResponse resp;
+  resp.set_coordinator_version(kVersion);
+  for (const auto& run : runs_) {
+    if (!run_id.empty() && run->spec.run_id() != run_id) continue;
+    FillRunStatus(*run, resp.add_runs());
+  }
+  for (const auto& [id, w] : workers_) {
+    v1::WorkerStatus* st = resp.add_workers();
+    FillWorkerStatus(*w, st);
+    st->set_connected(true);
+  }
+  // Workers that left with an error stay visible: the error is often the
+  // reason a run does not progress (a rejected API key, say).
+  for (const v1::WorkerStatus& st : departed_) {
+    if (!st.error().empty() && !workers_.contains(st.worker_id())) *resp.add_workers() = st;
+  }
+  return resp;
+}
+
+Scheduler::Counters Scheduler::counters() {
+  absl::MutexLock lock(&mu_);
+  return counters_;
+}
+
+}  // namespace medeval

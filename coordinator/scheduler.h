@@ -1,0 +1,215 @@
+// The coordinator's state and decisions: runs and their questions, connected
+// workers, and the leases between them.
+//
+// A question is identified by (run, index). It is leased to a worker serving
+// the run's model, under credit-based flow control (a worker holds at most
+// max_inflight + prefetch leases). The first result for a question wins: it
+// is journaled, and acknowledged to the worker only once durable; later
+// copies are counted as duplicates and dropped. A worker that disconnects or
+// stops heartbeating loses its leases, which go back to the queue. At the
+// tail of a run, idle workers get backup copies of stragglers.
+//
+// Thread-safety: every public method is thread-safe; all state lives behind
+// one mutex. WorkerChannel::Send and the completion callback are invoked with
+// that mutex held, so they must only queue work, never block or call back in.
+#ifndef MEDEVAL_COORDINATOR_SCHEDULER_H_
+#define MEDEVAL_COORDINATOR_SCHEDULER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/suite.h"
+#include "coordinator/journal.h"
+#include "proto/medeval.pb.h"
+
+namespace medeval {
+
+// The scheduler's handle on one worker stream (implemented by the gRPC
+// reactor). Both methods are called with the scheduler's mutex held and must
+// not block.
+class WorkerChannel {
+ public:
+  virtual ~WorkerChannel() = default;
+  // Queues `msg` for the worker (merged with whatever is already queued).
+  virtual void Send(const v1::CoordinatorMessage& msg) = 0;
+  // Ends the stream with `status` once queued messages are written.
+  virtual void Close(const absl::Status& status) = 0;
+};
+
+// Per-question progress, as journaled.
+enum QuestionState : uint8_t {
+  kPending = 0,
+  kLeased = 1,
+  kAnswered = 2,
+  kFailed = 3,
+};
+
+enum class RunPhase { kRunning, kMerging, kDone, kIncomplete, kMergeFailed };
+const char* RunPhaseName(RunPhase phase);
+
+// A run as recovered from disk (or just created): spec, questions, journal,
+// and the per-question state rebuilt from the journal.
+struct LoadedRun {
+  v1::RunSpec spec;
+  std::shared_ptr<const Suite> suite;
+  std::shared_ptr<JournalFile> journal;
+  std::string output_dir;
+  std::vector<uint8_t> state;    // kPending, kAnswered or kFailed per question
+  std::vector<uint64_t> offset;  // journal offset of each accepted record
+  // Error of each failed question ("Dataset:line: error" is built from it).
+  absl::flat_hash_map<uint32_t, std::string> failure_errors;
+  uint64_t retries = 0;  // sum of (attempts - 1) over accepted records
+  // Outputs of a settled run are on disk already (no merge needed).
+  bool outputs_ready = false;
+  absl::Time finished = absl::InfinitePast();
+};
+
+// What the merger needs to write a finished run's outputs.
+struct RunSnapshot {
+  v1::RunSpec spec;
+  std::shared_ptr<const Suite> suite;
+  std::shared_ptr<JournalFile> journal;
+  std::string output_dir;
+  std::vector<uint8_t> state;
+  std::vector<uint64_t> offset;
+  uint64_t duplicates = 0;
+  absl::Time finished;
+};
+
+class Scheduler {
+ public:
+  struct Options {
+    // A worker silent for this long is considered gone: its leases return.
+    absl::Duration heartbeat_timeout = absl::Seconds(30);
+    // How often workers are asked to heartbeat.
+    absl::Duration heartbeat_interval = absl::Seconds(5);
+    // A lease becomes a straggler (eligible for a backup copy) after
+    // max(backup_min_age, backup_factor x the run's typical lease time).
+    absl::Duration backup_min_age = absl::Seconds(10);
+    double backup_factor = 4;
+    bool backups = true;
+    // After a restart with unfinished runs, wait this long for workers to
+    // reconnect and reclaim the questions they still work on.
+    absl::Duration startup_grace = absl::ZeroDuration();
+    Clock* clock = Clock::Real();
+    // Called (with the mutex held) when a run has every question answered or
+    // failed and durable; the receiver merges outputs and calls FinishMerge.
+    std::function<void(const std::string& run_id)> on_run_complete;
+  };
+
+  Scheduler(Options options, JournalWriter* journal);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // --- Runs.
+  // Adds a run (new or recovered). A run whose every question is settled
+  // goes straight to completion.
+  absl::Status AddRun(LoadedRun run);
+  // The run created with `key`, if any.
+  std::string FindRunByKey(const std::string& key);
+  // Puts the failed questions of `run_id` back in the queue (journaled);
+  // returns how many.
+  absl::StatusOr<uint32_t> Reopen(const std::string& run_id);
+  absl::StatusOr<RunSnapshot> Snapshot(const std::string& run_id);
+  void FinishMerge(const std::string& run_id, const absl::Status& status);
+  struct OutputInfo {
+    RunPhase phase;
+    std::string output_dir;
+    std::string model;
+  };
+  absl::StatusOr<OutputInfo> Output(const std::string& run_id);
+  bool HasRun(const std::string& run_id);
+
+  // --- Workers (called by the stream reactors).
+  // Registers a worker; returns its id. `channel` stays valid until
+  // Disconnect(id, channel) returns.
+  absl::StatusOr<std::string> Connect(const v1::Hello& hello, WorkerChannel* channel);
+  void OnMessage(const std::string& worker_id, WorkerChannel* channel,
+                 const v1::WorkerMessage& msg);
+  void Disconnect(const std::string& worker_id, WorkerChannel* channel);
+
+  // Heartbeat timeouts, backups, grace period, rate samples. Call often
+  // (every few hundred milliseconds).
+  void Tick();
+
+  v1::StatusResponse Status(const std::string& run_id);
+
+  // Counters for metrics and benchmarks.
+  struct Counters {
+    uint64_t leases = 0;
+    uint64_t results = 0;
+    uint64_t duplicates = 0;
+    uint64_t backups = 0;
+    uint64_t expired_workers = 0;
+  };
+  Counters counters();
+
+ private:
+  struct Run;
+  struct Worker;
+  struct Lease {
+    Run* run;
+    uint32_t q;
+    Worker* worker;
+    absl::Time issued;
+    bool backup;
+  };
+
+  static uint64_t QKey(const Run& run, uint32_t q);
+  void Dispatch(Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DispatchModel(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddLease(Run* run, uint32_t q, Worker* w, bool backup, v1::CoordinatorMessage* msg)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops a lease; with `requeue` a question nobody else holds goes back to
+  // the queue.
+  void DropLease(uint64_t lease_id, bool requeue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandleResult(Worker* w, const v1::Result& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnDurable(uint32_t run_num, uint32_t q, bool failed, const std::string& worker_id,
+                 absl::StatusOr<uint64_t> offset);
+  void MaybeComplete(Run* run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveWorker(Worker* w, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetState(Run* run, uint32_t q, uint8_t state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts q back at the front of the queue and the run among the active ones.
+  void Requeue(Run* run, uint32_t q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Backups(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FillRunStatus(const Run& run, v1::RunStatus* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FillWorkerStatus(const Worker& w, v1::WorkerStatus* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool InGrace() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Options options_;
+  JournalWriter* const journal_;
+
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<Run>> runs_ ABSL_GUARDED_BY(mu_);  // index = run number
+  absl::flat_hash_map<std::string, Run*> runs_by_id_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Run*> runs_by_key_ ABSL_GUARDED_BY(mu_);
+  // Runs with questions to ask, per model, in submission order.
+  absl::flat_hash_map<std::string, std::vector<Run*>> active_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, size_t> round_robin_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<Worker>> workers_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::WorkerStatus> departed_ ABSL_GUARDED_BY(mu_);  // recent, for status
+  absl::flat_hash_map<uint64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, absl::InlinedVector<uint64_t, 2>> leases_by_question_
+      ABSL_GUARDED_BY(mu_);
+  uint64_t next_lease_id_ ABSL_GUARDED_BY(mu_);
+  absl::Time grace_until_ ABSL_GUARDED_BY(mu_);
+  bool grace_over_ ABSL_GUARDED_BY(mu_) = true;
+  Counters counters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_COORDINATOR_SCHEDULER_H_
