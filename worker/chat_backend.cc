@@ -1,0 +1,349 @@
+#include "worker/chat_backend.h"
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "common/reasoning.h"
+#include "common/utf8.h"
+
+namespace medeval {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr size_t kMaxErrorBody = 300;
+
+// Text of a message "content" that is a string or a list of parts.
+bool ContentText(const json& content, std::string* out) {
+  if (content.is_string()) {
+    *out = content.get<std::string>();
+    return true;
+  }
+  if (content.is_array()) {
+    out->clear();
+    for (const json& part : content) {
+      if (part.is_object() && part.contains("text") && part["text"].is_string()) {
+        out->append(part["text"].get<std::string>());
+      }
+    }
+    return true;
+  }
+  return false;
+}
+
+int64_t IntOr(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+}  // namespace
+
+struct ChatBackend::AskState {
+  Done done;
+  HttpRequest request;
+  int max_attempts = 6;
+  int attempt = 0;
+  uint64_t http_id = 0;
+  uint64_t timer_id = 0;
+  absl::Time first_start = absl::InfinitePast();
+  std::string last_error;
+};
+
+absl::StatusOr<ChatCompletion> ParseChatCompletion(absl::string_view body) {
+  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "response body is not JSON: '", Utf8Prefix(body, 80), body.size() > 80 ? "...'" : "'"));
+  }
+  if (!j.is_object()) return absl::InvalidArgumentError("response body is not a JSON object");
+  auto choices = j.find("choices");
+  if (choices == j.end() || !choices->is_array() || choices->empty() ||
+      !(*choices)[0].is_object()) {
+    return absl::InvalidArgumentError("response has no choices");
+  }
+  const json& choice = (*choices)[0];
+  auto message = choice.find("message");
+  if (message == choice.end() || !message->is_object()) {
+    return absl::InvalidArgumentError("response choice has no message");
+  }
+  ChatCompletion c;
+  auto content = message->find("content");
+  if (content != message->end() && !content->is_null()) {
+    if (!ContentText(*content, &c.content)) {
+      return absl::InvalidArgumentError("message content is neither text nor a list of parts");
+    }
+    c.has_content = true;
+  }
+  for (const char* key : {"reasoning_content", "reasoning"}) {
+    auto r = message->find(key);
+    if (r != message->end() && r->is_string() && !r->get_ref<const std::string&>().empty()) {
+      c.reasoning_field = r->get<std::string>();
+      break;
+    }
+  }
+  auto finish = choice.find("finish_reason");
+  if (finish != choice.end() && finish->is_string()) c.finish_reason = finish->get<std::string>();
+  auto usage = j.find("usage");
+  if (usage != j.end() && usage->is_object()) {
+    c.prompt_tokens = IntOr(*usage, "prompt_tokens");
+    c.completion_tokens = IntOr(*usage, "completion_tokens");
+    c.total_tokens = IntOr(*usage, "total_tokens");
+  }
+  return c;
+}
+
+std::string BuildChatRequest(const std::string& model, const v1::RequestParams& params,
+                             const v1::Lease& lease) {
+  json messages = json::array();
+  if (params.has_system_prompt() && !params.system_prompt().empty()) {
+    messages.push_back({{"role", "system"}, {"content", params.system_prompt()}});
+  }
+  if (lease.images_size() == 0) {
+    messages.push_back({{"role", "user"}, {"content", lease.question()}});
+  } else {
+    // OpenAI vision format: the question, then each image in img_path order.
+    json parts = json::array({{{"type", "text"}, {"text", lease.question()}}});
+    for (const v1::ImagePart& img : lease.images()) {
+      parts.push_back(
+          {{"type", "image_url"},
+           {"image_url",
+            {{"url", absl::StrCat("data:", img.mime_type(), ";base64,", absl::Base64Escape(img.data()))}}}});
+    }
+    messages.push_back({{"role", "user"}, {"content", std::move(parts)}});
+  }
+  json body = {{"model", model}, {"messages", std::move(messages)}};
+  if (params.has_temperature()) body["temperature"] = params.temperature();
+  if (params.has_max_tokens()) body["max_tokens"] = params.max_tokens();
+  if (params.has_top_p()) body["top_p"] = params.top_p();
+  if (!params.extra_body_json().empty()) {
+    json extra = json::parse(params.extra_body_json(), nullptr, false);
+    if (extra.is_object()) body.update(extra);
+  }
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string ServerErrorMessage(absl::string_view body) {
+  json j = json::parse(body.begin(), body.end(), nullptr, false);
+  if (j.is_object()) {
+    auto err = j.find("error");
+    if (err != j.end()) {
+      if (err->is_string()) return err->get<std::string>();
+      if (err->is_object() && err->contains("message") && (*err)["message"].is_string()) {
+        return (*err)["message"].get<std::string>();
+      }
+    }
+    for (const char* key : {"message", "detail"}) {
+      if (j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
+    }
+  }
+  std::string s(Utf8Prefix(body, kMaxErrorBody));
+  if (body.size() > kMaxErrorBody) s += "...";
+  return s;
+}
+
+ChatBackend::ChatBackend(HttpClient* http, BackendConfig config)
+    : http_(http), config_(std::move(config)), public_endpoint_(RedactUrl(config_.endpoint.base)) {}
+
+ChatBackend::~ChatBackend() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, st] : asks_) {
+    if (st->http_id) http_->Cancel(st->http_id);
+    if (st->timer_id) http_->CancelTimer(st->timer_id);
+  }
+}
+
+std::string ChatBackend::Scrub(std::string message) const {
+  if (config_.api_key.size() >= 4) {
+    message = absl::StrReplaceAll(message, {{config_.api_key, "***"}});
+  }
+  return message;
+}
+
+uint64_t ChatBackend::Ask(const v1::RunInfo& run, const v1::Lease& lease, Done done) {
+  auto st = std::make_unique<AskState>();
+  st->done = std::move(done);
+  const std::string& model = config_.served_model.empty() ? run.model() : config_.served_model;
+  st->request.url = config_.endpoint.chat_completions;
+  st->request.body = BuildChatRequest(model, run.params(), lease);
+  st->request.headers.push_back("Content-Type: application/json");
+  if (!config_.api_key.empty()) {
+    st->request.headers.push_back(absl::StrCat("Authorization: Bearer ", config_.api_key));
+  }
+  for (const auto& [k, v] : run.params().extra_headers()) {
+    st->request.headers.push_back(absl::StrCat(k, ": ", v));
+  }
+  const double timeout_s = run.params().timeout_s() > 0 ? run.params().timeout_s() : 600;
+  st->request.timeout = absl::Seconds(timeout_s);
+  st->max_attempts = run.params().max_attempts() > 0 ? run.params().max_attempts() : 6;
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    id = next_id_++;
+    asks_[id] = std::move(st);
+  }
+  StartAttempt(id);
+  return id;
+}
+
+void ChatBackend::Cancel(uint64_t ask_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = asks_.find(ask_id);
+  if (it == asks_.end()) return;
+  if (it->second->http_id) http_->Cancel(it->second->http_id);
+  if (it->second->timer_id) http_->CancelTimer(it->second->timer_id);
+  asks_.erase(it);
+}
+
+void ChatBackend::PauseUntil(absl::Time until) {
+  std::lock_guard<std::mutex> lock(mu_);
+  paused_until_ = std::max(paused_until_, until);
+}
+
+ChatBackend::Stats ChatBackend::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void ChatBackend::StartAttempt(uint64_t id) {
+  HttpRequest request;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = asks_.find(id);
+    if (it == asks_.end()) return;  // cancelled
+    AskState& st = *it->second;
+    st.timer_id = 0;
+    const absl::Time now = absl::Now();
+    if (now < paused_until_) {
+      st.timer_id = http_->After(paused_until_ - now, [this, id] { StartAttempt(id); });
+      return;
+    }
+    ++st.attempt;
+    ++stats_.attempts;
+    if (st.attempt > 1) ++stats_.retries;
+    if (st.attempt == 1) st.first_start = now;
+    request = st.request;
+  }
+  uint64_t http_id =
+      http_->Send(std::move(request), [this, id](HttpResponse r) { OnResponse(id, std::move(r)); });
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = asks_.find(id);
+  if (it != asks_.end()) {
+    it->second->http_id = http_id;
+  } else {
+    http_->Cancel(http_id);  // cancelled while we were sending
+  }
+}
+
+void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
+  AskOutcome out;
+  Done done;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = asks_.find(id);
+    if (it == asks_.end()) return;
+    AskState& st = *it->second;
+    st.http_id = 0;
+    const absl::Time now = absl::Now();
+    FailureKind kind = FailureKind::kTransient;
+    std::optional<absl::Duration> retry_after;
+    std::string error;
+    if (!resp.error.empty()) {
+      kind = ClassifyTransportError(resp.curl_code);
+      error = resp.timed_out ? absl::StrCat("no response within ",
+                                            absl::FormatDuration(st.request.timeout), " (timeout)")
+                             : absl::StrCat("connection error: ", resp.error);
+    } else if (resp.status >= 200 && resp.status < 300) {
+      auto parsed = ParseChatCompletion(resp.body);
+      if (!parsed.ok()) {
+        error = absl::StrCat("HTTP ", resp.status, " with an unusable body: ",
+                             parsed.status().message());
+      } else if (!parsed->has_content && parsed->reasoning_field.empty()) {
+        if (parsed->finish_reason == "length") {
+          kind = FailureKind::kQuestion;
+          error = "the model produced no answer within max_tokens (finish_reason length); "
+                  "raise --max-tokens";
+        } else {
+          error = absl::StrCat("response has no message content (finish_reason '",
+                               parsed->finish_reason, "')");
+        }
+      } else {
+        // An answer.
+        v1::AnswerRecord& r = out.record;
+        ReasoningSplit split = SplitReasoning(parsed->content);
+        r.set_raw_text(parsed->content);
+        r.set_answer(split.answer);
+        std::string reasoning = parsed->reasoning_field;
+        if (!split.reasoning.empty()) {
+          reasoning = reasoning.empty() ? split.reasoning : absl::StrCat(reasoning, "\n\n", split.reasoning);
+        }
+        r.set_reasoning(reasoning);
+        for (const auto& f : split.flags) r.add_flags(f);
+        if (!parsed->reasoning_field.empty()) r.add_flags("reasoning_field");
+        if (parsed->finish_reason == "length") r.add_flags(std::string(kFlagTruncated));
+        if (!parsed->has_content) r.add_flags("no_content");
+        r.set_finish_reason(parsed->finish_reason);
+        r.set_prompt_tokens(parsed->prompt_tokens);
+        r.set_completion_tokens(parsed->completion_tokens);
+        r.set_total_tokens(parsed->total_tokens);
+        r.set_latency_s(absl::ToDoubleSeconds(resp.elapsed));
+        r.set_attempts(st.attempt);
+        r.set_worker(config_.worker_name);
+        r.set_endpoint(public_endpoint_);
+        r.set_started_unix_ms(absl::ToUnixMillis(st.first_start));
+        r.set_finished_unix_ms(absl::ToUnixMillis(now));
+        r.set_last_error(st.last_error);
+        out.kind = AskOutcome::kAnswered;
+        ++stats_.answered;
+        done = std::move(st.done);
+        asks_.erase(it);
+      }
+    } else {
+      kind = ClassifyHttpStatus(resp.status);
+      error = absl::StrCat("HTTP ", resp.status, ": ", ServerErrorMessage(resp.body));
+      retry_after = ParseRetryAfter(resp.retry_after, now);
+      if (resp.status == 429 && retry_after.has_value()) {
+        // The server asks everyone to slow down, not just this request.
+        paused_until_ = std::max(paused_until_, now + *retry_after);
+      }
+      if (resp.status == 404) {
+        error += absl::StrCat(" (POST ", RedactUrl(st.request.url),
+                              "; is the base URL right, e.g. ending in /v1, and is the model "
+                              "name one the server serves?)");
+      }
+    }
+    if (!done) {
+      error = Scrub(std::move(error));
+      st.last_error = error;
+      if (kind == FailureKind::kBackend) {
+        out.kind = AskOutcome::kBackend;
+        out.error = error;
+      } else {
+        RetryPolicy policy({st.max_attempts, config_.retry_base, config_.retry_cap});
+        auto delay = policy.NextDelay(st.attempt, kind, retry_after, absl::Uniform(rng_, 0.0, 1.0));
+        if (delay.has_value()) {
+          st.timer_id = http_->After(*delay, [this, id] { StartAttempt(id); });
+          return;
+        }
+        out.kind = AskOutcome::kFailed;
+        v1::AnswerRecord& r = out.record;
+        r.set_attempts(st.attempt);
+        r.set_worker(config_.worker_name);
+        r.set_endpoint(public_endpoint_);
+        r.set_started_unix_ms(absl::ToUnixMillis(st.first_start));
+        r.set_finished_unix_ms(absl::ToUnixMillis(now));
+        r.set_last_error(kind == FailureKind::kTransient
+                             ? absl::StrCat(error, " (gave up after ", st.attempt, " attempts)")
+                             : error);
+        ++stats_.failed;
+      }
+      done = std::move(st.done);
+      asks_.erase(it);
+    }
+  }
+  done(std::move(out));
+}
+
+}  // namespace medeval

@@ -1,0 +1,117 @@
+// Asks an OpenAI-compatible chat-completions endpoint one question at a
+// time (many at once), with the retry policy, and turns the response into an
+// AnswerRecord: the submitted answer is the text minus a leading reasoning
+// block, and everything else the model said is kept in the record.
+//
+// The API key stays here: it is sent to the model server only, and scrubbed
+// from every error message.
+//
+// Thread-safety: Ask, Cancel and PauseUntil are thread-safe. Done callbacks
+// run on the HTTP client's loop thread and must not block.
+#ifndef MEDEVAL_WORKER_CHAT_BACKEND_H_
+#define MEDEVAL_WORKER_CHAT_BACKEND_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
+#include "absl/status/statusor.h"
+#include "common/url.h"
+#include "proto/medeval.pb.h"
+#include "worker/http_client.h"
+#include "worker/retry_policy.h"
+
+namespace medeval {
+
+struct BackendConfig {
+  Endpoint endpoint;
+  std::string api_key;       // "" for servers without auth
+  std::string worker_name;   // recorded with each answer
+  std::string served_model;  // model name in requests; "" = the run's model
+  absl::Duration retry_base = absl::Seconds(1);
+  absl::Duration retry_cap = absl::Seconds(60);
+};
+
+struct AskOutcome {
+  enum Kind {
+    kAnswered,  // record holds the answer
+    kFailed,    // the question failed for good; record says why
+    kBackend,   // the backend is unusable (auth, wrong URL); error says why
+  };
+  Kind kind = kAnswered;
+  v1::AnswerRecord record;
+  std::string error;
+};
+
+// A parsed chat-completions response.
+struct ChatCompletion {
+  bool has_content = false;  // false: content was null or absent
+  std::string content;
+  std::string reasoning_field;  // reasoning_content or reasoning
+  std::string finish_reason;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t total_tokens = 0;
+};
+
+// Parses a response body; kInvalidArgument says what is wrong with it.
+absl::StatusOr<ChatCompletion> ParseChatCompletion(absl::string_view body);
+
+// The request body for one question.
+std::string BuildChatRequest(const std::string& model, const v1::RequestParams& params,
+                             const v1::Lease& lease);
+
+// The error message of a non-2xx response body (OpenAI's {"error":
+// {"message"}} and the common variants), or a prefix of the body.
+std::string ServerErrorMessage(absl::string_view body);
+
+class ChatBackend {
+ public:
+  ChatBackend(HttpClient* http, BackendConfig config);
+  ~ChatBackend();
+
+  using Done = std::function<void(AskOutcome)>;
+  // Asks `lease`'s question under `run`'s settings; `done` runs exactly once
+  // unless the ask is cancelled.
+  uint64_t Ask(const v1::RunInfo& run, const v1::Lease& lease, Done done);
+  void Cancel(uint64_t ask_id);
+  // No attempt starts before `until` (a model-wide 429 back-off).
+  void PauseUntil(absl::Time until);
+
+  const BackendConfig& config() const { return config_; }
+  // The endpoint as it may be shown and recorded (no credentials).
+  const std::string& public_endpoint() const { return public_endpoint_; }
+
+  struct Stats {
+    uint64_t attempts = 0;
+    uint64_t retries = 0;
+    uint64_t answered = 0;
+    uint64_t failed = 0;
+  };
+  Stats stats();
+
+ private:
+  struct AskState;
+  void StartAttempt(uint64_t id);
+  void OnResponse(uint64_t id, HttpResponse resp);
+  std::string Scrub(std::string message) const;
+
+  HttpClient* const http_;
+  const BackendConfig config_;
+  const std::string public_endpoint_;
+
+  std::mutex mu_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<AskState>> asks_;  // guarded by mu_
+  uint64_t next_id_ = 1;                                           // guarded by mu_
+  absl::Time paused_until_ = absl::InfinitePast();                 // guarded by mu_
+  absl::BitGen rng_;                                               // guarded by mu_
+  Stats stats_;                                                    // guarded by mu_
+};
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_WORKER_CHAT_BACKEND_H_

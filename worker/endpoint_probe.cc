@@ -1,0 +1,39 @@
+#include "worker/endpoint_probe.h"
+
+#include <future>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "common/url.h"
+#include "worker/http_client.h"
+
+namespace medeval {
+
+absl::Status ProbeEndpoint(const BackendConfig& backend, absl::Duration timeout) {
+  HttpClient http(HttpClient::Options{1, timeout});
+  HttpRequest req;
+  req.method = "GET";
+  req.url = backend.endpoint.models;
+  req.timeout = timeout;
+  if (!backend.api_key.empty()) {
+    req.headers.push_back(absl::StrCat("Authorization: Bearer ", backend.api_key));
+  }
+  std::promise<HttpResponse> done;
+  http.Send(req, [&done](HttpResponse r) { done.set_value(std::move(r)); });
+  HttpResponse r = done.get_future().get();
+  const std::string url = RedactUrl(backend.endpoint.base);
+  if (!r.error.empty()) {
+    return absl::UnavailableError(absl::StrCat("cannot reach the model server at ", url, ": ",
+                                               r.error, "; is it running?"));
+  }
+  if (r.status == 401 || r.status == 403) {
+    std::string msg = ServerErrorMessage(r.body);
+    if (backend.api_key.size() >= 4) msg = absl::StrReplaceAll(msg, {{backend.api_key, "***"}});
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the model server at ", url, " refused the API key (HTTP ", r.status, ": ", msg,
+        "); set it with --api-key-env VAR, API_TOKEN or OPENAI_API_KEY"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace medeval

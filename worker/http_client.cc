@@ -1,0 +1,301 @@
+#include "worker/http_client.h"
+
+#include <curl/curl.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace medeval {
+namespace {
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct Transfer {
+  uint64_t id = 0;
+  CURL* easy = nullptr;
+  HttpRequest request;
+  HttpClient::Callback done;
+  curl_slist* headers = nullptr;
+  std::string body;
+  std::string retry_after;
+  absl::Time start;
+};
+
+size_t OnBody(char* ptr, size_t size, size_t nmemb, void* userdata) {
+  static_cast<Transfer*>(userdata)->body.append(ptr, size * nmemb);
+  return size * nmemb;
+}
+
+size_t OnHeader(char* ptr, size_t size, size_t nitems, void* userdata) {
+  auto* t = static_cast<Transfer*>(userdata);
+  absl::string_view line(ptr, size * nitems);
+  if (absl::StartsWith(line, "HTTP/")) {
+    t->retry_after.clear();  // a new response (after 100 Continue or a redirect)
+  } else if (absl::StartsWithIgnoreCase(line, "retry-after:")) {
+    t->retry_after = std::string(absl::StripAsciiWhitespace(line.substr(12)));
+  }
+  return size * nitems;
+}
+
+}  // namespace
+
+struct HttpClient::Impl {
+  struct TimerOp {
+    uint64_t id;
+    absl::Time due;
+    std::function<void()> fn;
+  };
+
+  explicit Impl(Options o) : options(o) {
+    GlobalInit();
+    multi = curl_multi_init();
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(o.max_connections));
+    curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, static_cast<long>(o.max_connections));
+    thread = std::thread([this] { Loop(); });
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stopping = true;
+    }
+    curl_multi_wakeup(multi);
+    thread.join();
+    for (auto& [id, t] : running) Release(t.get());
+    for (CURL* e : idle) curl_easy_cleanup(e);
+    curl_multi_cleanup(multi);
+  }
+
+  void Wake() { curl_multi_wakeup(multi); }
+
+  void Start(std::unique_ptr<Transfer> t) {
+    CURL* e;
+    if (!idle.empty()) {
+      e = idle.back();
+      idle.pop_back();
+      curl_easy_reset(e);
+    } else {
+      e = curl_easy_init();
+    }
+    t->easy = e;
+    t->start = absl::Now();
+    const HttpRequest& r = t->request;
+    curl_easy_setopt(e, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    if (r.method == "POST") {
+      curl_easy_setopt(e, CURLOPT_POST, 1L);
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.data());
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+    } else {
+      curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    }
+    for (const std::string& h : r.headers) t->headers = curl_slist_append(t->headers, h.c_str());
+    // No "Expect: 100-continue" round trip before larger bodies.
+    t->headers = curl_slist_append(t->headers, "Expect:");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, OnBody);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, OnHeader);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
+                     static_cast<long>(std::max<int64_t>(1, absl::ToInt64Milliseconds(r.timeout))));
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(absl::ToInt64Milliseconds(
+                         std::min(options.connect_timeout, r.timeout))));
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_multi_add_handle(multi, e);
+    const uint64_t id = t->id;
+    running[id] = std::move(t);
+    active.fetch_add(1);
+  }
+
+  // Detaches the easy handle for reuse; frees the header list.
+  void Release(Transfer* t) {
+    curl_multi_remove_handle(multi, t->easy);
+    curl_slist_free_all(t->headers);
+    t->headers = nullptr;
+    idle.push_back(t->easy);
+    t->easy = nullptr;
+  }
+
+  void Finish(CURL* e, CURLcode code) {
+    Transfer* raw = nullptr;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, &raw);
+    auto it = running.find(raw->id);
+    std::unique_ptr<Transfer> t = std::move(it->second);
+    running.erase(it);
+    active.fetch_sub(1);
+    HttpResponse resp;
+    resp.elapsed = absl::Now() - t->start;
+    resp.curl_code = code;
+    if (code == CURLE_OK) {
+      long status = 0;
+      curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+      resp.status = static_cast<int>(status);
+      resp.body = std::move(t->body);
+      resp.retry_after = std::move(t->retry_after);
+    } else {
+      resp.error = curl_easy_strerror(code);
+      resp.timed_out = code == CURLE_OPERATION_TIMEDOUT;
+    }
+    Release(t.get());
+    t->done(std::move(resp));
+  }
+
+  void Loop() {
+    while (true) {
+      std::vector<std::unique_ptr<Transfer>> starts;
+      std::vector<uint64_t> cancels, timer_cancels;
+      std::vector<TimerOp> timer_adds;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (stopping) return;
+        starts.swap(to_start);
+        cancels.swap(to_cancel);
+        timer_adds.swap(new_timers);
+        timer_cancels.swap(cancelled_timers);
+      }
+      for (auto& t : starts) Start(std::move(t));
+      for (uint64_t id : cancels) {
+        auto it = running.find(id);
+        if (it == running.end()) continue;
+        Release(it->second.get());
+        running.erase(it);
+        active.fetch_sub(1);
+      }
+      for (auto& op : timer_adds) {
+        timer_queue.emplace(op.due, op.id);
+        timers.emplace(op.id, std::move(op.fn));
+      }
+      for (uint64_t id : timer_cancels) timers.erase(id);
+
+      int still = 0;
+      curl_multi_perform(multi, &still);
+      int left = 0;
+      while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+        if (msg->msg == CURLMSG_DONE) Finish(msg->easy_handle, msg->data.result);
+      }
+      const absl::Time now = absl::Now();
+      while (!timer_queue.empty() && timer_queue.begin()->first <= now) {
+        uint64_t id = timer_queue.begin()->second;
+        timer_queue.erase(timer_queue.begin());
+        auto it = timers.find(id);
+        if (it == timers.end()) continue;  // cancelled
+        std::function<void()> fn = std::move(it->second);
+        timers.erase(it);
+        fn();
+      }
+      long wait_ms = 1000;
+      long curl_ms = -1;
+      curl_multi_timeout(multi, &curl_ms);
+      if (curl_ms >= 0) wait_ms = std::min(wait_ms, curl_ms);
+      if (!timer_queue.empty()) {
+        int64_t until = absl::ToInt64Milliseconds(timer_queue.begin()->first - absl::Now());
+        wait_ms = std::min<long>(wait_ms, static_cast<long>(std::max<int64_t>(0, until + 1)));
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!to_start.empty() || !to_cancel.empty() || !new_timers.empty() ||
+            !cancelled_timers.empty() || stopping) {
+          wait_ms = 0;
+        }
+      }
+      if (wait_ms > 0) curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+    }
+  }
+
+  const Options options;
+  CURLM* multi;
+  std::thread thread;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<int> active{0};
+
+  std::mutex mu;
+  std::vector<std::unique_ptr<Transfer>> to_start;  // guarded by mu
+  std::vector<uint64_t> to_cancel;                  // guarded by mu
+  std::vector<TimerOp> new_timers;                  // guarded by mu
+  std::vector<uint64_t> cancelled_timers;           // guarded by mu
+  bool stopping = false;                            // guarded by mu
+
+  // Loop thread only.
+  absl::flat_hash_map<uint64_t, std::unique_ptr<Transfer>> running;
+  std::multimap<absl::Time, uint64_t> timer_queue;
+  absl::flat_hash_map<uint64_t, std::function<void()>> timers;
+  std::vector<CURL*> idle;
+};
+
+HttpClient::HttpClient(Options options) : impl_(std::make_unique<Impl>(options)) {}
+HttpClient::~HttpClient() = default;
+
+uint64_t HttpClient::Send(HttpRequest request, Callback done) {
+  auto t = std::make_unique<Transfer>();
+  t->id = impl_->next_id.fetch_add(1);
+  t->request = std::move(request);
+  t->done = std::move(done);
+  const uint64_t id = t->id;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->to_start.push_back(std::move(t));
+  }
+  impl_->Wake();
+  return id;
+}
+
+void HttpClient::Cancel(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    // Not started yet: drop it here.
+    auto& q = impl_->to_start;
+    for (auto it = q.begin(); it != q.end(); ++it) {
+      if ((*it)->id == id) {
+        q.erase(it);
+        return;
+      }
+    }
+    impl_->to_cancel.push_back(id);
+  }
+  impl_->Wake();
+}
+
+uint64_t HttpClient::After(absl::Duration delay, std::function<void()> fn) {
+  const uint64_t id = impl_->next_id.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->new_timers.push_back({id, absl::Now() + delay, std::move(fn)});
+  }
+  impl_->Wake();
+  return id;
+}
+
+void HttpClient::CancelTimer(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto& q = impl_->new_timers;
+    for (auto it = q.begin(); it != q.end(); ++it) {
+      if (it->id == id) {
+        q.erase(it);
+        return;
+      }
+    }
+    impl_->cancelled_timers.push_back(id);
+  }
+  impl_->Wake();
+}
+
+int HttpClient::active() const { return impl_->active.load(); }
+
+}  // namespace medeval

@@ -1,0 +1,72 @@
+// An asynchronous HTTP client on libcurl's multi interface: one event-loop
+// thread drives every transfer, connections are kept alive and reused, and
+// timers run on the same thread (the retry policy schedules attempts on them).
+//
+// Thread-safety: Send, Cancel, After and CancelTimer may be called from any
+// thread. Callbacks run on the loop thread, one at a time; they must not block
+// (queueing work elsewhere is fine) and may call back into the client.
+#ifndef MEDEVAL_WORKER_HTTP_CLIENT_H_
+#define MEDEVAL_WORKER_HTTP_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace medeval {
+
+struct HttpRequest {
+  std::string url;
+  std::string method = "POST";  // "POST" or "GET"
+  std::string body;
+  std::vector<std::string> headers;  // "Name: value"
+  absl::Duration timeout = absl::Seconds(600);
+};
+
+struct HttpResponse {
+  int status = 0;             // HTTP status; 0 when no response arrived
+  std::string body;
+  std::string retry_after;    // Retry-After header, raw
+  std::string error;          // transport error (curl's words); empty on a response
+  bool timed_out = false;
+  int curl_code = 0;
+  absl::Duration elapsed;
+};
+
+class HttpClient {
+ public:
+  struct Options {
+    // Connections kept per host; requests beyond wait inside libcurl.
+    int max_connections = 64;
+    absl::Duration connect_timeout = absl::Seconds(10);
+  };
+  using Callback = std::function<void(HttpResponse)>;
+
+  explicit HttpClient(Options options);
+  // Stops the loop; callbacks of unfinished transfers are not called.
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Starts a transfer; `done` runs once with its outcome (unless cancelled).
+  uint64_t Send(HttpRequest request, Callback done);
+  // Aborts a transfer; its callback will not run.
+  void Cancel(uint64_t id);
+  // Runs `fn` on the loop thread after `delay`.
+  uint64_t After(absl::Duration delay, std::function<void()> fn);
+  void CancelTimer(uint64_t id);
+
+  // Transfers in progress (for metrics).
+  int active() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_WORKER_HTTP_CLIENT_H_

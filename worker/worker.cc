@@ -1,0 +1,415 @@
+#include "worker/worker.h"
+
+#include <unistd.h>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/version.h"
+
+namespace medeval {
+namespace {
+
+std::string KeyString(const v1::QuestionKey& key) {
+  return absl::StrCat(key.run_id(), "#", key.index());
+}
+
+std::string DefaultName() {
+  char host[256] = {0};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return absl::StrCat(host[0] ? host : "worker", "-", ::getpid());
+}
+
+}  // namespace
+
+// The worker's end of the Work stream. Messages queued by Send merge into one
+// pending batch while a write is in flight. A hold keeps the stream open while
+// writes may still be started from outside reactions; it is released once the
+// server side has ended and no write is in flight.
+class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage> {
+ public:
+  Stream(Worker* worker, v1::Coordinator::Stub* stub, const ClientSecurity& security,
+         const v1::WorkerMessage& hello)
+      : worker_(worker) {
+    AddAuth(&context_, security);
+    stub->async()->Work(&context_, this);
+    pending_ = hello;
+    has_pending_ = true;
+    AddHold();
+    StartRead(&in_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      MaybeWriteLocked();
+    }
+    StartCall();
+  }
+
+  void Send(const v1::WorkerMessage& msg) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_ || half_closed_) return;
+    pending_.MergeFrom(msg);
+    has_pending_ = true;
+    MaybeWriteLocked();
+  }
+
+  // Half-closes after the queued messages: the coordinator then ends the call.
+  void CloseSend() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return;
+    want_close_ = true;
+    MaybeWriteLocked();
+  }
+
+  void Cancel() { context_.TryCancel(); }
+
+  void OnReadDone(bool ok) override {
+    if (ok) {
+      worker_->OnMessage(this, in_);
+      StartRead(&in_);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    MaybeReleaseLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok) write_failed_ = true;
+    if (closed_) {
+      MaybeReleaseLocked();
+    } else {
+      MaybeWriteLocked();
+    }
+  }
+
+  void OnWritesDoneDone(bool ok) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    MaybeReleaseLocked();
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    worker_->OnStreamDone(this, status);
+    delete this;
+  }
+
+ private:
+  void MaybeWriteLocked() {
+    if (writing_ || write_failed_) return;
+    if (has_pending_) {
+      out_.Swap(&pending_);
+      pending_.Clear();
+      has_pending_ = false;
+      writing_ = true;
+      StartWrite(&out_);
+    } else if (want_close_ && !half_closed_) {
+      half_closed_ = true;
+      writing_ = true;
+      StartWritesDone();
+    }
+  }
+
+  void MaybeReleaseLocked() {
+    if (closed_ && !writing_ && !released_) {
+      released_ = true;
+      RemoveHold();
+    }
+  }
+
+  Worker* const worker_;
+  grpc::ClientContext context_;
+  v1::CoordinatorMessage in_;
+  std::mutex mu_;
+  v1::WorkerMessage pending_;
+  v1::WorkerMessage out_;
+  bool has_pending_ = false;
+  bool writing_ = false;
+  bool write_failed_ = false;
+  bool want_close_ = false;
+  bool half_closed_ = false;
+  bool closed_ = false;
+  bool released_ = false;
+};
+
+Worker::Worker(WorkerOptions options)
+    : options_(std::move(options)),
+      http_(HttpClient::Options{options_.concurrency + 4, absl::Seconds(10)}),
+      backend_(&http_, [&] {
+        BackendConfig b = options_.backend;
+        if (options_.name.empty()) options_.name = DefaultName();
+        b.worker_name = options_.name;
+        return b;
+      }()) {
+  if (options_.prefetch < 0) options_.prefetch = std::max(2, options_.concurrency / 4);
+}
+
+Worker::~Worker() { Stop(); }
+
+absl::Status Worker::Start() {
+  if (options_.model.empty()) return absl::InvalidArgumentError("the worker needs --model");
+  if (options_.concurrency < 1) return absl::InvalidArgumentError("--concurrency must be >= 1");
+  auto channel = MakeChannel(options_.coordinator, options_.security);
+  if (!channel.ok()) return channel.status();
+  stub_ = v1::Coordinator::NewStub(*channel);
+  thread_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+v1::WorkerMessage Worker::HelloLocked() {
+  v1::WorkerMessage msg;
+  v1::Hello* h = msg.mutable_hello();
+  h->set_worker_name(options_.name);
+  h->set_model(options_.model);
+  h->set_max_inflight(static_cast<uint32_t>(options_.concurrency));
+  h->set_prefetch(static_cast<uint32_t>(options_.prefetch));
+  h->set_endpoint(backend_.public_endpoint());
+  h->set_version(kVersion);
+  for (const auto& [id, f] : inflight_) *h->add_holding() = f.key;
+  if (draining_) msg.set_draining(true);
+  return msg;
+}
+
+void Worker::SendLocked(const v1::WorkerMessage& msg) {
+  if (stream_ != nullptr) stream_->Send(msg);
+}
+
+void Worker::Loop() {
+  absl::BitGen rng;
+  absl::Duration backoff = options_.reconnect_min;
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) break;
+      stream_done_ = false;
+      welcomed_ = false;
+      stream_ = new Stream(this, stub_.get(), options_.security, HelloLocked());
+    }
+    grpc::Status status;
+    bool was_welcomed;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      while (!stream_done_) {
+        cv_.wait_for(lock, absl::ToChronoMilliseconds(heartbeat_interval_));
+        if (!stream_done_ && welcomed_) {
+          v1::WorkerMessage hb;
+          hb.mutable_heartbeat()->set_inflight(static_cast<uint32_t>(inflight_.size()));
+          hb.mutable_heartbeat()->set_queued(static_cast<uint32_t>(queued_.size()));
+          SendLocked(hb);
+        }
+      }
+      status = stream_status_;
+      was_welcomed = welcomed_;
+      // Queued (unstarted) leases went back to the queue with the stream.
+      queued_.clear();
+      stats_.connected = false;
+      if (stopping_) break;
+      const auto code = status.error_code();
+      if (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED ||
+          code == grpc::StatusCode::INVALID_ARGUMENT) {
+        fatal_ = absl::FailedPreconditionError(
+            absl::StrCat("the coordinator refused this worker: ", status.error_message()));
+        MEDEVAL_LOG(ERROR) << fatal_.message();
+        break;
+      }
+      if (was_welcomed) backoff = options_.reconnect_min;
+      absl::Duration wait = backoff / 2 + (backoff / 2) * absl::Uniform(rng, 0.0, 1.0);
+      MEDEVAL_LOG(WARNING) << "lost the coordinator at " << options_.coordinator << " ("
+                           << (status.error_message().empty() ? "stream ended"
+                                                              : status.error_message())
+                           << "); reconnecting in " << absl::Trunc(wait, absl::Milliseconds(10));
+      ++stats_.reconnects;
+      backoff = std::min(backoff * 2, options_.reconnect_max);
+      cv_.wait_for(lock, absl::ToChronoMilliseconds(wait), [this] { return stopping_; });
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [id, f] : inflight_) backend_.Cancel(f.ask_id);
+  inflight_.clear();
+  stopped_ = true;
+  cv_.notify_all();
+}
+
+void Worker::OnStreamDone(Stream* stream, const grpc::Status& status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stream_ == stream) stream_ = nullptr;
+  stream_done_ = true;
+  stream_status_ = status;
+  cv_.notify_all();
+}
+
+void Worker::OnMessage(Stream* stream, const v1::CoordinatorMessage& msg) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stream != stream_) return;
+  v1::WorkerMessage reply;
+  if (msg.has_welcome()) {
+    welcomed_ = true;
+    stats_.connected = true;
+    if (msg.welcome().heartbeat_interval_ms() > 0) {
+      heartbeat_interval_ = absl::Milliseconds(msg.welcome().heartbeat_interval_ms());
+    }
+    MEDEVAL_LOG(INFO) << "connected to " << options_.coordinator << " as "
+                      << msg.welcome().worker_id() << " (model " << options_.model << ")";
+    // Answers the coordinator may not have journaled yet: send them again.
+    for (const auto& [k, r] : unacked_) *reply.add_results() = r;
+  }
+  for (const v1::RunInfo& run : msg.runs()) runs_[run.run_id()] = run;
+  for (const v1::QuestionKey& key : msg.acks()) unacked_.erase(KeyString(key));
+  for (uint64_t id : msg.cancels()) {
+    for (auto it = queued_.begin(); it != queued_.end(); ++it) {
+      if (it->lease_id() == id) {
+        queued_.erase(it);
+        break;
+      }
+    }
+    auto it = inflight_.find(id);
+    if (it != inflight_.end()) {
+      backend_.Cancel(it->second.ask_id);
+      inflight_.erase(it);
+    }
+  }
+  if (msg.pause_ms() > 0) backend_.PauseUntil(absl::Now() + absl::Milliseconds(msg.pause_ms()));
+  for (const v1::Lease& lease : msg.leases()) {
+    ++stats_.leases;
+    if (draining_) {
+      reply.add_released(lease.lease_id());
+    } else if (static_cast<int>(inflight_.size()) < options_.concurrency) {
+      StartLocked(lease);
+    } else {
+      queued_.push_back(lease);
+    }
+  }
+  if (reply.results_size() > 0 || reply.released_size() > 0) SendLocked(reply);
+  cv_.notify_all();
+}
+
+void Worker::StartLocked(const v1::Lease& lease) {
+  auto run = runs_.find(lease.key().run_id());
+  if (run == runs_.end()) {
+    MEDEVAL_LOG(WARNING) << "lease " << lease.lease_id() << " for unknown run "
+                         << lease.key().run_id() << "; handing it back";
+    v1::WorkerMessage msg;
+    msg.add_released(lease.lease_id());
+    SendLocked(msg);
+    return;
+  }
+  const uint64_t lease_id = lease.lease_id();
+  const v1::QuestionKey key = lease.key();
+  uint64_t ask = backend_.Ask(run->second, lease, [this, lease_id, key](AskOutcome o) {
+    OnAsked(lease_id, key, std::move(o));
+  });
+  inflight_[lease_id] = Inflight{ask, key};
+}
+
+void Worker::StartQueuedLocked() {
+  while (!draining_ && !queued_.empty() &&
+         static_cast<int>(inflight_.size()) < options_.concurrency) {
+    v1::Lease lease = std::move(queued_.front());
+    queued_.pop_front();
+    StartLocked(lease);
+  }
+}
+
+void Worker::OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome outcome) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = inflight_.find(lease_id);
+  if (it == inflight_.end()) return;  // cancelled meanwhile
+  inflight_.erase(it);
+  if (outcome.kind == AskOutcome::kBackend) {
+    FailLocked(outcome.error);
+    return;
+  }
+  v1::Result r;
+  r.set_lease_id(lease_id);
+  *r.mutable_key() = key;
+  if (outcome.kind == AskOutcome::kAnswered) {
+    *r.mutable_answer() = std::move(outcome.record);
+    ++stats_.answered;
+  } else {
+    *r.mutable_failure() = std::move(outcome.record);
+    ++stats_.failed;
+  }
+  v1::WorkerMessage msg;
+  *msg.add_results() = r;
+  unacked_[KeyString(key)] = std::move(r);
+  if (welcomed_) SendLocked(msg);
+  StartQueuedLocked();
+  cv_.notify_all();
+}
+
+void Worker::FailLocked(const std::string& error) {
+  if (!fatal_.ok()) return;
+  fatal_ = absl::FailedPreconditionError(error);
+  MEDEVAL_LOG(ERROR) << "the model backend is unusable, stopping: " << error;
+  draining_ = true;
+  v1::WorkerMessage msg;
+  msg.mutable_error()->set_message(error);
+  for (const v1::Lease& l : queued_) msg.add_released(l.lease_id());
+  queued_.clear();
+  for (const auto& [id, f] : inflight_) {
+    backend_.Cancel(f.ask_id);
+    msg.add_released(id);
+  }
+  inflight_.clear();
+  SendLocked(msg);
+  stopping_ = true;
+  if (stream_ != nullptr) stream_->CloseSend();
+  cv_.notify_all();
+}
+
+void Worker::Drain(absl::Duration grace) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stopped_) return;
+  if (!draining_) {
+    draining_ = true;
+    v1::WorkerMessage msg;
+    msg.set_draining(true);
+    for (const v1::Lease& l : queued_) msg.add_released(l.lease_id());
+    queued_.clear();
+    SendLocked(msg);
+    MEDEVAL_LOG(INFO) << "draining: finishing " << inflight_.size() << " questions in flight";
+  }
+  cv_.wait_for(lock, absl::ToChronoMilliseconds(grace),
+               [this] { return stopped_ || (inflight_.empty() && unacked_.empty()); });
+  if (!inflight_.empty() || !unacked_.empty()) {
+    MEDEVAL_LOG(WARNING) << "drain grace over: " << inflight_.size() << " questions unfinished, "
+                         << unacked_.size() << " answers unacknowledged; the coordinator will "
+                         << "hand the unfinished ones to other workers";
+  }
+  lock.unlock();
+  Stop();
+}
+
+void Worker::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    if (stream_ != nullptr) stream_->Cancel();
+    cv_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status Worker::Wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return stopped_; });
+  return fatal_;
+}
+
+absl::Status Worker::error() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return fatal_;
+}
+
+Worker::Stats Worker::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stats s = stats_;
+  s.inflight = static_cast<int>(inflight_.size());
+  s.queued = static_cast<int>(queued_.size());
+  s.unacked = static_cast<int>(unacked_.size());
+  return s;
+}
+
+}  // namespace medeval

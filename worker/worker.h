@@ -1,0 +1,119 @@
+// A worker: connects out to the coordinator (so it can sit behind NAT or in
+// a pod), says which model it serves and how many requests it can have in
+// flight, and answers leased questions through its model backend.
+//
+// Nothing done is lost to a broken connection: answers stay in memory until
+// the coordinator acknowledges them (they are journaled by then) and are sent
+// again after reconnecting; questions still being asked are reported in the
+// next hello so the coordinator leaves them with this worker.
+//
+// Thread-safety: public methods are thread-safe. Internally one mutex guards
+// the worker's state; the gRPC reactor and the HTTP loop thread call in.
+#ifndef MEDEVAL_WORKER_WORKER_H_
+#define MEDEVAL_WORKER_WORKER_H_
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "common/grpc_util.h"
+#include "proto/medeval.grpc.pb.h"
+#include "worker/chat_backend.h"
+#include "worker/http_client.h"
+
+namespace medeval {
+
+struct WorkerOptions {
+  std::string coordinator;  // host:port
+  ClientSecurity security;
+  std::string name;         // unique per coordinator; default host-pid
+  std::string model;        // the model this worker serves
+  int concurrency = 16;     // requests in flight to the model
+  int prefetch = -1;        // extra leases queued locally; -1: concurrency / 4 (at least 2)
+  BackendConfig backend;
+  absl::Duration reconnect_min = absl::Milliseconds(250);
+  absl::Duration reconnect_max = absl::Seconds(15);
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerOptions options);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  absl::Status Start();
+  // Takes no more work, hands queued leases back, lets in-flight questions
+  // finish (up to `grace`) and their answers be acknowledged, then stops.
+  void Drain(absl::Duration grace);
+  // Stops at once; unanswered leases return to the queue at the coordinator.
+  void Stop();
+  // Blocks until the worker has stopped; returns why if it was an error
+  // (e.g. the model API refused the key, or the coordinator the token).
+  absl::Status Wait();
+  // Returns the fatal error so far, without waiting.
+  absl::Status error();
+
+  struct Stats {
+    uint64_t leases = 0;
+    uint64_t answered = 0;
+    uint64_t failed = 0;
+    uint64_t reconnects = 0;
+    bool connected = false;
+    int inflight = 0;
+    int queued = 0;
+    int unacked = 0;
+  };
+  Stats stats();
+  const std::string& name() const { return options_.name; }
+
+ private:
+  class Stream;
+  struct Inflight {
+    uint64_t ask_id;
+    v1::QuestionKey key;
+  };
+
+  void Loop();
+  void OnMessage(Stream* stream, const v1::CoordinatorMessage& msg);
+  void OnStreamDone(Stream* stream, const grpc::Status& status);
+  void StartLocked(const v1::Lease& lease);
+  void StartQueuedLocked();
+  void OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome outcome);
+  void FailLocked(const std::string& error);
+  void SendLocked(const v1::WorkerMessage& msg);
+  v1::WorkerMessage HelloLocked();
+
+  WorkerOptions options_;
+  HttpClient http_;
+  ChatBackend backend_;
+  std::unique_ptr<v1::Coordinator::Stub> stub_;
+  std::thread thread_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  Stream* stream_ = nullptr;           // current stream, if any
+  bool stream_done_ = false;
+  grpc::Status stream_status_;
+  bool welcomed_ = false;
+  absl::Duration heartbeat_interval_ = absl::Seconds(5);
+  absl::flat_hash_map<std::string, v1::RunInfo> runs_;
+  std::deque<v1::Lease> queued_;
+  absl::flat_hash_map<uint64_t, Inflight> inflight_;  // by lease id
+  absl::flat_hash_map<std::string, v1::Result> unacked_;  // by "run#index"
+  bool draining_ = false;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  absl::Status fatal_;
+  Stats stats_;
+};
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_WORKER_WORKER_H_
