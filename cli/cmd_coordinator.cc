@@ -1,0 +1,84 @@
+// `medeval coordinator`: the long-lived service that workers join and runs
+// are submitted to.
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/signals.h"
+#include "common/grpc_util.h"
+#include "common/log.h"
+#include "coordinator/coordinator.h"
+
+namespace medeval::cli {
+
+Command AddCoordinatorCommand(CLI::App& app) {
+  struct Flags {
+    Coordinator::Options o;
+    std::string token_file;
+    double heartbeat_timeout_s = 30;
+    double backup_after_s = 10;
+    bool no_backups = false;
+    double startup_grace_s = 5;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub =
+      app.add_subcommand("coordinator", "Run the coordinator service that workers connect to");
+  sub->add_option("--listen", f->o.listen, "HOST:PORT to serve gRPC on")->required();
+  sub->add_option("--state-dir", f->o.state_dir, "Folder for runs, journals and outputs")
+      ->required();
+  sub->add_option("--tls-cert", f->o.tls.cert_file, "Server certificate (enables TLS)");
+  sub->add_option("--tls-key", f->o.tls.key_file, "Server private key");
+  sub->add_option("--client-ca", f->o.tls.client_ca_file,
+                  "CA that client certificates must be signed by (mutual TLS)");
+  sub->add_option("--token-file", f->token_file, "Require this shared token from every client");
+  sub->add_option("--heartbeat-timeout", f->heartbeat_timeout_s,
+                  "Seconds without a message after which a worker is presumed gone and its "
+                  "questions are handed to others")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--backup-after", f->backup_after_s,
+                  "Seconds before an outstanding question at the tail of a run gets a backup "
+                  "copy on an idle worker (at least; scaled to the run's typical latency)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_flag("--no-backups", f->no_backups, "Never ask a question twice at the tail");
+  sub->add_option("--startup-grace", f->startup_grace_s,
+                  "Seconds to wait after a restart for workers to reclaim their questions")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  return {sub, [f]() -> int {
+            if (!f->token_file.empty()) {
+              auto token = ReadTokenFile(f->token_file);
+              if (!token.ok()) {
+                std::cerr << "medeval coordinator: " << token.status().message() << "\n";
+                return kExitBadInput;
+              }
+              f->o.token = *token;
+            }
+            auto& s = f->o.scheduler;
+            s.heartbeat_timeout = absl::Seconds(f->heartbeat_timeout_s);
+            s.heartbeat_interval = std::min(absl::Seconds(5), s.heartbeat_timeout / 4);
+            s.backup_min_age = absl::Seconds(f->backup_after_s);
+            s.backups = !f->no_backups;
+            s.startup_grace = absl::Seconds(f->startup_grace_s);
+            auto c = Coordinator::Start(f->o);
+            if (!c.ok()) {
+              std::cerr << "medeval coordinator: " << c.status().message() << "\n";
+              return c.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput
+                                                                             : kExitFailed;
+            }
+            std::string host = f->o.listen.substr(0, f->o.listen.rfind(':'));
+            std::cout << "medeval coordinator listening on " << host << ":" << (*c)->port()
+                      << (f->o.tls.cert_file.empty() ? "" : " (TLS)")
+                      << (f->o.token.empty() ? "" : ", token required") << std::endl;
+            for (const auto& e : (*c)->recovery_errors()) {
+              std::cerr << "medeval coordinator: not recovered: " << e << "\n";
+            }
+            int sig = WaitForTerminationSignal();
+            MEDEVAL_LOG(INFO) << "signal " << sig << ": shutting down (journal flushed)";
+            (*c)->Shutdown();
+            return kExitOk;
+          }};
+}
+
+}  // namespace medeval::cli

@@ -1,0 +1,106 @@
+// `medeval sim`: serve the simulated OpenAI-compatible model until SIGINT/SIGTERM.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "cli/commands.h"
+#include "cli/signals.h"
+#include "common/file_util.h"
+#include "sim/sim_server.h"
+
+namespace medeval::cli {
+
+Command AddSimCommand(CLI::App& app) {
+  struct Flags {
+    sim::SimOptions o;
+    std::string overflow = "queue";
+    std::string port_file;
+    std::string api_key_env;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "sim", "Serve a simulated OpenAI-compatible model (for demos, tests, load and fault drills)");
+  sub->add_option("--listen", f->o.listen, "HOST:PORT to listen on; port 0 picks a free port")
+      ->capture_default_str();
+  sub->add_option("--port-file", f->port_file, "Write the bound port to this file");
+  sub->add_option("--latency-ms", f->o.latency_ms, "Service time of one request")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--jitter", f->o.jitter_sigma, "Log-normal sigma of the latency (mean kept)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--capacity", f->o.capacity, "Requests served at once; 0 = unlimited")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--overflow", f->overflow, "Over capacity: queue (like vLLM) or reject (429)")
+      ->check(CLI::IsMember({"queue", "reject"}))
+      ->capture_default_str();
+  sub->add_option("--threads", f->o.threads, "I/O threads; 0 = one per core");
+  auto rate = CLI::Range(0.0, 1.0);
+  sub->add_option("--fail-rate", f->o.fail_rate, "Fraction answered 500")->check(rate);
+  sub->add_option("--ratelimit-rate", f->o.ratelimit_rate, "Fraction answered 429 + Retry-After")
+      ->check(rate);
+  sub->add_option("--drop-rate", f->o.drop_rate, "Fraction whose connection is reset")
+      ->check(rate);
+  sub->add_option("--garbage-rate", f->o.garbage_rate, "Fraction answered 200 with a malformed body")
+      ->check(rate);
+  sub->add_option("--hang-rate", f->o.hang_rate, "Fraction never answered")->check(rate);
+  sub->add_option("--retry-after", f->o.retry_after_s, "Retry-After seconds of 429 answers")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_flag("--think", f->o.style.think, "Prefix answers with a <think>...</think> block");
+  sub->add_flag("--reasoning-field", f->o.style.reasoning_field,
+                "Return reasoning in reasoning_content");
+  sub->add_option("--format-violation-rate", f->o.style.format_violation_rate,
+                  "Fraction of questions answered in prose instead of the requested format")
+      ->check(rate);
+  sub->add_option("--flip-rate", f->o.style.flip_rate,
+                  "Fraction of choice questions answered by position (inconsistent under "
+                  "shuffled options)")
+      ->check(rate);
+  sub->add_option("--api-key", f->o.api_key, "Require 'Authorization: Bearer KEY'");
+  sub->add_option("--api-key-env", f->api_key_env, "Read the required key from this variable");
+  sub->add_option("--seed", f->o.style.seed, "Seed of answers and faults")->capture_default_str();
+  sub->add_option("--model-name", f->o.model_name, "Model id listed by /v1/models")
+      ->capture_default_str();
+
+  return {sub, [f]() -> int {
+            if (f->o.fail_rate + f->o.ratelimit_rate + f->o.drop_rate + f->o.garbage_rate +
+                    f->o.hang_rate >
+                1.0) {
+              std::cerr << "medeval sim: the fault rates add up to more than 1\n";
+              return kExitBadInput;
+            }
+            if (!f->api_key_env.empty()) {
+              const char* v = std::getenv(f->api_key_env.c_str());
+              if (v == nullptr || *v == '\0') {
+                std::cerr << "medeval sim: --api-key-env " << f->api_key_env
+                          << " is not set in the environment\n";
+                return kExitBadInput;
+              }
+              f->o.api_key = v;
+            }
+            f->o.overflow_reject = f->overflow == "reject";
+            sim::SimServer server(f->o);
+            absl::Status st = server.Start();
+            if (!st.ok()) {
+              std::cerr << "medeval sim: " << st.message() << "\n";
+              return st.code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitFailed;
+            }
+            if (!f->port_file.empty()) {
+              st = WriteFileAtomic(f->port_file, absl::StrCat(server.port(), "\n"), false);
+              if (!st.ok()) {
+                std::cerr << "medeval sim: " << st.message() << "\n";
+                return kExitFailed;
+              }
+            }
+            std::string host = f->o.listen.substr(0, f->o.listen.rfind(':'));
+            if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
+            std::cout << "medeval sim listening on http://" << host << ":" << server.port()
+                      << "/v1" << std::endl;
+            WaitForTerminationSignal();
+            server.Stop();
+            return kExitOk;
+          }};
+}
+
+}  // namespace medeval::cli

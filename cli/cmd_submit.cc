@@ -1,0 +1,111 @@
+// `medeval submit`: create runs (one per model) on a coordinator.
+#include <atomic>
+#include <iostream>
+#include <memory>
+
+#include "absl/strings/str_split.h"
+#include "cli/commands.h"
+#include "cli/model_flags.h"
+#include "cli/security_flags.h"
+#include "cli/signals.h"
+#include "client/run_job.h"
+
+namespace medeval::cli {
+
+Command AddSubmitCommand(CLI::App& app) {
+  struct Flags {
+    ClientSecurityFlags security;
+    RequestFlags request;
+    std::string data;
+    std::string track;
+    std::string datasets;
+    std::vector<std::string> models;
+    bool wait = false;
+    bool fresh = false;
+    std::string out = "results";
+    bool skip_invalid = false;
+    bool allow_incomplete = false;
+    std::string progress = "auto";
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "submit", "Submit a suite to a coordinator, one run per model; prints the run ids");
+  f->security.Add(sub);
+  sub->add_option("--data", f->data, "Folder of the suite")->required();
+  sub->add_option("--track", f->track, "v4-llm, v4-agent, v4-vlm or legacy-llm (default: detected)")
+      ->check(CLI::IsMember({"v4-llm", "v4-agent", "v4-vlm", "legacy-llm"}));
+  sub->add_option("--datasets", f->datasets, "Only these datasets (comma-separated)");
+  sub->add_option("--model", f->models, "Model to evaluate (repeat for several)")->required();
+  sub->add_flag("--wait", f->wait, "Show progress until done, then fetch the outputs");
+  sub->add_flag("--fresh", f->fresh,
+                "Start new runs even if identical ones exist (default: resume them)");
+  sub->add_option("--out", f->out, "With --wait: output folder (OUT/<model>/...)")
+      ->capture_default_str();
+  sub->add_flag("--skip-invalid", f->skip_invalid, "Leave out invalid input lines");
+  sub->add_flag("--allow-incomplete-zip", f->allow_incomplete,
+                "Write the upload zip even when some questions failed");
+  sub->add_option("--progress", f->progress, "auto, bar or plain")
+      ->check(CLI::IsMember({"auto", "bar", "plain"}))
+      ->capture_default_str();
+  f->request.Add(sub);
+  return {sub, [f]() -> int {
+            if (f->security.coordinator.empty()) {
+              if (const char* env = std::getenv("MEDEVAL_COORDINATOR")) f->security.coordinator = env;
+            }
+            auto security = f->security.Resolve();
+            if (!security.ok()) {
+              std::cerr << "medeval submit: " << security.status().message() << "\n";
+              return kExitBadInput;
+            }
+            SuiteSelection sel;
+            sel.data_dir = f->data;
+            if (!f->track.empty()) sel.track = *ParseTrack(f->track);
+            if (!f->datasets.empty()) {
+              sel.datasets = absl::StrSplit(f->datasets, ',', absl::SkipWhitespace());
+            }
+            sel.skip_invalid = f->skip_invalid;
+            int code = 0;
+            auto suite = LoadSuiteForRun(sel, std::cerr, &code);
+            if (!suite.ok()) {
+              std::cerr << "medeval submit: " << suite.status().message() << "\n";
+              return code;
+            }
+            auto client = CoordinatorClient::Connect(f->security.coordinator, *security);
+            if (!client.ok()) {
+              std::cerr << "medeval submit: " << client.status().message() << "\n";
+              return kExitBadInput;
+            }
+            std::vector<std::string> ids;
+            for (const std::string& model : f->models) {
+              v1::RunSpec spec = MakeRunSpec(*suite, model, f->request.Params(), f->skip_invalid,
+                                             f->allow_incomplete);
+              if (f->fresh) spec.clear_idempotency_key();
+              auto resp = (*client)->Submit(spec, *suite);
+              if (!resp.ok()) {
+                std::cerr << "medeval submit: " << model << ": " << resp.status().message() << "\n";
+                return resp.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput
+                                                                                  : kExitFailed;
+              }
+              if (resp->resumed()) {
+                std::cerr << "medeval submit: " << model << ": resuming identical run "
+                          << resp->run_id() << " (--fresh starts a new one)\n";
+              }
+              ids.push_back(resp->run_id());
+              if (!f->wait) std::cout << resp->run_id() << std::endl;
+            }
+            if (!f->wait) return kExitOk;
+            static std::atomic<bool> interrupted{false};
+            WatchTerminationSignals([](int) { interrupted = true; });
+            WaitOptions wo;
+            wo.out_dir = f->out;
+            wo.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
+            int rc = WaitAndFetch(**client, ids, wo, interrupted, std::cout, std::cerr);
+            if (rc == kJobInterrupted) {
+              std::cerr << "medeval submit: stopped watching; the runs go on at the coordinator "
+                           "(medeval status / fetch)\n";
+            }
+            return rc;
+          }};
+}
+
+}  // namespace medeval::cli

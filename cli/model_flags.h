@@ -1,0 +1,49 @@
+// Flags shared by the commands that talk to a model (run, demo, worker):
+// endpoint, key, request settings, with the environment fallbacks the
+// existing MedBench script uses (MODEL_NAME, API_URL, API_TOKEN) and the
+// OpenAI ones (OPENAI_BASE_URL, OPENAI_API_KEY).
+#ifndef MEDEVAL_CLI_MODEL_FLAGS_H_
+#define MEDEVAL_CLI_MODEL_FLAGS_H_
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/medeval.pb.h"
+#include "worker/chat_backend.h"
+
+namespace medeval::cli {
+
+struct EndpointFlags {
+  std::string model;
+  std::string base_url;
+  std::string api_key_env;
+  double retry_base_ms = 1000;
+  void Add(CLI::App* app);
+  // Applies the environment fallbacks; kInvalidArgument says what is missing.
+  absl::Status Resolve();
+  absl::StatusOr<BackendConfig> Backend() const;
+};
+
+struct RequestFlags {
+  std::optional<std::string> system_prompt;
+  bool no_system_prompt = false;
+  double temperature = 0;
+  std::optional<int> max_tokens;
+  std::optional<double> top_p;
+  double timeout_s = 600;
+  int max_attempts = 6;
+  void Add(CLI::App* app);
+  v1::RequestParams Params() const;
+};
+
+// The API key: from --api-key-env VAR (which must be set), else API_TOKEN,
+// else OPENAI_API_KEY, else none.
+absl::StatusOr<std::string> ResolveApiKey(const std::string& api_key_env);
+
+bool StderrIsTerminal();
+
+}  // namespace medeval::cli
+
+#endif  // MEDEVAL_CLI_MODEL_FLAGS_H_

@@ -1,0 +1,215 @@
+#include "client/coordinator_client.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/version.h"
+
+namespace medeval {
+namespace {
+
+constexpr size_t kUploadChunk = 1 << 20;
+
+std::chrono::system_clock::time_point Deadline(absl::Duration d) {
+  return std::chrono::system_clock::now() + absl::ToChronoMilliseconds(d);
+}
+
+}  // namespace
+
+std::vector<std::string> SuiteFiles(const Suite& suite) {
+  std::vector<std::string> files;
+  std::set<std::string> seen;
+  for (const Dataset& ds : suite.datasets) {
+    if (seen.insert(ds.file.input_path).second) files.push_back(ds.file.input_path);
+  }
+  for (const Dataset& ds : suite.datasets) {
+    for (size_t i = 0; i < ds.size(); ++i) {
+      for (absl::string_view img : ds.images(i)) {
+        std::string p(img);
+        if (seen.insert(p).second) files.push_back(p);
+      }
+    }
+  }
+  return files;
+}
+
+absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
+    const std::string& target, const ClientSecurity& security) {
+  if (target.empty()) return absl::InvalidArgumentError("--coordinator HOST:PORT is required");
+  auto channel = MakeChannel(target, security);
+  if (!channel.ok()) return channel.status();
+  return std::unique_ptr<CoordinatorClient>(
+      new CoordinatorClient(target, security, v1::Coordinator::NewStub(*channel)));
+}
+
+absl::Status CoordinatorClient::Explain(const grpc::Status& status, const char* what) const {
+  std::string msg = status.error_message();
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    msg = absl::StrCat("cannot reach the coordinator at ", target_, " (", msg, ")");
+  } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    msg = absl::StrCat("the coordinator at ", target_, " did not answer in time");
+  }
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", msg));
+}
+
+absl::StatusOr<v1::SubmitResponse> CoordinatorClient::Submit(const v1::RunSpec& spec,
+                                                             const Suite& suite) {
+  grpc::ClientContext ctx;
+  AddAuth(&ctx, security_);
+  ctx.set_deadline(Deadline(absl::Minutes(30)));
+  v1::SubmitResponse resp;
+  auto writer = stub_->Submit(&ctx, &resp);
+  v1::SubmitChunk first;
+  *first.mutable_spec() = spec;
+  first.mutable_spec()->set_client_version(kVersion);
+  bool ok = writer->Write(first);
+  for (const std::string& rel : SuiteFiles(suite)) {
+    if (!ok) break;
+    auto data = ReadFile(JoinPath(suite.root, rel));
+    if (!data.ok()) {
+      ctx.TryCancel();
+      writer->Finish().IgnoreError();
+      return data.status();
+    }
+    v1::SubmitChunk head;
+    head.mutable_file()->set_path(rel);
+    head.mutable_file()->set_size(data->size());
+    size_t off = 0;
+    do {
+      size_t n = std::min(kUploadChunk, data->size() - off);
+      head.set_data(data->substr(off, n));
+      ok = writer->Write(head);
+      head.clear_file();
+      off += n;
+    } while (ok && off < data->size());
+  }
+  if (ok) writer->WritesDone();
+  grpc::Status st = writer->Finish();
+  if (!st.ok()) return Explain(st, "submit");
+  return resp;
+}
+
+absl::StatusOr<v1::StatusResponse> CoordinatorClient::Status(const std::string& run_id,
+                                                             absl::Duration timeout) {
+  grpc::ClientContext ctx;
+  AddAuth(&ctx, security_);
+  ctx.set_deadline(Deadline(timeout));
+  v1::StatusRequest req;
+  req.set_run_id(run_id);
+  v1::StatusResponse resp;
+  grpc::Status st = stub_->Status(&ctx, req, &resp);
+  if (!st.ok()) return Explain(st, "status");
+  return resp;
+}
+
+absl::StatusOr<std::vector<std::string>> CoordinatorClient::Fetch(const std::string& run_id,
+                                                                  const std::string& dir) {
+  const std::string staging = dir + ".fetching";
+  absl::Status fs = RemoveAll(staging);
+  if (fs.ok()) fs = MakeDirs(staging);
+  if (!fs.ok()) return fs;
+  grpc::ClientContext ctx;
+  AddAuth(&ctx, security_);
+  ctx.set_deadline(Deadline(absl::Hours(1)));
+  v1::FetchRequest req;
+  req.set_run_id(run_id);
+  auto reader = stub_->Fetch(&ctx, req);
+  v1::FileChunk chunk;
+  std::vector<std::string> files;
+  int fd = -1;
+  std::string current;
+  uint64_t written = 0;
+  absl::Status local;
+  while (local.ok() && reader->Read(&chunk)) {
+    if (chunk.path() != current) {
+      if (fd >= 0) {
+        local = absl::DataLossError(absl::StrCat(current, ": transfer cut short"));
+        break;
+      }
+      if (!IsSafeRelativePath(chunk.path())) {
+        local = absl::DataLossError(absl::StrCat("unsafe path from coordinator: ", chunk.path()));
+        break;
+      }
+      current = chunk.path();
+      std::string path = JoinPath(staging, current);
+      local = MakeDirs(DirName(path));
+      if (!local.ok()) break;
+      fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        local = ErrnoStatus(errno, path);
+        break;
+      }
+      written = 0;
+    }
+    if (chunk.offset() != written) {
+      local = absl::DataLossError(absl::StrCat(current, ": chunk out of order"));
+      break;
+    }
+    const std::string& data = chunk.data();
+    size_t done = 0;
+    while (done < data.size()) {
+      ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        local = ErrnoStatus(errno, JoinPath(staging, current));
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
+    written += data.size();
+    if (local.ok() && chunk.last()) {
+      if (written != chunk.size()) {
+        local = absl::DataLossError(absl::StrCat(current, ": got ", written, " of ", chunk.size(),
+                                                 " bytes"));
+      }
+      if (::fsync(fd) != 0 && local.ok()) local = ErrnoStatus(errno, current);
+      ::close(fd);
+      fd = -1;
+      files.push_back(current);
+      current.clear();
+    }
+  }
+  if (fd >= 0) ::close(fd);
+  if (!local.ok()) {
+    ctx.TryCancel();
+    reader->Finish().IgnoreError();
+    RemoveAll(staging).IgnoreError();
+    return local;
+  }
+  grpc::Status st = reader->Finish();
+  if (!st.ok()) {
+    RemoveAll(staging).IgnoreError();
+    return Explain(st, "fetch");
+  }
+  // Replace what an earlier fetch left: each top-level entry we got, and the
+  // zip of a submission folder that no longer comes with one.
+  fs = MakeDirs(dir);
+  if (!fs.ok()) return fs;
+  auto top = ListDir(staging);
+  if (!top.ok()) return top.status();
+  std::set<std::string> names(top->begin(), top->end());
+  for (const std::string& name : *top) {
+    if (IsDirectory(JoinPath(staging, name)) && !names.count(name + ".zip")) {
+      RemoveAll(JoinPath(dir, name + ".zip")).IgnoreError();
+    }
+  }
+  for (const std::string& name : *top) {
+    std::string target = JoinPath(dir, name);
+    fs = RemoveAll(target);
+    if (fs.ok() && ::rename(JoinPath(staging, name).c_str(), target.c_str()) != 0) {
+      fs = ErrnoStatus(errno, absl::StrCat("rename into ", target));
+    }
+    if (!fs.ok()) return fs;
+  }
+  SyncDir(dir).IgnoreError();
+  RemoveAll(staging).IgnoreError();
+  return files;
+}
+
+}  // namespace medeval

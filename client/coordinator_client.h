@@ -1,0 +1,60 @@
+// Client of the coordinator's API, used by `submit`, `status`, `fetch` and
+// the embedded `run`: uploads a suite as a run, reads progress, downloads a
+// finished run's outputs.
+//
+// Thread-safety: thread-safe (each call uses its own gRPC context).
+#ifndef MEDEVAL_CLIENT_COORDINATOR_CLIENT_H_
+#define MEDEVAL_CLIENT_COORDINATOR_CLIENT_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/grpc_util.h"
+#include "common/suite.h"
+#include "proto/medeval.grpc.pb.h"
+
+namespace medeval {
+
+class CoordinatorClient {
+ public:
+  static absl::StatusOr<std::unique_ptr<CoordinatorClient>> Connect(
+      const std::string& target, const ClientSecurity& security);
+
+  // Uploads the files of `suite` (its dataset files and the images its
+  // questions use) and creates a run with `spec`, or resumes the run with the
+  // same idempotency key.
+  absl::StatusOr<v1::SubmitResponse> Submit(const v1::RunSpec& spec, const Suite& suite);
+
+  absl::StatusOr<v1::StatusResponse> Status(const std::string& run_id,
+                                            absl::Duration timeout = absl::Seconds(10));
+
+  // Downloads the outputs of a finished run into `dir` (the model's folder),
+  // replacing what an earlier fetch put there. Returns the files written.
+  absl::StatusOr<std::vector<std::string>> Fetch(const std::string& run_id,
+                                                 const std::string& dir);
+
+  const std::string& target() const { return target_; }
+
+ private:
+  CoordinatorClient(std::string target, ClientSecurity security,
+                    std::unique_ptr<v1::Coordinator::Stub> stub)
+      : target_(std::move(target)), security_(std::move(security)), stub_(std::move(stub)) {}
+
+  // Explains a gRPC failure in the user's terms.
+  absl::Status Explain(const grpc::Status& status, const char* what) const;
+
+  const std::string target_;
+  const ClientSecurity security_;
+  std::unique_ptr<v1::Coordinator::Stub> stub_;
+};
+
+// Files of a suite to upload (relative to its root): dataset files, then the
+// images referenced by its valid questions, without duplicates.
+std::vector<std::string> SuiteFiles(const Suite& suite);
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_CLIENT_COORDINATOR_CLIENT_H_

@@ -1,0 +1,69 @@
+#include "client/embedded_cluster.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/records.h"
+
+namespace medeval {
+
+absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(Options options) {
+  std::unique_ptr<EmbeddedCluster> c(new EmbeddedCluster());
+  Coordinator::Options copts;
+  copts.listen = "127.0.0.1:0";
+  copts.state_dir = options.state_dir;
+  copts.scheduler = options.scheduler;
+  auto coordinator = Coordinator::Start(std::move(copts));
+  if (!coordinator.ok()) return coordinator.status();
+  c->coordinator_ = std::move(*coordinator);
+  const bool many = options.groups.size() > 1;
+  for (const WorkerGroup& g : options.groups) {
+    for (int i = 1; i <= g.count; ++i) {
+      WorkerOptions w;
+      w.coordinator = c->target();
+      w.name = many ? absl::StrCat("local-", ModelFolderName(g.model), "-", i)
+                    : absl::StrCat("local-", i);
+      w.model = g.model;
+      w.concurrency = g.concurrency;
+      w.backend = g.backend;
+      auto worker = std::make_unique<Worker>(std::move(w));
+      absl::Status st = worker->Start();
+      if (!st.ok()) return st;
+      c->workers_.emplace_back(g.model, std::move(worker));
+    }
+  }
+  return c;
+}
+
+EmbeddedCluster::~EmbeddedCluster() { Stop(absl::ZeroDuration()); }
+
+std::string EmbeddedCluster::target() const {
+  return absl::StrCat("127.0.0.1:", coordinator_->port());
+}
+
+absl::Status EmbeddedCluster::ModelError(const std::string& model) {
+  absl::Status first;
+  for (auto& [m, w] : workers_) {
+    if (m != model) continue;
+    absl::Status st = w->error();
+    if (st.ok()) return absl::OkStatus();  // one still works
+    if (first.ok()) first = st;
+  }
+  return first;
+}
+
+void EmbeddedCluster::Stop(absl::Duration grace) {
+  if (stopped_) return;
+  stopped_ = true;
+  // Drain in parallel so the grace period is paid once.
+  std::vector<std::thread> drains;
+  for (auto& [m, w] : workers_) {
+    Worker* worker = w.get();
+    drains.emplace_back([worker, grace] { worker->Drain(grace); });
+  }
+  for (auto& t : drains) t.join();
+  workers_.clear();
+  if (coordinator_) coordinator_->Shutdown();
+}
+
+}  // namespace medeval

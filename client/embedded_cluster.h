@@ -1,0 +1,54 @@
+// `medeval run` on one machine: a coordinator on a loopback port and local
+// workers that connect to it over gRPC exactly as they would from other
+// machines, so the embedded run and the cluster share one code path.
+//
+// Thread-safety: methods are thread-safe.
+#ifndef MEDEVAL_CLIENT_EMBEDDED_CLUSTER_H_
+#define MEDEVAL_CLIENT_EMBEDDED_CLUSTER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "coordinator/coordinator.h"
+#include "worker/worker.h"
+
+namespace medeval {
+
+class EmbeddedCluster {
+ public:
+  struct WorkerGroup {
+    std::string model;
+    BackendConfig backend;
+    int count = 2;
+    int concurrency = 16;
+  };
+  struct Options {
+    std::string state_dir;
+    std::vector<WorkerGroup> groups;
+    Scheduler::Options scheduler;
+  };
+
+  static absl::StatusOr<std::unique_ptr<EmbeddedCluster>> Start(Options options);
+  ~EmbeddedCluster();
+
+  // "127.0.0.1:PORT" of the coordinator.
+  std::string target() const;
+  Coordinator& coordinator() { return *coordinator_; }
+  // When every worker of `model` has stopped with an error: the first error.
+  absl::Status ModelError(const std::string& model);
+  // Workers finish (up to `grace`) what they are asking, then the coordinator
+  // makes the journal durable and stops.
+  void Stop(absl::Duration grace);
+
+ private:
+  EmbeddedCluster() = default;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::vector<std::pair<std::string, std::unique_ptr<Worker>>> workers_;  // (model, worker)
+  bool stopped_ = false;
+};
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_CLIENT_EMBEDDED_CLUSTER_H_

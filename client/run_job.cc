@@ -1,0 +1,296 @@
+#include "client/run_job.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "client/embedded_cluster.h"
+#include "client/progress.h"
+#include "common/file_util.h"
+#include "common/records.h"
+#include "common/sha256.h"
+#include "worker/endpoint_probe.h"
+
+namespace medeval {
+namespace {
+
+constexpr size_t kMaxFailuresShown = 20;
+
+std::string DeterministicBytes(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::io::StringOutputStream sos(&out);
+  google::protobuf::io::CodedOutputStream cos(&sos);
+  cos.SetSerializationDeterministic(true);
+  m.SerializeToCodedStream(&cos);
+  cos.Trim();
+  return out;
+}
+
+bool Finished(const v1::RunStatus& r) {
+  return r.state() == "done" || r.state() == "incomplete" || r.state() == "merge-failed";
+}
+
+// A model folder holds one run's records.jsonl and manifest.json: say so when
+// a run of another track is about to replace them.
+void WarnIfReplacing(const std::string& folder, const v1::RunStatus& r, std::ostream& err) {
+  auto old = ReadFile(JoinPath(folder, "manifest.json"));
+  if (!old.ok()) return;
+  auto m = nlohmann::json::parse(*old, nullptr, false);
+  if (!m.is_object() || !m.contains("track") || !m["track"].is_string()) return;
+  if (m["track"].get<std::string>() != r.track()) {
+    err << "medeval: note: " << folder << " held a " << m["track"].get<std::string>()
+        << " run; its records.jsonl and manifest.json are replaced by this " << r.track()
+        << " run (use a separate --out per track to keep both)\n";
+  }
+}
+
+}  // namespace
+
+v1::RequestParams DefaultRequestParams() {
+  v1::RequestParams p;
+  p.set_system_prompt("You are a helpful assistant.");
+  p.set_has_system_prompt(true);
+  p.set_temperature(0);
+  p.set_timeout_s(600);
+  p.set_max_attempts(6);
+  return p;
+}
+
+absl::StatusOr<Suite> LoadSuiteForRun(const SuiteSelection& sel, std::ostream& err,
+                                      int* exit_code) {
+  LoadOptions opts;
+  opts.forced_track = sel.track.has_value() ? &*sel.track : nullptr;
+  opts.only_datasets = sel.datasets;
+  auto suite = LoadSuite(sel.data_dir, opts);
+  if (!suite.ok()) {
+    *exit_code = suite.status().code() == absl::StatusCode::kInternal ? kJobFailed : kJobBadInput;
+    return suite.status();
+  }
+  std::vector<InputIssue> issues = suite->issues();
+  for (const InputIssue& issue : issues) err << issue.ToString() << "\n";
+  if (!issues.empty()) {
+    size_t files = 0;
+    for (const Dataset& ds : suite->datasets) files += ds.issues.empty() ? 0 : 1;
+    if (!sel.skip_invalid) {
+      *exit_code = kJobBadInput;
+      return absl::InvalidArgumentError(
+          absl::StrCat(issues.size(), " invalid input lines in ", files,
+                       " files; nothing was asked. Fix them, or pass --skip-invalid to leave "
+                       "them out (they are listed in the manifest)."));
+    }
+    err << "medeval: leaving out " << issues.size() << " invalid lines (--skip-invalid)\n";
+  }
+  if (suite->question_count() == 0) {
+    *exit_code = kJobBadInput;
+    return absl::InvalidArgumentError(absl::StrCat(sel.data_dir, ": no questions to ask"));
+  }
+  *exit_code = kJobOk;
+  return suite;
+}
+
+v1::RunSpec MakeRunSpec(const Suite& suite, const std::string& model,
+                        const v1::RequestParams& params, bool skip_invalid,
+                        bool allow_incomplete_zip) {
+  v1::RunSpec spec;
+  spec.set_model(model);
+  spec.set_track(std::string(TrackName(suite.track)));
+  *spec.mutable_params() = params;
+  spec.set_skip_invalid(skip_invalid);
+  spec.set_allow_incomplete_zip(allow_incomplete_zip);
+  Sha256Hasher h;
+  h.Update(absl::StrCat("model\n", model, "\ntrack\n", spec.track(), "\n"));
+  for (const Dataset& ds : suite.datasets) h.Update(absl::StrCat(ds.file.name, " ", ds.sha256, "\n"));
+  h.Update(absl::StrCat("skip_invalid ", skip_invalid, " allow_incomplete ", allow_incomplete_zip,
+                        "\n"));
+  // Timeout and attempts do not change answers: resuming with other values is fine.
+  v1::RequestParams answer_params = params;
+  answer_params.clear_timeout_s();
+  answer_params.clear_max_attempts();
+  h.Update(DeterministicBytes(answer_params));
+  spec.set_idempotency_key(h.HexDigest());
+  return spec;
+}
+
+int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_ids,
+                 const WaitOptions& options, const std::atomic<bool>& interrupted,
+                 std::ostream& out, std::ostream& err) {
+  ProgressReporter progress(err, options.tty);
+  std::map<std::string, v1::RunStatus> last;
+  std::map<std::string, std::string> aborted;  // run id -> why
+  int status_errors = 0;
+  while (true) {
+    if (interrupted.load()) break;
+    auto st = client.Status("");
+    if (!st.ok()) {
+      // A coordinator restarting is not the end of the run.
+      if (++status_errors % 20 == 1) err << "medeval: " << st.status().message() << "\n";
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      continue;
+    }
+    status_errors = 0;
+    std::vector<v1::RunStatus> mine;
+    int connected = 0;
+    for (const auto& w : st->workers()) connected += w.connected() ? 1 : 0;
+    for (const auto& r : st->runs()) {
+      if (std::find(run_ids.begin(), run_ids.end(), r.run_id()) == run_ids.end()) continue;
+      last[r.run_id()] = r;
+      mine.push_back(r);
+      if (!Finished(r) && options.model_error && !aborted.count(r.run_id())) {
+        absl::Status why = options.model_error(r.model());
+        if (!why.ok()) aborted[r.run_id()] = std::string(why.message());
+      }
+    }
+    progress.Update(mine, connected);
+    bool all_over = mine.size() == run_ids.size();
+    for (const auto& r : mine) all_over = all_over && (Finished(r) || aborted.count(r.run_id()));
+    if (all_over) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  progress.Done();
+
+  int code = kJobOk;
+  for (const std::string& id : run_ids) {
+    auto it = last.find(id);
+    if (it == last.end()) {
+      err << "medeval: run " << id << " is unknown to the coordinator\n";
+      code = kJobFailed;
+      continue;
+    }
+    const v1::RunStatus& r = it->second;
+    const std::string folder = JoinPath(options.out_dir, ModelFolderName(r.model()));
+    if (auto ab = aborted.find(id); ab != aborted.end()) {
+      err << "medeval: " << r.model() << ": stopped: " << ab->second << "\n"
+          << "  " << r.answered() << " answers are saved; fix the problem and run the same "
+          << "command again to continue.\n";
+      code = kJobFailed;
+      continue;
+    }
+    if (!Finished(r)) {
+      err << "medeval: " << r.model() << ": interrupted at " << r.answered() + r.failed() << "/"
+          << r.total() << "; the answers so far are saved. Run the same command again to "
+          << "continue.\n";
+      code = code == kJobOk ? kJobInterrupted : code;
+      continue;
+    }
+    if (r.state() == "merge-failed") {
+      err << "medeval: " << r.model() << ": writing the outputs failed: " << r.error() << "\n";
+      code = kJobFailed;
+      continue;
+    }
+    WarnIfReplacing(folder, r, err);
+    auto files = client.Fetch(id, folder);
+    if (!files.ok()) {
+      err << "medeval: " << r.model() << ": " << files.status().message() << "\n";
+      code = kJobFailed;
+      continue;
+    }
+    const double secs =
+        r.finished_unix_ms() > r.created_unix_ms()
+            ? static_cast<double>(r.finished_unix_ms() - r.created_unix_ms()) / 1000.0
+            : 0;
+    out << r.model() << ": " << r.answered() << "/" << r.total() << " answered";
+    if (secs > 0) {
+      out << " in " << ShortDuration(secs);
+    }
+    out << ", " << r.retries() << " retries, " << r.failed() << " failed\n";
+    std::string zip;
+    for (const auto& f : *files) {
+      if (f.find('/') == std::string::npos && f.size() > 4 && f.substr(f.size() - 4) == ".zip") {
+        zip = f;
+      }
+    }
+    if (!zip.empty()) out << "  " << JoinPath(folder, zip) << "   (upload this to MedBench)\n";
+    out << "  " << JoinPath(folder, "records.jsonl") << "   (every answer, reasoning, tokens)\n";
+    out << "  " << JoinPath(folder, "manifest.json") << "   (settings, SHA-256 of every file)\n";
+    if (r.failed() > 0) {
+      code = kJobFailed;
+      err << "medeval: " << r.model() << ": " << r.failed() << " questions failed; their answers "
+          << "are not written" << (zip.empty() ? " and no upload zip was made" : "")
+          << ". Run the same command again to retry only them:\n";
+      for (int i = 0; i < r.failed_questions_size() && i < static_cast<int>(kMaxFailuresShown);
+           ++i) {
+        err << "  " << r.failed_questions(i) << "\n";
+      }
+      if (r.failed() > kMaxFailuresShown) {
+        err << "  ... (all of them in " << JoinPath(folder, "manifest.json") << ")\n";
+      }
+    }
+  }
+  if (interrupted.load() && code == kJobOk) code = kJobInterrupted;
+  return code;
+}
+
+int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interrupted,
+                   std::ostream& out, std::ostream& err) {
+  int code = kJobOk;
+  auto suite = LoadSuiteForRun(options.suite, err, &code);
+  if (!suite.ok()) {
+    err << "medeval: " << suite.status().message() << "\n";
+    return code;
+  }
+  if (options.probe) {
+    for (const ModelRun& m : options.models) {
+      absl::Status st = ProbeEndpoint(m.backend, absl::Seconds(15));
+      if (!st.ok()) {
+        err << "medeval: " << m.model << ": " << st.message() << "\n";
+        return kJobFailed;
+      }
+    }
+  }
+  absl::Status st = MakeDirs(options.out_dir);
+  if (!st.ok()) {
+    err << "medeval: " << st.message() << "\n";
+    return kJobFailed;
+  }
+  EmbeddedCluster::Options eo;
+  eo.state_dir = JoinPath(options.out_dir, ".medeval");
+  eo.scheduler = options.scheduler;
+  for (const ModelRun& m : options.models) {
+    eo.groups.push_back({m.model, m.backend, m.workers, m.concurrency});
+  }
+  auto cluster = EmbeddedCluster::Start(std::move(eo));
+  if (!cluster.ok()) {
+    err << "medeval: " << cluster.status().message() << "\n";
+    return kJobFailed;
+  }
+  auto client = CoordinatorClient::Connect((*cluster)->target(), ClientSecurity{});
+  if (!client.ok()) {
+    err << "medeval: " << client.status().message() << "\n";
+    return kJobFailed;
+  }
+  std::vector<std::string> run_ids;
+  for (const ModelRun& m : options.models) {
+    v1::RunSpec spec = MakeRunSpec(*suite, m.model, m.params, options.suite.skip_invalid,
+                                   options.allow_incomplete_zip);
+    auto resp = (*client)->Submit(spec, *suite);
+    if (!resp.ok()) {
+      err << "medeval: " << m.model << ": " << resp.status().message() << "\n";
+      return kJobFailed;
+    }
+    if (resp->resumed()) {
+      err << "medeval: " << m.model << ": continuing run " << resp->run_id() << " from "
+          << options.out_dir << "/.medeval"
+          << (resp->reopened() > 0 ? absl::StrCat(" (", resp->reopened(),
+                                                  " failed questions asked again)")
+                                   : "")
+          << "\n";
+    }
+    run_ids.push_back(resp->run_id());
+  }
+  WaitOptions wo;
+  wo.out_dir = options.out_dir;
+  wo.tty = options.tty;
+  EmbeddedCluster* c = cluster->get();
+  wo.model_error = [c](const std::string& model) { return c->ModelError(model); };
+  code = WaitAndFetch(**client, run_ids, wo, interrupted, out, err);
+  (*cluster)->Stop(interrupted.load() ? options.drain_grace : absl::ZeroDuration());
+  return code;
+}
+
+}  // namespace medeval

@@ -1,0 +1,92 @@
+// The user-facing jobs built on the coordinator API: the embedded
+// `medeval run` (and `demo`), and waiting for runs and fetching their files
+// (shared with `medeval submit --wait`).
+//
+// Thread-safety: each function is meant for the command's main thread;
+// `interrupted` may be set from a signal-watching thread.
+#ifndef MEDEVAL_CLIENT_RUN_JOB_H_
+#define MEDEVAL_CLIENT_RUN_JOB_H_
+
+#include <atomic>
+#include <functional>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "client/coordinator_client.h"
+#include "common/suite.h"
+#include "coordinator/scheduler.h"
+#include "proto/medeval.pb.h"
+#include "worker/chat_backend.h"
+
+namespace medeval {
+
+// One model to evaluate in an embedded run.
+struct ModelRun {
+  std::string model;
+  BackendConfig backend;
+  v1::RequestParams params;
+  int workers = 2;
+  int concurrency = 16;
+};
+
+struct SuiteSelection {
+  std::string data_dir;
+  std::optional<Track> track;
+  std::vector<std::string> datasets;
+  bool skip_invalid = false;
+};
+
+struct RunJobOptions {
+  SuiteSelection suite;
+  bool allow_incomplete_zip = false;
+  std::string out_dir = "results";
+  std::vector<ModelRun> models;
+  bool tty = false;        // live progress bars
+  bool probe = true;       // check each endpoint before starting
+  absl::Duration drain_grace = absl::Seconds(3);
+  Scheduler::Options scheduler;
+};
+
+// Exit codes.
+inline constexpr int kJobOk = 0;
+inline constexpr int kJobFailed = 1;
+inline constexpr int kJobBadInput = 2;
+inline constexpr int kJobInterrupted = 130;
+
+// Loads and checks the suite; prints every bad line as "path:line: what" to
+// `err`. Returns the exit code to stop with (kJobBadInput), or the suite.
+absl::StatusOr<Suite> LoadSuiteForRun(const SuiteSelection& sel, std::ostream& err, int* exit_code);
+
+// The run spec for `suite` and one model (idempotency key included: the same
+// model, questions and settings name the same run).
+v1::RunSpec MakeRunSpec(const Suite& suite, const std::string& model,
+                        const v1::RequestParams& params, bool skip_invalid,
+                        bool allow_incomplete_zip);
+
+// The request settings MedBench evaluations are published with: system prompt
+// "You are a helpful assistant.", temperature 0, no max_tokens.
+v1::RequestParams DefaultRequestParams();
+
+// Runs everything embedded (coordinator + local workers on loopback).
+int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interrupted,
+                   std::ostream& out, std::ostream& err);
+
+struct WaitOptions {
+  std::string out_dir;  // fetch finished runs into out_dir/<model>/
+  bool tty = false;
+  // Why a model's runs cannot progress (all its workers failed), or OK.
+  std::function<absl::Status(const std::string& model)> model_error;
+};
+
+// Shows progress until every run is finished (or interrupted), fetches each
+// finished run and prints a summary. Returns the exit code.
+int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_ids,
+                 const WaitOptions& options, const std::atomic<bool>& interrupted,
+                 std::ostream& out, std::ostream& err);
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_CLIENT_RUN_JOB_H_
