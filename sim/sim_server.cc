@@ -247,7 +247,8 @@ struct SimServer::Impl {
   Gate gate;
   int port = 0;
   std::atomic<uint64_t> counter{0};
-  std::atomic<uint64_t> requests{0}, completed{0}, bad_requests{0}, unauthorized{0};
+  std::atomic<uint64_t> connections{0}, requests{0}, completed{0}, bad_requests{0},
+      unauthorized{0};
   std::atomic<uint64_t> f_ratelimit{0}, f_server_error{0}, f_drop{0}, f_garbage{0}, f_hang{0},
       f_capacity{0}, images_ok{0}, images_bad{0};
   std::atomic<int64_t> in_service{0}, max_in_service{0};
@@ -309,6 +310,7 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     }
     if (path == "/health" && get) return SendText(http::status::ok, "application/json", "{\"status\":\"ok\"}");
     if ((path == "/v1/models" || path == "/models") && get) {
+      if (!Authorized(req)) return SendUnauthorized();
       json models = {{"object", "list"},
                      {"data", json::array({{{"id", server_->opt.model_name},
                                             {"object", "model"},
@@ -330,15 +332,7 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void Chat(http::request<http::string_body>& req) {
     Impl& s = *server_;
     s.requests.fetch_add(1, std::memory_order_relaxed);
-    if (!s.opt.api_key.empty()) {
-      auto auth = req[http::field::authorization];
-      if (absl::string_view(auth.data(), auth.size()) != absl::StrCat("Bearer ", s.opt.api_key)) {
-        s.unauthorized.fetch_add(1, std::memory_order_relaxed);
-        return SendError(http::status::unauthorized,
-                         "Incorrect API key provided. Pass it as 'Authorization: Bearer KEY'.",
-                         "invalid_request_error", "invalid_api_key");
-      }
-    }
+    if (!Authorized(req)) return SendUnauthorized();
     chat_ = ChatRequest();
     std::string err = ParseChat(req.body(), &chat_);
     if (!err.empty()) {
@@ -494,6 +488,21 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     Send(std::move(res));
   }
 
+  // Like OpenAI and vLLM: every /v1 endpoint wants the key when one is set.
+  bool Authorized(const http::request<http::string_body>& req) {
+    const std::string& key = server_->opt.api_key;
+    if (key.empty()) return true;
+    auto auth = req[http::field::authorization];
+    return absl::string_view(auth.data(), auth.size()) == absl::StrCat("Bearer ", key);
+  }
+
+  void SendUnauthorized() {
+    server_->unauthorized.fetch_add(1, std::memory_order_relaxed);
+    SendError(http::status::unauthorized,
+              "Incorrect API key provided. Pass it as 'Authorization: Bearer KEY'.",
+              "invalid_request_error", "invalid_api_key");
+  }
+
   void SendRateLimited(absl::string_view message) {
     Response res{http::status::too_many_requests, version_};
     res.set(http::field::content_type, "application/json");
@@ -578,6 +587,7 @@ void SimServer::Impl::DoAccept() {
       MEDEVAL_LOG(WARNING) << "sim: accept failed: " << ec.message();
     } else {
       socket.set_option(tcp::no_delay(true), ec);
+      connections.fetch_add(1, std::memory_order_relaxed);
       std::make_shared<Session>(std::move(socket), this)->Run();
     }
     DoAccept();
@@ -599,7 +609,7 @@ void SimServer::Impl::CountAnswered(const std::string& question) {
 }
 
 void SimServer::Impl::Reset() {
-  for (auto* c : {&requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
+  for (auto* c : {&connections, &requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
                   &f_server_error, &f_drop, &f_garbage, &f_hang, &f_capacity, &images_ok,
                   &images_bad}) {
     c->store(0);
@@ -644,7 +654,8 @@ json SimServer::Impl::Stats() {
       per[key] = {{"requests", c.requests}, {"answered", c.answered}, {"images", c.images}};
     }
   }
-  return json{{"requests", requests.load()},
+  return json{{"connections", connections.load()},
+              {"requests", requests.load()},
               {"completed", completed.load()},
               {"in_flight", in_service.load()},
               {"queued", gate.waiting()},
