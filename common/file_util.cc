@@ -138,6 +138,16 @@ absl::Status RemoveAll(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status SyncFilesystem(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, path);
+  int rc = ::syncfs(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus(err, absl::StrCat("syncfs ", path));
+  return absl::OkStatus();
+}
+
 bool PathExists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;

@@ -35,6 +35,11 @@ absl::Status RemoveAll(const std::string& path);
 // fsync(2) of a directory, so renames and new entries in it survive a crash.
 absl::Status SyncDir(const std::string& dir);
 
+// syncfs(2): everything written to the file system holding `path` reaches
+// stable storage. One call instead of an fsync per file when many files are
+// written at once.
+absl::Status SyncFilesystem(const std::string& path);
+
 bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);
 

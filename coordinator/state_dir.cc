@@ -86,13 +86,15 @@ absl::StatusOr<v1::RunSpec> StateDir::CreateRun(
     }
     std::string path = JoinPath(JoinPath(tmp, "input"), f.path);
     st = MakeDirs(DirName(path));
-    if (st.ok()) st = WriteFileAtomic(path, f.data, /*durable=*/true);
+    if (st.ok()) st = WriteFileAtomic(path, f.data, /*durable=*/false);
     if (!st.ok()) return fail(st);
   }
   auto spec = finalize(JoinPath(tmp, "input"));
   if (!spec.ok()) return fail(spec.status());
-  st = WriteFileAtomic(JoinPath(tmp, "spec.pb"), spec->SerializeAsString(), /*durable=*/true);
+  st = WriteFileAtomic(JoinPath(tmp, "spec.pb"), spec->SerializeAsString(), /*durable=*/false);
+  if (st.ok()) st = SyncFilesystem(tmp);
   if (!st.ok()) return fail(st);
+  // The folder is complete on disk before it gets its final name.
   if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
     return fail(ErrnoStatus(errno, absl::StrCat("rename to ", final_dir)));
   }
