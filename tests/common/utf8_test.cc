@@ -1,0 +1,25 @@
+#include "common/utf8.h"
+
+#include "gtest/gtest.h"
+
+namespace medeval {
+namespace {
+
+TEST(Utf8Test, FindsInvalidSequences) {
+  EXPECT_TRUE(IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(IsValidUtf8("中文 ✓ 𝄞"));
+  EXPECT_EQ(FindInvalidUtf8("ab\xff"), 2u);
+  EXPECT_EQ(FindInvalidUtf8("\xc0\xaf"), 0u);          // overlong "/"
+  EXPECT_EQ(FindInvalidUtf8("x\xed\xa0\x80"), 1u);     // surrogate
+  EXPECT_EQ(FindInvalidUtf8("\xe4\xb8"), 0u);          // cut short
+  EXPECT_EQ(FindInvalidUtf8("\xf4\x90\x80\x80"), 0u);  // above U+10FFFF
+}
+
+TEST(Utf8Test, LengthAndPrefix) {
+  EXPECT_EQ(Utf8Length("中文ab"), 4u);
+  EXPECT_EQ(Utf8Prefix("中文", 4), "中");
+  EXPECT_EQ(Utf8Prefix("abc", 10), "abc");
+}
+
+}  // namespace
+}  // namespace medeval

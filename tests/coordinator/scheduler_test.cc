@@ -1,0 +1,417 @@
+#include "coordinator/scheduler.h"
+
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_util.h"
+
+namespace medeval {
+namespace {
+
+// Stands in for a worker's gRPC stream: records what the scheduler sends.
+class RecordingChannel : public WorkerChannel {
+ public:
+  void Send(const v1::CoordinatorMessage& m) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    msgs_.push_back(m);
+  }
+  void Close(const absl::Status& s) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    close_status_ = s;
+  }
+  // Leases received since the last call.
+  std::vector<v1::Lease> TakeLeases() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<v1::Lease> out;
+    for (size_t i = leases_seen_; i < msgs_.size(); ++i) {
+      for (const auto& l : msgs_[i].leases()) out.push_back(l);
+    }
+    leases_seen_ = msgs_.size();
+    return out;
+  }
+  int Count(const std::function<int(const v1::CoordinatorMessage&)>& f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    int n = 0;
+    for (const auto& m : msgs_) n += f(m);
+    return n;
+  }
+  int Acks() { return Count([](const auto& m) { return m.acks_size(); }); }
+  int RunInfos() { return Count([](const auto& m) { return m.runs_size(); }); }
+  std::vector<uint64_t> Cancels() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<uint64_t> out;
+    for (const auto& m : msgs_) out.insert(out.end(), m.cancels().begin(), m.cancels().end());
+    return out;
+  }
+  bool closed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return closed_;
+  }
+  absl::Status close_status() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return close_status_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<v1::CoordinatorMessage> msgs_;
+  size_t leases_seen_ = 0;
+  bool closed_ = false;
+  absl::Status close_status_;
+};
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void Start(Scheduler::Options o = Scheduler::Options()) {
+    o.clock = &clock_;
+    o.on_run_complete = [this](const std::string& id) {
+      std::lock_guard<std::mutex> lock(mu_);
+      completed_.push_back(id);
+    };
+    s_ = std::make_unique<Scheduler>(o, &journal_);
+  }
+
+  LoadedRun MakeRun(const std::string& id, const std::string& model, int n) {
+    std::string root = dir_ / id;
+    std::string lines;
+    for (int i = 0; i < n; ++i) {
+      absl::StrAppend(&lines, R"({"question": "q)", i, R"(", "answer": "", "other": {"id": )", i,
+                      "}}\n");
+    }
+    testing::WriteText(JoinPath(root, "D.jsonl"), lines);
+    LoadedRun r;
+    r.spec.set_run_id(id);
+    r.spec.set_model(model);
+    r.spec.set_track("v4-llm");
+    r.spec.set_idempotency_key(absl::StrCat("key-", id));
+    auto suite = LoadSuite(root, LoadOptions());
+    EXPECT_TRUE(suite.ok());
+    r.suite = std::make_shared<const Suite>(std::move(*suite));
+    uint64_t dropped;
+    r.journal = *JournalFile::Open(dir_ / (id + ".journal"), [](uint64_t, absl::string_view) {},
+                                   &dropped);
+    r.state.assign(n, kPending);
+    r.offset.assign(n, 0);
+    r.output_dir = dir_ / (id + ".out");
+    return r;
+  }
+
+  std::string Connect(RecordingChannel* ch, const std::string& name, const std::string& model,
+                      int inflight, int prefetch = 0,
+                      std::vector<v1::QuestionKey> holding = {}) {
+    v1::Hello h;
+    h.set_worker_name(name);
+    h.set_model(model);
+    h.set_max_inflight(inflight);
+    h.set_prefetch(prefetch);
+    for (auto& k : holding) *h.add_holding() = k;
+    auto id = s_->Connect(h, ch);
+    EXPECT_TRUE(id.ok()) << id.status();
+    return *id;
+  }
+
+  static v1::WorkerMessage Answer(const v1::Lease& l, const std::string& text = "A") {
+    v1::WorkerMessage m;
+    v1::Result* r = m.add_results();
+    r->set_lease_id(l.lease_id());
+    *r->mutable_key() = l.key();
+    r->mutable_answer()->set_answer(text);
+    r->mutable_answer()->set_attempts(1);
+    return m;
+  }
+  static v1::WorkerMessage Fail(const v1::Lease& l) {
+    v1::WorkerMessage m;
+    v1::Result* r = m.add_results();
+    r->set_lease_id(l.lease_id());
+    *r->mutable_key() = l.key();
+    r->mutable_failure()->set_last_error("HTTP 400: too long");
+    r->mutable_failure()->set_attempts(1);
+    return m;
+  }
+  v1::RunStatus RunStatus(const std::string& id) {
+    journal_.Flush();
+    return s_->Status(id).runs(0);
+  }
+  std::vector<std::string> Completed() {
+    journal_.Flush();
+    std::lock_guard<std::mutex> lock(mu_);
+    return completed_;
+  }
+
+  // Workers' channels stay valid until the scheduler and journal are gone
+  // (as streams do until Disconnect), so they are declared first.
+  RecordingChannel& NewChannel() {
+    channels_.push_back(std::make_unique<RecordingChannel>());
+    return *channels_.back();
+  }
+  std::vector<std::unique_ptr<RecordingChannel>> channels_;
+  testing::TempDir dir_;
+  FakeClock clock_;
+  std::unique_ptr<Scheduler> s_;
+  // Declared after the scheduler so it drains (calling back into it) first.
+  JournalWriter journal_;
+  std::mutex mu_;
+  std::vector<std::string> completed_;
+};
+
+TEST_F(SchedulerTest, LeasesUpToCreditsAndSendsRunInfoOnce) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 10)).ok());
+  RecordingChannel& ch = NewChannel();
+  std::string w = Connect(&ch, "w1", "m", 2, 1);
+  auto leases = ch.TakeLeases();
+  ASSERT_EQ(leases.size(), 3u);
+  EXPECT_EQ(leases[0].key().index(), 0u);
+  EXPECT_EQ(leases[0].question(), "q0");
+  EXPECT_EQ(leases[0].dataset(), "D");
+  EXPECT_EQ(leases[0].line(), 1u);
+  EXPECT_EQ(ch.RunInfos(), 1);
+  s_->OnMessage(w, &ch, Answer(leases[0]));
+  auto more = ch.TakeLeases();
+  ASSERT_EQ(more.size(), 1u);  // one credit came back
+  EXPECT_EQ(more[0].key().index(), 3u);
+  EXPECT_EQ(ch.RunInfos(), 1);
+}
+
+TEST_F(SchedulerTest, AcksDurableAnswersAndCompletesTheRun) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 3)).ok());
+  RecordingChannel& ch = NewChannel();
+  std::string w = Connect(&ch, "w1", "m", 8);
+  for (const auto& l : ch.TakeLeases()) s_->OnMessage(w, &ch, Answer(l));
+  EXPECT_EQ(Completed(), std::vector<std::string>{"r1"});
+  EXPECT_EQ(ch.Acks(), 3);
+  v1::RunStatus st = RunStatus("r1");
+  EXPECT_EQ(st.answered(), 3u);
+  EXPECT_EQ(st.state(), "finishing");
+  s_->FinishMerge("r1", absl::OkStatus());
+  EXPECT_EQ(RunStatus("r1").state(), "done");
+}
+
+TEST_F(SchedulerTest, FirstAnswerWinsAndDuplicatesAreCounted) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 2)).ok());
+  RecordingChannel& ch = NewChannel();
+  std::string w = Connect(&ch, "w1", "m", 8);
+  auto leases = ch.TakeLeases();
+  s_->OnMessage(w, &ch, Answer(leases[0], "first"));
+  s_->OnMessage(w, &ch, Answer(leases[0], "second"));
+  v1::RunStatus st = RunStatus("r1");
+  EXPECT_EQ(st.answered(), 1u);
+  EXPECT_EQ(st.duplicates(), 1u);
+  auto snap = s_->Snapshot("r1");
+  v1::JournalEntry e;
+  ASSERT_TRUE(e.ParseFromString(*snap->journal->ReadAt(snap->offset[0])));
+  EXPECT_EQ(e.answer().answer(), "first");
+}
+
+TEST_F(SchedulerTest, DisconnectReturnsLeasesToTheQueue) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 4)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  std::string wa = Connect(&a, "wa", "m", 4);
+  EXPECT_EQ(a.TakeLeases().size(), 4u);
+  std::string wb = Connect(&b, "wb", "m", 4);
+  EXPECT_TRUE(b.TakeLeases().empty());
+  s_->Disconnect(wa, &a);
+  auto leases = b.TakeLeases();
+  ASSERT_EQ(leases.size(), 4u);
+  for (const auto& l : leases) s_->OnMessage(wb, &b, Answer(l));
+  EXPECT_EQ(RunStatus("r1").answered(), 4u);
+}
+
+TEST_F(SchedulerTest, SilentWorkersExpire) {
+  Scheduler::Options o;
+  o.heartbeat_timeout = absl::Seconds(10);
+  Start(o);
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 2)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  std::string wa = Connect(&a, "wa", "m", 2);
+  ASSERT_EQ(a.TakeLeases().size(), 2u);
+  std::string wb = Connect(&b, "wb", "m", 2);
+  clock_.Advance(absl::Seconds(8));
+  v1::WorkerMessage hb;
+  hb.mutable_heartbeat()->set_inflight(0);
+  s_->OnMessage(wb, &b, hb);
+  s_->Tick();
+  EXPECT_FALSE(a.closed());
+  clock_.Advance(absl::Seconds(3));
+  s_->Tick();
+  EXPECT_TRUE(a.closed());
+  EXPECT_EQ(a.close_status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(b.closed());
+  EXPECT_EQ(b.TakeLeases().size(), 2u);
+  EXPECT_EQ(s_->counters().expired_workers, 1u);
+}
+
+TEST_F(SchedulerTest, QuestionsGoOnlyToWorkersOfTheirModel) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("ra", "model-a", 3)).ok());
+  ASSERT_TRUE(s_->AddRun(MakeRun("rb", "model-b", 3)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  Connect(&a, "wa", "model-a", 8);
+  Connect(&b, "wb", "model-b", 8);
+  for (const auto& l : a.TakeLeases()) EXPECT_EQ(l.key().run_id(), "ra");
+  for (const auto& l : b.TakeLeases()) EXPECT_EQ(l.key().run_id(), "rb");
+}
+
+TEST_F(SchedulerTest, RunsOfOneModelShareWorkers) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 10)).ok());
+  ASSERT_TRUE(s_->AddRun(MakeRun("r2", "m", 10)).ok());
+  RecordingChannel& ch = NewChannel();
+  Connect(&ch, "w", "m", 4);
+  int r1 = 0, r2 = 0;
+  for (const auto& l : ch.TakeLeases()) (l.key().run_id() == "r1" ? r1 : r2)++;
+  EXPECT_EQ(r1, 2);
+  EXPECT_EQ(r2, 2);
+}
+
+TEST_F(SchedulerTest, BackupCopiesOfStragglersAtTheTail) {
+  Scheduler::Options o;
+  o.backup_min_age = absl::Seconds(10);
+  o.heartbeat_timeout = absl::Hours(1);
+  Start(o);
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 2)).ok());
+  RecordingChannel& slow = NewChannel();
+  RecordingChannel& fast = NewChannel();
+  std::string ws = Connect(&slow, "slow", "m", 2);
+  auto leases = slow.TakeLeases();
+  ASSERT_EQ(leases.size(), 2u);
+  s_->OnMessage(ws, &slow, Answer(leases[0]));
+  std::string wf = Connect(&fast, "fast", "m", 2);
+  s_->Tick();
+  EXPECT_TRUE(fast.TakeLeases().empty());  // not a straggler yet
+  clock_.Advance(absl::Seconds(11));
+  s_->Tick();
+  auto backup = fast.TakeLeases();
+  ASSERT_EQ(backup.size(), 1u);
+  EXPECT_TRUE(backup[0].backup());
+  EXPECT_EQ(backup[0].key().index(), 1u);
+  EXPECT_EQ(s_->counters().backups, 1u);
+  s_->OnMessage(wf, &fast, Answer(backup[0], "fast"));
+  EXPECT_EQ(slow.Cancels(), std::vector<uint64_t>{leases[1].lease_id()});
+  EXPECT_EQ(Completed(), std::vector<std::string>{"r1"});
+  s_->OnMessage(ws, &slow, Answer(leases[1], "slow"));  // too late
+  EXPECT_EQ(RunStatus("r1").duplicates(), 1u);
+}
+
+TEST_F(SchedulerTest, AFailureDoesNotSettleAQuestionAnotherCopyStillAsks) {
+  Scheduler::Options o;
+  o.backup_min_age = absl::Seconds(1);
+  o.heartbeat_timeout = absl::Hours(1);
+  Start(o);
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 1)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  std::string wa = Connect(&a, "a", "m", 1);
+  auto la = a.TakeLeases();
+  std::string wb = Connect(&b, "b", "m", 1);
+  clock_.Advance(absl::Seconds(2));
+  s_->Tick();
+  auto lb = b.TakeLeases();
+  ASSERT_EQ(lb.size(), 1u);
+  s_->OnMessage(wa, &a, Fail(la[0]));
+  EXPECT_EQ(RunStatus("r1").failed(), 0u);
+  s_->OnMessage(wb, &b, Answer(lb[0]));
+  EXPECT_EQ(RunStatus("r1").answered(), 1u);
+}
+
+TEST_F(SchedulerTest, FailedQuestionsCanBeReopened) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 2)).ok());
+  RecordingChannel& ch = NewChannel();
+  std::string w = Connect(&ch, "w", "m", 4);
+  auto leases = ch.TakeLeases();
+  s_->OnMessage(w, &ch, Answer(leases[0]));
+  s_->OnMessage(w, &ch, Fail(leases[1]));
+  ASSERT_EQ(Completed().size(), 1u);
+  s_->FinishMerge("r1", absl::OkStatus());
+  v1::RunStatus st = RunStatus("r1");
+  EXPECT_EQ(st.state(), "incomplete");
+  ASSERT_EQ(st.failed_questions_size(), 1);
+  EXPECT_EQ(st.failed_questions(0), "D:2: HTTP 400: too long");
+  EXPECT_EQ(s_->FindRunByKey("key-r1"), "r1");
+  EXPECT_EQ(*s_->Reopen("r1"), 1u);
+  auto again = ch.TakeLeases();
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(again[0].key().index(), 1u);
+  EXPECT_EQ(RunStatus("r1").state(), "running");
+}
+
+TEST_F(SchedulerTest, AReconnectingWorkerKeepsWhatItStillAsks) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 3)).ok());
+  RecordingChannel& a1 = NewChannel();
+  std::string wa = Connect(&a1, "a", "m", 3);
+  auto leases = a1.TakeLeases();
+  ASSERT_EQ(leases.size(), 3u);
+  s_->Disconnect(wa, &a1);
+  // It comes back still working on question 1; a new worker must not get it.
+  RecordingChannel& a2 = NewChannel();
+  RecordingChannel& b = NewChannel();
+  std::string wa2 = Connect(&a2, "a", "m", 1, 0, {leases[1].key()});
+  EXPECT_TRUE(a2.TakeLeases().empty());  // its one credit is taken by question 1
+  Connect(&b, "b", "m", 8);
+  auto to_b = b.TakeLeases();
+  ASSERT_EQ(to_b.size(), 2u);
+  for (const auto& l : to_b) EXPECT_NE(l.key().index(), 1u);
+  s_->OnMessage(wa2, &a2, Answer(leases[1]));
+  EXPECT_EQ(RunStatus("r1").answered(), 1u);
+  EXPECT_EQ(RunStatus("r1").duplicates(), 0u);
+}
+
+TEST_F(SchedulerTest, WaitsForWorkersAfterARestart) {
+  Scheduler::Options o;
+  o.startup_grace = absl::Seconds(5);
+  Start(o);
+  LoadedRun r = MakeRun("r1", "m", 3);
+  r.state[0] = kAnswered;  // recovered from a journal
+  ASSERT_TRUE(s_->AddRun(std::move(r)).ok());
+  RecordingChannel& ch = NewChannel();
+  Connect(&ch, "w", "m", 8);
+  EXPECT_TRUE(ch.TakeLeases().empty());
+  clock_.Advance(absl::Seconds(6));
+  s_->Tick();
+  EXPECT_EQ(ch.TakeLeases().size(), 2u);
+}
+
+TEST_F(SchedulerTest, DrainingAndErroredWorkersGetNoWork) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 6)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  std::string wa = Connect(&a, "a", "m", 2);
+  auto leases = a.TakeLeases();
+  v1::WorkerMessage drain;
+  drain.set_draining(true);
+  drain.add_released(leases[1].lease_id());
+  s_->OnMessage(wa, &a, drain);
+  s_->OnMessage(wa, &a, Answer(leases[0]));
+  EXPECT_TRUE(a.TakeLeases().empty());
+  v1::WorkerMessage err;
+  err.mutable_error()->set_message("HTTP 401: bad key");
+  std::string wb = Connect(&b, "b", "m", 2);
+  EXPECT_EQ(b.TakeLeases().size(), 2u);  // including the released one
+  s_->OnMessage(wb, &b, err);
+  s_->Disconnect(wb, &b);
+  v1::StatusResponse st = s_->Status("");
+  bool listed = false;
+  for (const auto& w : st.workers()) {
+    if (w.worker_id() == "b") {
+      listed = true;
+      EXPECT_FALSE(w.connected());
+      EXPECT_EQ(w.error(), "HTTP 401: bad key");
+    }
+  }
+  EXPECT_TRUE(listed);
+}
+
+}  // namespace
+}  // namespace medeval

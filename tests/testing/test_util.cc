@@ -1,0 +1,201 @@
+#include "tests/testing/test_util.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <future>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/file_util.h"
+#include "common/suite.h"
+#include "gtest/gtest.h"
+#include "worker/http_client.h"
+
+#ifndef MEDEVAL_SOURCE_DIR
+#error "MEDEVAL_SOURCE_DIR must be defined"
+#endif
+#ifndef MEDEVAL_BINARY
+#error "MEDEVAL_BINARY must be defined"
+#endif
+
+namespace medeval::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = absl::StrCat(base ? base : "/tmp", "/medeval-test-XXXXXX");
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  char* p = ::mkdtemp(buf.data());
+  if (p == nullptr) ADD_FAILURE() << "mkdtemp failed";
+  path_ = p ? p : "/tmp";
+}
+
+TempDir::~TempDir() {
+  if (std::getenv("MEDEVAL_KEEP_TEST_DIRS") == nullptr) RemoveAll(path_).IgnoreError();
+}
+
+std::string TempDir::operator/(const std::string& rel) const { return JoinPath(path_, rel); }
+
+std::string SharedMedbench(const std::string& rel) {
+  std::string p = JoinPath(JoinPath(MEDEVAL_SOURCE_DIR, "../shared/medbench"), rel);
+  return PathExists(p) ? p : "";
+}
+
+std::string SamplesDir() { return JoinPath(MEDEVAL_SOURCE_DIR, "samples/medbench-mini"); }
+
+std::string MedevalBinary() { return MEDEVAL_BINARY; }
+
+Subprocess::~Subprocess() {
+  if (pid_ > 0 && !reaped_) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status_, 0);
+  }
+}
+
+void Subprocess::Start(const std::vector<std::string>& argv, const std::string& log_dir,
+                       const std::map<std::string, std::string>& env,
+                       const std::vector<std::string>& unset_env) {
+  static int counter = 0;
+  ++counter;
+  out_path_ = JoinPath(log_dir, absl::StrCat("proc-", counter, ".out"));
+  err_path_ = JoinPath(log_dir, absl::StrCat("proc-", counter, ".err"));
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    int out = ::open(out_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    // The test runner may block signals; the child starts clean.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (const auto& name : unset_env) ::unsetenv(name.c_str());
+    for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  reaped_ = false;
+}
+
+int Subprocess::Wait(absl::Duration timeout) {
+  if (pid_ <= 0) return -1;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!reaped_) {
+    pid_t r = ::waitpid(pid_, &status_, WNOHANG);
+    if (r == pid_) {
+      reaped_ = true;
+      break;
+    }
+    if (absl::Now() > deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  if (WIFSIGNALED(status_)) return 128 + WTERMSIG(status_);
+  return -1;
+}
+
+void Subprocess::Kill(int sig) {
+  if (pid_ > 0 && !reaped_) ::kill(pid_, sig);
+}
+
+bool Subprocess::running() {
+  if (pid_ <= 0 || reaped_) return false;
+  pid_t r = ::waitpid(pid_, &status_, WNOHANG);
+  if (r == pid_) {
+    reaped_ = true;
+    return false;
+  }
+  return true;
+}
+
+std::string Subprocess::out() const { return ReadText(out_path_); }
+std::string Subprocess::err() const { return ReadText(err_path_); }
+
+int RunMedeval(const std::vector<std::string>& args, const std::string& log_dir, std::string* out,
+               std::string* err, const std::map<std::string, std::string>& env,
+               absl::Duration timeout) {
+  std::vector<std::string> argv = {MedevalBinary()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  Subprocess p;
+  // The old script's variables must not leak in from the developer's shell.
+  p.Start(argv, log_dir, env,
+          {"MODEL_NAME", "API_URL", "API_TOKEN", "OPENAI_BASE_URL", "OPENAI_API_KEY"});
+  int code = p.Wait(timeout);
+  if (code == -1) {
+    p.Kill(SIGKILL);
+    p.Wait();
+  }
+  if (out) *out = p.out();
+  if (err) *err = p.err();
+  return code;
+}
+
+bool WaitFor(const std::function<bool()>& pred, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return pred();
+}
+
+std::vector<nlohmann::json> ReadJsonl(const std::string& path) {
+  std::vector<nlohmann::json> out;
+  std::string text = ReadText(path);
+  for (absl::string_view line : SplitLines(text)) {
+    if (IsBlankLine(line)) continue;
+    out.push_back(nlohmann::json::parse(line.begin(), line.end()));
+  }
+  return out;
+}
+
+SimpleResponse HttpCall(const std::string& method, const std::string& url, const std::string& body,
+                        const std::vector<std::string>& headers, absl::Duration timeout) {
+  HttpClient http(HttpClient::Options{2, timeout});
+  HttpRequest req;
+  req.method = method;
+  req.url = url;
+  req.body = body;
+  req.headers = headers;
+  req.timeout = timeout;
+  std::promise<HttpResponse> p;
+  http.Send(req, [&p](HttpResponse r) { p.set_value(std::move(r)); });
+  HttpResponse r = p.get_future().get();
+  return SimpleResponse{r.status, r.body, r.retry_after, r.error};
+}
+
+void WriteText(const std::string& path, const std::string& contents) {
+  ASSERT_TRUE(MakeDirs(DirName(path)).ok());
+  ASSERT_TRUE(WriteFileAtomic(path, contents, false).ok()) << path;
+}
+
+std::string ReadText(const std::string& path) {
+  auto s = ReadFile(path);
+  return s.ok() ? *s : "";
+}
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  int port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+}  // namespace medeval::testing
