@@ -1,0 +1,31 @@
+// Helpers for the benchmarks: child processes, CPU time, synthetic suites.
+#ifndef MEDEVAL_BENCH_BENCH_UTIL_H_
+#define MEDEVAL_BENCH_BENCH_UTIL_H_
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace medeval::bench {
+
+// Starts argv[0] with argv; stdout/stderr go to `log` (appended).
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log);
+// Waits for the child; returns its exit code (128+signal if killed).
+int WaitChild(pid_t pid);
+// User+system CPU seconds consumed so far by a live process.
+double CpuSeconds(pid_t pid);
+// Resident memory (VmRSS) of a live process, bytes.
+long RssBytes(pid_t pid);
+// The medeval executable next to the benchmark binaries.
+std::string MedevalBinary();
+// A fresh temporary folder.
+std::string MakeTempDir();
+// Writes a one-dataset v4 suite of `n` distinct short questions.
+void WriteSyntheticSuite(const std::string& dir, const std::string& dataset, int n);
+// Seconds since the epoch, as a double.
+double NowSeconds();
+
+}  // namespace medeval::bench
+
+#endif  // MEDEVAL_BENCH_BENCH_UTIL_H_
