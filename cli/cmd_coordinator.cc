@@ -5,6 +5,8 @@
 
 #include "cli/commands.h"
 #include "cli/signals.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
 #include "common/grpc_util.h"
 #include "common/log.h"
 #include "coordinator/coordinator.h"
@@ -19,6 +21,7 @@ Command AddCoordinatorCommand(CLI::App& app) {
     double backup_after_s = 10;
     bool no_backups = false;
     double startup_grace_s = 5;
+    std::string port_file;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub =
@@ -26,6 +29,7 @@ Command AddCoordinatorCommand(CLI::App& app) {
   sub->add_option("--listen", f->o.listen, "HOST:PORT to serve gRPC on")->required();
   sub->add_option("--state-dir", f->o.state_dir, "Folder for runs, journals and outputs")
       ->required();
+  sub->add_option("--port-file", f->port_file, "Write the bound port to this file");
   sub->add_option("--tls-cert", f->o.tls.cert_file, "Server certificate (enables TLS)");
   sub->add_option("--tls-key", f->o.tls.key_file, "Server private key");
   sub->add_option("--client-ca", f->o.tls.client_ca_file,
@@ -66,6 +70,14 @@ Command AddCoordinatorCommand(CLI::App& app) {
               std::cerr << "medeval coordinator: " << c.status().message() << "\n";
               return c.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput
                                                                              : kExitFailed;
+            }
+            if (!f->port_file.empty()) {
+              absl::Status st =
+                  WriteFileAtomic(f->port_file, absl::StrCat((*c)->port(), "\n"), false);
+              if (!st.ok()) {
+                std::cerr << "medeval coordinator: " << st.message() << "\n";
+                return kExitFailed;
+              }
             }
             std::string host = f->o.listen.substr(0, f->o.listen.rfind(':'));
             std::cout << "medeval coordinator listening on " << host << ":" << (*c)->port()

@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/run_job.h"
+#include "absl/strings/strip.h"
+#include "common/file_util.h"
 #include "common/url.h"
 
 namespace medeval::cli {
@@ -20,7 +22,19 @@ std::string Env(const char* name) {
 
 bool StderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
 
-absl::StatusOr<std::string> ResolveApiKey(const std::string& api_key_env) {
+absl::StatusOr<std::string> ResolveApiKey(const std::string& api_key_env,
+                                          const std::string& api_key_file) {
+  if (!api_key_file.empty()) {
+    auto data = ReadFile(api_key_file);
+    if (!data.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--api-key-file: ", data.status().message()));
+    }
+    std::string key(absl::StripAsciiWhitespace(*data));
+    if (key.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--api-key-file ", api_key_file, " is empty"));
+    }
+    return key;
+  }
   if (!api_key_env.empty()) {
     std::string v = Env(api_key_env.c_str());
     if (v.empty()) {
@@ -44,6 +58,7 @@ void EndpointFlags::Add(CLI::App* app) {
   app->add_option("--api-key-env", api_key_env,
                   "Environment variable holding the API key (default: API_TOKEN, then "
                   "OPENAI_API_KEY)");
+  app->add_option("--api-key-file", api_key_file, "File holding the API key");
   app->add_option("--retry-base-ms", retry_base_ms,
                   "First retry back-off in milliseconds (doubles each attempt)")
       ->check(CLI::PositiveNumber)
@@ -67,7 +82,7 @@ absl::Status EndpointFlags::Resolve() {
 absl::StatusOr<BackendConfig> EndpointFlags::Backend() const {
   auto ep = ParseEndpoint(base_url);
   if (!ep.ok()) return ep.status();
-  auto key = ResolveApiKey(api_key_env);
+  auto key = ResolveApiKey(api_key_env, api_key_file);
   if (!key.ok()) return key.status();
   BackendConfig b;
   b.endpoint = *ep;

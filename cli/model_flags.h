@@ -19,6 +19,7 @@ struct EndpointFlags {
   std::string model;
   std::string base_url;
   std::string api_key_env;
+  std::string api_key_file;
   double retry_base_ms = 1000;
   void Add(CLI::App* app);
   // Applies the environment fallbacks; kInvalidArgument says what is missing.
@@ -38,9 +39,10 @@ struct RequestFlags {
   v1::RequestParams Params() const;
 };
 
-// The API key: from --api-key-env VAR (which must be set), else API_TOKEN,
-// else OPENAI_API_KEY, else none.
-absl::StatusOr<std::string> ResolveApiKey(const std::string& api_key_env);
+// The API key: from --api-key-file F or --api-key-env VAR (which must then
+// hold one), else API_TOKEN, else OPENAI_API_KEY, else none.
+absl::StatusOr<std::string> ResolveApiKey(const std::string& api_key_env,
+                                          const std::string& api_key_file);
 
 bool StderrIsTerminal();
 
