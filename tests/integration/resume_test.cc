@@ -22,12 +22,7 @@ using json = nlohmann::json;
 TEST(ResumeTest, KilledRunContinuesWithoutAskingAnsweredQuestionsAgain) {
   testing::TempDir tmp;
   const int n = 600;
-  std::string lines;
-  for (int i = 0; i < n; ++i) {
-    absl::StrAppend(&lines, R"({"question": "问题 )", i, R"(：请解释。", "answer": "", "other": {"id": )",
-                    i, R"(, "source": "Synth"}})", "\n");
-  }
-  testing::WriteText(tmp / "suite/Synth.jsonl", lines);
+  testing::WriteSyntheticSuite(tmp / "suite", "Synth", n);
   sim::SimOptions o;
   o.latency_ms = 20;
   o.capacity = 4;  // about 200 answers/s: three seconds of work
@@ -70,7 +65,7 @@ TEST(ResumeTest, KilledRunContinuesWithoutAskingAnsweredQuestionsAgain) {
   const json after = json::parse(sim.StatsJson())["per_question"];
   int reasked = 0;
   for (int i = 0; i < n; ++i) {
-    const std::string key = sim::QuestionKey(absl::StrCat("问题 ", i, "：请解释。"));
+    const std::string key = sim::QuestionKey(testing::SyntheticQuestion(i));
     ASSERT_TRUE(after.contains(key)) << "question " << i << " never asked";
     const int b = before.contains(key) ? before[key]["requests"].get<int>() : 0;
     const int a = after[key]["requests"].get<int>();

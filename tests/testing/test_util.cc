@@ -174,6 +174,19 @@ SimpleResponse HttpCall(const std::string& method, const std::string& url, const
   return SimpleResponse{r.status, r.body, r.retry_after, r.error};
 }
 
+std::string SyntheticQuestion(int i) { return absl::StrCat("问题 ", i, "：请解释。"); }
+
+void WriteSyntheticSuite(const std::string& dir, const std::string& dataset, int n) {
+  std::string lines;
+  for (int i = 0; i < n; ++i) {
+    nlohmann::json j = {{"question", SyntheticQuestion(i)},
+                        {"answer", ""},
+                        {"other", {{"id", i}, {"source", "Synth"}}}};
+    absl::StrAppend(&lines, j.dump(), "\n");
+  }
+  WriteText(JoinPath(dir, dataset + ".jsonl"), lines);
+}
+
 void WriteText(const std::string& path, const std::string& contents) {
   ASSERT_TRUE(MakeDirs(DirName(path)).ok());
   ASSERT_TRUE(WriteFileAtomic(path, contents, false).ok()) << path;

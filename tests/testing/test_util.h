@@ -97,6 +97,11 @@ SimpleResponse HttpCall(const std::string& method, const std::string& url,
                         const std::vector<std::string>& headers = {},
                         absl::Duration timeout = absl::Seconds(10));
 
+// A one-dataset v4 suite of `n` distinct questions "问题 i：请解释。" in
+// `dir`/`dataset`.jsonl; SyntheticQuestion(i) is question i's text.
+void WriteSyntheticSuite(const std::string& dir, const std::string& dataset, int n);
+std::string SyntheticQuestion(int i);
+
 // Writes `contents` to `path`, creating folders.
 void WriteText(const std::string& path, const std::string& contents);
 std::string ReadText(const std::string& path);
