@@ -185,7 +185,8 @@ absl::Status JournalFile::WriteAndSync() {
   return absl::OkStatus();
 }
 
-JournalWriter::JournalWriter() : thread_([this] { Loop(); }) {}
+JournalWriter::JournalWriter(Options options)
+    : options_(options), thread_([this] { Loop(); }) {}
 
 JournalWriter::~JournalWriter() {
   {
@@ -197,12 +198,16 @@ JournalWriter::~JournalWriter() {
 }
 
 void JournalWriter::Append(std::shared_ptr<JournalFile> file, std::string payload, Done done) {
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back({std::move(file), std::move(payload), std::move(done)});
     ++queued_seq_;
+    // The writer needs waking for the first record of a batch and for a full
+    // one; in between it is either busy or waiting out the commit window.
+    wake = queue_.size() == 1 || queue_.size() >= options_.max_batch;
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
 }
 
 void JournalWriter::Flush() {
@@ -223,6 +228,9 @@ void JournalWriter::Loop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;
+      // Group commit: give concurrent appends a moment to join this batch.
+      cv_.wait_for(lock, absl::ToChronoMicroseconds(options_.commit_window),
+                   [this] { return stopping_ || queue_.size() >= options_.max_batch; });
       batch.swap(queue_);
     }
     std::vector<uint64_t> offsets(batch.size());
@@ -246,6 +254,7 @@ void JournalWriter::Loop() {
         batch[i].done(st);
       }
     }
+    if (after_batch_) after_batch_();
     {
       std::lock_guard<std::mutex> lock(mu_);
       committed_seq_ += batch.size();
