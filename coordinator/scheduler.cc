@@ -83,6 +83,19 @@ Scheduler::Scheduler(Options options, JournalWriter* journal)
   // Lease ids are unique across restarts so a stale id never names a new lease.
   absl::BitGen gen;
   next_lease_id_ = absl::Uniform<uint64_t>(gen, 1, uint64_t{1} << 62);
+  journal_->set_after_batch([this] { ApplyDurableBatch(); });
+}
+
+void Scheduler::ApplyDurableBatch() {
+  std::vector<Durable> batch;
+  batch.swap(durable_batch_);
+  absl::MutexLock lock(&mu_);
+  for (Durable& d : batch) OnDurable(std::move(d));
+  for (auto& [worker_id, msg] : pending_acks_) {
+    auto it = workers_.find(worker_id);
+    if (it != workers_.end()) it->second->channel->Send(std::move(msg));
+  }
+  pending_acks_.clear();
 }
 
 Scheduler::~Scheduler() = default;
@@ -300,7 +313,7 @@ absl::StatusOr<std::string> Scheduler::Connect(const v1::Hello& hello, WorkerCha
   msg.clear_leases();
   msg.clear_runs();
   worker->runs_sent.clear();
-  channel->Send(msg);
+  channel->Send(std::move(msg));
   MEDEVAL_LOG(INFO) << "worker " << id << " connected: model " << hello.model() << ", "
                     << hello.max_inflight() << " in flight"
                     << (reclaimed > 0 ? absl::StrCat(", reclaimed ", reclaimed, " questions") : "");
@@ -426,17 +439,18 @@ void Scheduler::Dispatch(Worker* w) {
     ++rr;
     idle_rounds = took ? 0 : idle_rounds + 1;
   }
-  if (msg.leases_size() > 0) w->channel->Send(msg);
+  if (msg.leases_size() > 0) w->channel->Send(std::move(msg));
 }
 
 void Scheduler::OnMessage(const std::string& worker_id, WorkerChannel* channel,
-                          const v1::WorkerMessage& msg) {
+                          v1::WorkerMessage* m) {
+  const v1::WorkerMessage& msg = *m;
   absl::MutexLock lock(&mu_);
   auto it = workers_.find(worker_id);
   if (it == workers_.end() || it->second->channel != channel) return;
   Worker* w = it->second.get();
   w->last_seen = options_.clock->Now();
-  for (const v1::Result& r : msg.results()) HandleResult(w, r);
+  for (v1::Result& r : *m->mutable_results()) HandleResult(w, &r);
   for (uint64_t id : msg.released()) {
     if (w->leases.contains(id)) DropLease(id, /*requeue=*/true);
   }
@@ -453,13 +467,14 @@ void Scheduler::OnMessage(const std::string& worker_id, WorkerChannel* channel,
   Dispatch(w);
 }
 
-void Scheduler::HandleResult(Worker* w, const v1::Result& r) {
+void Scheduler::HandleResult(Worker* w, v1::Result* result) {
+  const v1::Result& r = *result;
   ++counters_.results;
   auto rit = runs_by_id_.find(r.key().run_id());
   v1::CoordinatorMessage ack;
   *ack.add_acks() = r.key();
   if (rit == runs_by_id_.end()) {
-    w->channel->Send(ack);  // an unknown run: nothing to keep
+    w->channel->Send(std::move(ack));  // an unknown run: nothing to keep
     return;
   }
   Run* run = rit->second;
@@ -467,7 +482,7 @@ void Scheduler::HandleResult(Worker* w, const v1::Result& r) {
   if (q >= run->total()) {
     MEDEVAL_LOG(WARNING) << "worker " << w->id << " answered question " << q << " of run "
                          << run->spec.run_id() << ", which has " << run->total();
-    w->channel->Send(ack);
+    w->channel->Send(std::move(ack));
     return;
   }
   auto lit = leases_.find(r.lease_id());
@@ -482,13 +497,13 @@ void Scheduler::HandleResult(Worker* w, const v1::Result& r) {
   if (st == kAnswered || st == kFailed) {
     ++run->duplicates;
     ++counters_.duplicates;
-    w->channel->Send(ack);
+    w->channel->Send(std::move(ack));
     return;
   }
   const bool failed = r.has_failure();
   if (failed && run->holders[q] > 0) {
     // Another copy is still running; let it decide. Nothing to journal.
-    w->channel->Send(ack);
+    w->channel->Send(std::move(ack));
     return;
   }
   // First result wins. Cancel the other copies.
@@ -499,7 +514,7 @@ void Scheduler::HandleResult(Worker* w, const v1::Result& r) {
       Worker* holder = leases_[id].worker;
       v1::CoordinatorMessage cancel;
       cancel.add_cancels(id);
-      holder->channel->Send(cancel);
+      holder->channel->Send(std::move(cancel));
       DropLease(id, /*requeue=*/false);
     }
   }
@@ -512,22 +527,26 @@ void Scheduler::HandleResult(Worker* w, const v1::Result& r) {
   v1::JournalEntry entry;
   entry.set_index(q);
   if (failed) {
-    *entry.mutable_failure() = rec;
+    *entry.mutable_failure() = std::move(*result->mutable_failure());
   } else {
-    *entry.mutable_answer() = rec;
+    *entry.mutable_answer() = std::move(*result->mutable_answer());
   }
   const uint32_t run_num = run->num;
-  const std::string worker_id = w->id;
+  std::string worker_id = w->id;
   journal_->Append(run->journal, entry.SerializeAsString(),
-                   [this, run_num, q, failed, worker_id](absl::StatusOr<uint64_t> offset) {
-                     OnDurable(run_num, q, failed, worker_id, std::move(offset));
+                   [this, run_num, q, failed, worker_id = std::move(worker_id)](
+                       absl::StatusOr<uint64_t> offset) {
+                     // Writer thread: collected, applied once per batch.
+                     durable_batch_.push_back({run_num, q, failed, worker_id, std::move(offset)});
                    });
 }
 
-void Scheduler::OnDurable(uint32_t run_num, uint32_t q, bool failed, const std::string& worker_id,
-                          absl::StatusOr<uint64_t> offset) {
-  absl::MutexLock lock(&mu_);
-  Run* run = runs_[run_num].get();
+void Scheduler::OnDurable(Durable d) {
+  const uint32_t q = d.q;
+  const bool failed = d.failed;
+  const std::string& worker_id = d.worker_id;
+  absl::StatusOr<uint64_t>& offset = d.offset;
+  Run* run = runs_[d.run_num].get();
   --run->unsynced;
   if (!offset.ok()) {
     // Not durable: ask again rather than acknowledge an answer we could lose.
@@ -544,12 +563,10 @@ void Scheduler::OnDurable(uint32_t run_num, uint32_t q, bool failed, const std::
   } else {
     ++run->answered;
   }
-  if (auto it = workers_.find(worker_id); it != workers_.end()) {
-    v1::CoordinatorMessage ack;
-    v1::QuestionKey* key = ack.add_acks();
+  if (workers_.contains(worker_id)) {
+    v1::QuestionKey* key = pending_acks_[worker_id].add_acks();
     key->set_run_id(run->spec.run_id());
     key->set_index(q);
-    it->second->channel->Send(ack);
   }
   MaybeComplete(run);
 }
@@ -627,7 +644,7 @@ void Scheduler::Backups(absl::Time now) {
       break;
     }
   }
-  for (auto& [w, msg] : out) w->channel->Send(msg);
+  for (auto& [w, msg] : out) w->channel->Send(std::move(msg));
 }
 
 void Scheduler::FillRunStatus(const Run& run, v1::RunStatus* out) {

@@ -43,7 +43,7 @@ class WorkerChannel {
  public:
   virtual ~WorkerChannel() = default;
   // Queues `msg` for the worker (merged with whatever is already queued).
-  virtual void Send(const v1::CoordinatorMessage& msg) = 0;
+  virtual void Send(v1::CoordinatorMessage msg) = 0;
   // Ends the stream with `status` once queued messages are written.
   virtual void Close(const absl::Status& status) = 0;
 };
@@ -137,8 +137,8 @@ class Scheduler {
   // Registers a worker; returns its id. `channel` stays valid until
   // Disconnect(id, channel) returns.
   absl::StatusOr<std::string> Connect(const v1::Hello& hello, WorkerChannel* channel);
-  void OnMessage(const std::string& worker_id, WorkerChannel* channel,
-                 const v1::WorkerMessage& msg);
+  // Results are moved out of `msg`.
+  void OnMessage(const std::string& worker_id, WorkerChannel* channel, v1::WorkerMessage* msg);
   void Disconnect(const std::string& worker_id, WorkerChannel* channel);
 
   // Heartbeat timeouts, backups, grace period, rate samples. Call often
@@ -176,10 +176,20 @@ class Scheduler {
   // Drops a lease; with `requeue` a question nobody else holds goes back to
   // the queue.
   void DropLease(uint64_t lease_id, bool requeue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void HandleResult(Worker* w, const v1::Result& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OnDurable(uint32_t run_num, uint32_t q, bool failed, const std::string& worker_id,
-                 absl::StatusOr<uint64_t> offset);
+  void HandleResult(Worker* w, v1::Result* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A journaled record, as the journal's writer thread reports it.
+  struct Durable {
+    uint32_t run_num;
+    uint32_t q;
+    bool failed;
+    std::string worker_id;
+    absl::StatusOr<uint64_t> offset;
+  };
+  void OnDurable(Durable d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeComplete(Run* run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies the records of one journal batch under one lock, then sends the
+  // acknowledgements it gathered.
+  void ApplyDurableBatch();
   void RemoveWorker(Worker* w, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetState(Run* run, uint32_t q, uint8_t state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts q back at the front of the queue and the run among the active ones.
@@ -204,6 +214,11 @@ class Scheduler {
   absl::flat_hash_map<uint64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, absl::InlinedVector<uint64_t, 2>> leases_by_question_
       ABSL_GUARDED_BY(mu_);
+  // Records of the journal batch being committed; only the journal's writer
+  // thread touches it (its done callbacks and after-batch hook).
+  std::vector<Durable> durable_batch_;
+  // Acks of answers made durable in the batch being applied.
+  absl::flat_hash_map<std::string, v1::CoordinatorMessage> pending_acks_ ABSL_GUARDED_BY(mu_);
   uint64_t next_lease_id_ ABSL_GUARDED_BY(mu_);
   absl::Time grace_until_ ABSL_GUARDED_BY(mu_);
   bool grace_over_ ABSL_GUARDED_BY(mu_) = true;

@@ -40,6 +40,16 @@ class RejectWrite : public grpc::ServerWriteReactor<Resp> {
   void OnDone() override { delete this; }
 };
 
+// Appends `src` to `dst`, moving the repeated parts instead of copying them.
+void MoveInto(v1::CoordinatorMessage* src, v1::CoordinatorMessage* dst) {
+  if (src->has_welcome()) *dst->mutable_welcome() = std::move(*src->mutable_welcome());
+  for (auto& r : *src->mutable_runs()) *dst->add_runs() = std::move(r);
+  for (auto& l : *src->mutable_leases()) *dst->add_leases() = std::move(l);
+  for (auto& a : *src->mutable_acks()) *dst->add_acks() = std::move(a);
+  dst->mutable_cancels()->MergeFrom(src->cancels());
+  if (src->pause_ms() > 0) dst->set_pause_ms(src->pause_ms());
+}
+
 // One worker's stream. The scheduler pushes messages through Send (with its
 // mutex held); they merge into one pending batch while a write is in flight.
 class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>,
@@ -47,9 +57,13 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
  public:
   explicit WorkStream(Scheduler* scheduler) : scheduler_(scheduler) { StartRead(&in_); }
 
-  void Send(const v1::CoordinatorMessage& msg) override {
+  void Send(v1::CoordinatorMessage msg) override {
     std::lock_guard<std::mutex> lock(mu_);
-    pending_.MergeFrom(msg);
+    if (has_pending_) {
+      MoveInto(&msg, &pending_);
+    } else {
+      pending_.Swap(&msg);  // the common case: no copy
+    }
     has_pending_ = true;
     MaybeWriteLocked();
   }
@@ -80,7 +94,7 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
       }
       id_ = *id;
     }
-    scheduler_->OnMessage(id_, this, in_);
+    scheduler_->OnMessage(id_, this, &in_);
     StartRead(&in_);
   }
 

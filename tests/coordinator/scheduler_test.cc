@@ -13,9 +13,9 @@ namespace {
 // Stands in for a worker's gRPC stream: records what the scheduler sends.
 class RecordingChannel : public WorkerChannel {
  public:
-  void Send(const v1::CoordinatorMessage& m) override {
+  void Send(v1::CoordinatorMessage m) override {
     std::lock_guard<std::mutex> lock(mu_);
-    msgs_.push_back(m);
+    msgs_.push_back(std::move(m));
   }
   void Close(const absl::Status& s) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -113,6 +113,9 @@ class SchedulerTest : public ::testing::Test {
     return *id;
   }
 
+  void Deliver(const std::string& worker, RecordingChannel* ch, v1::WorkerMessage m) {
+    s_->OnMessage(worker, ch, &m);
+  }
   static v1::WorkerMessage Answer(const v1::Lease& l, const std::string& text = "A") {
     v1::WorkerMessage m;
     v1::Result* r = m.add_results();
@@ -169,7 +172,7 @@ TEST_F(SchedulerTest, LeasesUpToCreditsAndSendsRunInfoOnce) {
   EXPECT_EQ(leases[0].dataset(), "D");
   EXPECT_EQ(leases[0].line(), 1u);
   EXPECT_EQ(ch.RunInfos(), 1);
-  s_->OnMessage(w, &ch, Answer(leases[0]));
+  Deliver(w, &ch, Answer(leases[0]));
   auto more = ch.TakeLeases();
   ASSERT_EQ(more.size(), 1u);  // one credit came back
   EXPECT_EQ(more[0].key().index(), 3u);
@@ -181,7 +184,7 @@ TEST_F(SchedulerTest, AcksDurableAnswersAndCompletesTheRun) {
   ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 3)).ok());
   RecordingChannel& ch = NewChannel();
   std::string w = Connect(&ch, "w1", "m", 8);
-  for (const auto& l : ch.TakeLeases()) s_->OnMessage(w, &ch, Answer(l));
+  for (const auto& l : ch.TakeLeases()) Deliver(w, &ch, Answer(l));
   EXPECT_EQ(Completed(), std::vector<std::string>{"r1"});
   EXPECT_EQ(ch.Acks(), 3);
   v1::RunStatus st = RunStatus("r1");
@@ -197,8 +200,8 @@ TEST_F(SchedulerTest, FirstAnswerWinsAndDuplicatesAreCounted) {
   RecordingChannel& ch = NewChannel();
   std::string w = Connect(&ch, "w1", "m", 8);
   auto leases = ch.TakeLeases();
-  s_->OnMessage(w, &ch, Answer(leases[0], "first"));
-  s_->OnMessage(w, &ch, Answer(leases[0], "second"));
+  Deliver(w, &ch, Answer(leases[0], "first"));
+  Deliver(w, &ch, Answer(leases[0], "second"));
   v1::RunStatus st = RunStatus("r1");
   EXPECT_EQ(st.answered(), 1u);
   EXPECT_EQ(st.duplicates(), 1u);
@@ -220,7 +223,7 @@ TEST_F(SchedulerTest, DisconnectReturnsLeasesToTheQueue) {
   s_->Disconnect(wa, &a);
   auto leases = b.TakeLeases();
   ASSERT_EQ(leases.size(), 4u);
-  for (const auto& l : leases) s_->OnMessage(wb, &b, Answer(l));
+  for (const auto& l : leases) Deliver(wb, &b, Answer(l));
   EXPECT_EQ(RunStatus("r1").answered(), 4u);
 }
 
@@ -237,7 +240,7 @@ TEST_F(SchedulerTest, SilentWorkersExpire) {
   clock_.Advance(absl::Seconds(8));
   v1::WorkerMessage hb;
   hb.mutable_heartbeat()->set_inflight(0);
-  s_->OnMessage(wb, &b, hb);
+  Deliver(wb, &b, hb);
   s_->Tick();
   EXPECT_FALSE(a.closed());
   clock_.Advance(absl::Seconds(3));
@@ -284,7 +287,7 @@ TEST_F(SchedulerTest, BackupCopiesOfStragglersAtTheTail) {
   std::string ws = Connect(&slow, "slow", "m", 2);
   auto leases = slow.TakeLeases();
   ASSERT_EQ(leases.size(), 2u);
-  s_->OnMessage(ws, &slow, Answer(leases[0]));
+  Deliver(ws, &slow, Answer(leases[0]));
   std::string wf = Connect(&fast, "fast", "m", 2);
   s_->Tick();
   EXPECT_TRUE(fast.TakeLeases().empty());  // not a straggler yet
@@ -295,10 +298,10 @@ TEST_F(SchedulerTest, BackupCopiesOfStragglersAtTheTail) {
   EXPECT_TRUE(backup[0].backup());
   EXPECT_EQ(backup[0].key().index(), 1u);
   EXPECT_EQ(s_->counters().backups, 1u);
-  s_->OnMessage(wf, &fast, Answer(backup[0], "fast"));
+  Deliver(wf, &fast, Answer(backup[0], "fast"));
   EXPECT_EQ(slow.Cancels(), std::vector<uint64_t>{leases[1].lease_id()});
   EXPECT_EQ(Completed(), std::vector<std::string>{"r1"});
-  s_->OnMessage(ws, &slow, Answer(leases[1], "slow"));  // too late
+  Deliver(ws, &slow, Answer(leases[1], "slow"));  // too late
   EXPECT_EQ(RunStatus("r1").duplicates(), 1u);
 }
 
@@ -317,9 +320,9 @@ TEST_F(SchedulerTest, AFailureDoesNotSettleAQuestionAnotherCopyStillAsks) {
   s_->Tick();
   auto lb = b.TakeLeases();
   ASSERT_EQ(lb.size(), 1u);
-  s_->OnMessage(wa, &a, Fail(la[0]));
+  Deliver(wa, &a, Fail(la[0]));
   EXPECT_EQ(RunStatus("r1").failed(), 0u);
-  s_->OnMessage(wb, &b, Answer(lb[0]));
+  Deliver(wb, &b, Answer(lb[0]));
   EXPECT_EQ(RunStatus("r1").answered(), 1u);
 }
 
@@ -329,8 +332,8 @@ TEST_F(SchedulerTest, FailedQuestionsCanBeReopened) {
   RecordingChannel& ch = NewChannel();
   std::string w = Connect(&ch, "w", "m", 4);
   auto leases = ch.TakeLeases();
-  s_->OnMessage(w, &ch, Answer(leases[0]));
-  s_->OnMessage(w, &ch, Fail(leases[1]));
+  Deliver(w, &ch, Answer(leases[0]));
+  Deliver(w, &ch, Fail(leases[1]));
   ASSERT_EQ(Completed().size(), 1u);
   s_->FinishMerge("r1", absl::OkStatus());
   v1::RunStatus st = RunStatus("r1");
@@ -362,7 +365,7 @@ TEST_F(SchedulerTest, AReconnectingWorkerKeepsWhatItStillAsks) {
   auto to_b = b.TakeLeases();
   ASSERT_EQ(to_b.size(), 2u);
   for (const auto& l : to_b) EXPECT_NE(l.key().index(), 1u);
-  s_->OnMessage(wa2, &a2, Answer(leases[1]));
+  Deliver(wa2, &a2, Answer(leases[1]));
   EXPECT_EQ(RunStatus("r1").answered(), 1u);
   EXPECT_EQ(RunStatus("r1").duplicates(), 0u);
 }
@@ -392,14 +395,14 @@ TEST_F(SchedulerTest, DrainingAndErroredWorkersGetNoWork) {
   v1::WorkerMessage drain;
   drain.set_draining(true);
   drain.add_released(leases[1].lease_id());
-  s_->OnMessage(wa, &a, drain);
-  s_->OnMessage(wa, &a, Answer(leases[0]));
+  Deliver(wa, &a, drain);
+  Deliver(wa, &a, Answer(leases[0]));
   EXPECT_TRUE(a.TakeLeases().empty());
   v1::WorkerMessage err;
   err.mutable_error()->set_message("HTTP 401: bad key");
   std::string wb = Connect(&b, "b", "m", 2);
   EXPECT_EQ(b.TakeLeases().size(), 2u);  // including the released one
-  s_->OnMessage(wb, &b, err);
+  Deliver(wb, &b, err);
   s_->Disconnect(wb, &b);
   v1::StatusResponse st = s_->Status("");
   bool listed = false;
