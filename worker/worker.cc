@@ -135,14 +135,13 @@ class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coo
 };
 
 Worker::Worker(WorkerOptions options)
-    : options_(std::move(options)),
+    : options_([&] {
+        if (options.name.empty()) options.name = DefaultName();
+        options.backend.worker_name = options.name;
+        return std::move(options);
+      }()),
       http_(HttpClient::Options{options_.concurrency + 4, absl::Seconds(10)}),
-      backend_(&http_, [&] {
-        BackendConfig b = options_.backend;
-        if (options_.name.empty()) options_.name = DefaultName();
-        b.worker_name = options_.name;
-        return b;
-      }()) {
+      backend_(&http_, options_.backend) {
   if (options_.prefetch < 0) options_.prefetch = std::max(2, options_.concurrency / 4);
 }
 
@@ -331,12 +330,34 @@ void Worker::OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome o
     *r.mutable_failure() = std::move(outcome.record);
     ++stats_.failed;
   }
-  v1::WorkerMessage msg;
-  *msg.add_results() = r;
+  *outbox_.add_results() = r;
   unacked_[KeyString(key)] = std::move(r);
-  if (welcomed_) SendLocked(msg);
+  ScheduleFlushLocked();
   StartQueuedLocked();
   cv_.notify_all();
+}
+
+void Worker::ScheduleFlushLocked() {
+  if (options_.result_linger <= absl::ZeroDuration()) {
+    FlushOutboxLocked();
+    return;
+  }
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  http_.After(options_.result_linger, [this] { FlushOutbox(); });
+}
+
+void Worker::FlushOutbox() {
+  std::lock_guard<std::mutex> lock(mu_);
+  flush_scheduled_ = false;
+  FlushOutboxLocked();
+}
+
+void Worker::FlushOutboxLocked() {
+  // Without a welcomed stream the answers wait in unacked_ and go out with
+  // the next welcome.
+  if (welcomed_ && outbox_.results_size() > 0) SendLocked(outbox_);
+  outbox_.Clear();
 }
 
 void Worker::FailLocked(const std::string& error) {

@@ -39,6 +39,9 @@ struct WorkerOptions {
   BackendConfig backend;
   absl::Duration reconnect_min = absl::Milliseconds(250);
   absl::Duration reconnect_max = absl::Seconds(15);
+  // Answers wait this long to go out together: under load one message then
+  // carries many, and the coordinator's replies (credits) batch up too.
+  absl::Duration result_linger = absl::Milliseconds(1);
 };
 
 class Worker {
@@ -90,11 +93,12 @@ class Worker {
   void SendLocked(const v1::WorkerMessage& msg);
   v1::WorkerMessage HelloLocked();
 
+  void ScheduleFlushLocked();
+  void FlushOutbox();
+  void FlushOutboxLocked();
+
   WorkerOptions options_;
-  HttpClient http_;
-  ChatBackend backend_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
-  std::thread thread_;
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -112,6 +116,14 @@ class Worker {
   bool stopped_ = false;
   absl::Status fatal_;
   Stats stats_;
+  v1::WorkerMessage outbox_;     // results waiting for the linger to pass
+  bool flush_scheduled_ = false;
+
+  // Declared last: destroyed first, so the HTTP loop (whose callbacks use the
+  // state above) has stopped before that state goes.
+  HttpClient http_;
+  ChatBackend backend_;
+  std::thread thread_;
 };
 
 }  // namespace medeval
