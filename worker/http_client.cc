@@ -213,8 +213,13 @@ struct HttpClient::Impl {
             !cancelled_timers.empty() || stopping) {
           wait_ms = 0;
         }
+        sleeping = wait_ms > 0;
       }
       if (wait_ms > 0) curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        sleeping = false;
+      }
     }
   }
 
@@ -230,6 +235,9 @@ struct HttpClient::Impl {
   std::vector<TimerOp> new_timers;                  // guarded by mu
   std::vector<uint64_t> cancelled_timers;           // guarded by mu
   bool stopping = false;                            // guarded by mu
+  // The loop is in (or about to enter) curl_multi_poll: new work must wake it.
+  // While it runs it checks the queues itself, so no wake-up is needed.
+  bool sleeping = false;  // guarded by mu
 
   // Loop thread only.
   absl::flat_hash_map<uint64_t, std::unique_ptr<Transfer>> running;
@@ -247,11 +255,13 @@ uint64_t HttpClient::Send(HttpRequest request, Callback done) {
   t->request = std::move(request);
   t->done = std::move(done);
   const uint64_t id = t->id;
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->to_start.push_back(std::move(t));
+    wake = impl_->sleeping;
   }
-  impl_->Wake();
+  if (wake) impl_->Wake();
   return id;
 }
 
@@ -267,17 +277,20 @@ void HttpClient::Cancel(uint64_t id) {
       }
     }
     impl_->to_cancel.push_back(id);
+    if (!impl_->sleeping) return;
   }
   impl_->Wake();
 }
 
 uint64_t HttpClient::After(absl::Duration delay, std::function<void()> fn) {
   const uint64_t id = impl_->next_id.fetch_add(1);
+  bool wake;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     impl_->new_timers.push_back({id, absl::Now() + delay, std::move(fn)});
+    wake = impl_->sleeping;
   }
-  impl_->Wake();
+  if (wake) impl_->Wake();
   return id;
 }
 
@@ -292,6 +305,7 @@ void HttpClient::CancelTimer(uint64_t id) {
       }
     }
     impl_->cancelled_timers.push_back(id);
+    if (!impl_->sleeping) return;
   }
   impl_->Wake();
 }
