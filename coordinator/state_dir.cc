@@ -152,7 +152,9 @@ absl::StatusOr<Suite> LoadRunSuite(const std::string& input_dir, const v1::RunSp
 
 absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec) {
   const std::string& id = spec.run_id();
+  const absl::Time start = absl::Now();
   auto suite = LoadRunSuite(dir.InputDir(id), spec);
+  const absl::Time suite_loaded = absl::Now();
   if (!suite.ok()) {
     return absl::Status(suite.status().code(),
                         absl::StrCat("run ", id, ": ", suite.status().message()));
@@ -199,6 +201,13 @@ absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec) 
   if (!journal.ok()) return journal.status();
   if (!replay_error.ok()) return replay_error;
   run.journal = std::move(*journal);
+  MEDEVAL_LOG(INFO) << "recovered run " << id << ": " << n << " questions, journal of "
+                    << run.journal->durable_size() << " bytes ("
+                    << absl::FormatDuration(absl::Trunc(suite_loaded - start, absl::Milliseconds(1)))
+                    << " to load the questions, "
+                    << absl::FormatDuration(
+                           absl::Trunc(absl::Now() - suite_loaded, absl::Milliseconds(1)))
+                    << " to replay)";
   run.suite = std::make_shared<const Suite>(std::move(*suite));
 
   // Outputs written after the journal's last record are current.
