@@ -124,6 +124,7 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
   if (!spec.idempotency_key().empty()) {
     std::string existing = scheduler_->FindRunByKey(spec.idempotency_key());
     if (!existing.empty()) {
+      scheduler_->SetLimits(spec.model(), spec.limits());
       auto reopened = scheduler_->Reopen(existing);
       if (!reopened.ok()) return reopened.status();
       resp.set_run_id(existing);
@@ -179,6 +180,7 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
       state_->JournalPath(run.spec.run_id()), [](uint64_t, absl::string_view) {}, &dropped);
   if (!journal.ok()) return journal.status();
   run.journal = std::move(*journal);
+  scheduler_->SetLimits(final_spec->model(), final_spec->limits());
   st = scheduler_->AddRun(std::move(run));
   if (!st.ok()) return st;
   MEDEVAL_LOG(INFO) << "run " << final_spec->run_id() << " created: model " << final_spec->model()

@@ -73,8 +73,19 @@ struct Scheduler::Worker {
   absl::Time connected;
   absl::Time last_seen;
   bool draining = false;
+  bool paused = false;  // its model server is restarting
   std::string error;
   uint64_t answered = 0;
+  // Grants (rate-limited models): attempts the worker has waiting, grants it
+  // has seen, grants sent.
+  uint32_t want_grants = 0;
+  uint64_t grants_seen = 0;
+  uint64_t granted = 0;
+  uint64_t grant_demand() const {
+    const uint64_t on_the_way = granted - std::min(granted, grants_seen);
+    return want_grants > on_the_way ? want_grants - on_the_way : 0;
+  }
+  bool usable() const { return !draining && !paused && error.empty(); }
   size_t capacity() const { return hello.max_inflight() + hello.prefetch(); }
 };
 
@@ -141,6 +152,7 @@ absl::Status Scheduler::AddRun(LoadedRun loaded) {
     }
   }
   Run* r = run.get();
+  if (!models_[r->spec.model()].limited()) SetLimitsLocked(r->spec.model(), r->spec.limits());
   runs_by_id_[id] = r;
   if (!r->spec.idempotency_key().empty()) runs_by_key_[r->spec.idempotency_key()] = r;
   runs_.push_back(std::move(run));
@@ -309,6 +321,12 @@ absl::StatusOr<std::string> Scheduler::Connect(const v1::Hello& hello, WorkerCha
     AddLease(run, key.index(), worker, /*backup=*/false, &msg);
     ++reclaimed;
   }
+  if (auto mit = models_.find(hello.model()); mit != models_.end()) {
+    const absl::Duration left = mit->second.paused_until - options_.clock->Now();
+    if (left > absl::ZeroDuration()) {
+      msg.set_pause_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(left)));
+    }
+  }
   // The worker already runs these; it needs no lease messages for them.
   msg.clear_leases();
   msg.clear_runs();
@@ -363,6 +381,7 @@ void Scheduler::AddLease(Run* run, uint32_t q, Worker* w, bool backup,
     info->set_run_id(run->spec.run_id());
     info->set_model(run->spec.model());
     *info->mutable_params() = run->spec.params();
+    info->set_rate_limited(models_[run->spec.model()].limited());
   }
   const size_t d = run->Dataset(q);
   const medeval::Dataset& ds = run->suite->datasets[d];
@@ -407,7 +426,7 @@ void Scheduler::DispatchModel(const std::string& model) {
 }
 
 void Scheduler::Dispatch(Worker* w) {
-  if (w->draining || !w->error.empty() || InGrace()) return;
+  if (!w->usable() || InGrace()) return;
   if (w->leases.size() >= w->capacity()) return;
   auto ait = active_.find(w->hello.model());
   if (ait == active_.end()) return;
@@ -463,8 +482,19 @@ void Scheduler::OnMessage(const std::string& worker_id, WorkerChannel* channel,
     w->draining = true;
     MEDEVAL_LOG(INFO) << "worker " << w->id << " is draining";
   }
+  if (msg.has_want_grants()) {
+    w->want_grants = msg.want_grants();
+    w->grants_seen = msg.grants_seen();
+  }
+  if (msg.pause_model_ms() > 0) PauseModel(w, absl::Milliseconds(msg.pause_model_ms()));
+  if (msg.has_accepting() && w->paused == msg.accepting()) {
+    w->paused = !msg.accepting();
+    MEDEVAL_LOG(INFO) << "worker " << w->id
+                      << (w->paused ? " paused (model server restarting)" : " takes work again");
+  }
   if (!msg.released().empty()) DispatchModel(w->hello.model());
   Dispatch(w);
+  if (msg.has_want_grants() && w->grant_demand() > 0) Grant(w->hello.model());
 }
 
 void Scheduler::HandleResult(Worker* w, v1::Result* result) {
@@ -523,6 +553,13 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
   ++w->answered;
   const v1::AnswerRecord& rec = failed ? r.failure() : r.answer();
   if (rec.attempts() > 1) run->retries += static_cast<uint64_t>(rec.attempts() - 1);
+  if (Model& m = models_[run->spec.model()]; m.tokens.enabled() && rec.total_tokens() > 0) {
+    // Grants debited an estimate; settle with what the answer used.
+    const double used = static_cast<double>(rec.total_tokens());
+    m.tokens.Take(used - m.tokens_per_request);
+    m.tokens_per_request =
+        m.tokens_per_request == 0 ? used : 0.9 * m.tokens_per_request + 0.1 * used;
+  }
   if (failed) run->failure_errors[q] = rec.last_error();
   v1::JournalEntry entry;
   entry.set_index(q);
@@ -599,6 +636,9 @@ void Scheduler::Tick() {
     for (auto& [id, w] : workers_) Dispatch(w.get());
   }
   if (options_.backups) Backups(now);
+  for (auto& [name, model] : models_) {
+    if (model.limited()) Grant(name);
+  }
   for (auto& run : runs_) {
     if (run->phase != RunPhase::kRunning) continue;
     run->samples.emplace_back(now, run->answered + run->failed);
@@ -613,7 +653,7 @@ void Scheduler::Backups(absl::Time now) {
   // Idle capacity per model: workers with free credits.
   absl::flat_hash_map<std::string, std::vector<Worker*>> idle;
   for (auto& [id, w] : workers_) {
-    if (w->draining || !w->error.empty() || w->leases.size() >= w->capacity()) continue;
+    if (!w->usable() || w->leases.size() >= w->capacity()) continue;
     idle[w->hello.model()].push_back(w.get());
   }
   if (idle.empty()) return;
@@ -645,6 +685,96 @@ void Scheduler::Backups(absl::Time now) {
     }
   }
   for (auto& [w, msg] : out) w->channel->Send(std::move(msg));
+}
+
+void Scheduler::SetLimits(const std::string& model, const v1::ModelLimits& limits) {
+  absl::MutexLock lock(&mu_);
+  SetLimitsLocked(model, limits);
+}
+
+void Scheduler::SetLimitsLocked(const std::string& model, const v1::ModelLimits& limits) {
+  if (limits.rpm() <= 0 && limits.tpm() <= 0) return;
+  Model& m = models_[model];
+  if (m.limits.rpm() == limits.rpm() && m.limits.tpm() == limits.tpm()) return;
+  const bool newly_limited = !m.limited();
+  m.limits = limits;
+  const absl::Time now = options_.clock->Now();
+  // Half a second of burst keeps the rate within a few percent over any
+  // window of seconds.
+  const double rpm = limits.rpm(), tpm = limits.tpm();
+  m.requests = rpm > 0 ? TokenBucket(rpm / 60, std::max(1.0, rpm / 120), now) : TokenBucket();
+  m.tokens = tpm > 0 ? TokenBucket(tpm / 60, tpm / 60, now) : TokenBucket();
+  MEDEVAL_LOG(INFO) << "model " << model << ": budgets of "
+                    << (rpm > 0 ? absl::StrCat(rpm, " requests") : "unlimited requests") << " and "
+                    << (tpm > 0 ? absl::StrCat(tpm, " tokens") : "unlimited tokens")
+                    << " per minute, shared by its workers";
+  if (newly_limited) {
+    // Workers that already know the model's runs must learn that they need grants.
+    for (auto& [id, w] : workers_) {
+      if (w->hello.model() == model) w->runs_sent.clear();
+    }
+  }
+}
+
+void Scheduler::Grant(const std::string& model_name) {
+  auto mit = models_.find(model_name);
+  if (mit == models_.end() || !mit->second.limited()) return;
+  Model& m = mit->second;
+  const absl::Time now = options_.clock->Now();
+  m.requests.Refill(now);
+  m.tokens.Refill(now);
+  if (now < m.paused_until) return;
+  std::vector<Worker*> wanting;
+  for (auto& [id, w] : workers_) {
+    if (w->hello.model() == model_name && w->usable() && w->grant_demand() > 0) {
+      wanting.push_back(w.get());
+    }
+  }
+  if (wanting.empty()) return;
+  std::sort(wanting.begin(), wanting.end(),
+            [](const Worker* a, const Worker* b) { return a->id < b->id; });
+  absl::flat_hash_map<Worker*, uint32_t> given;
+  // One grant per worker in turn, starting where the last round stopped, so
+  // workers share the budget evenly even when it allows one grant a tick.
+  size_t idle = 0;
+  while (idle < wanting.size()) {
+    // Tokens are charged an estimate up front and settled when the answer
+    // says what it used, so a positive balance is enough to go.
+    if (!m.requests.CanTake(1) || (m.tokens.enabled() && m.tokens.tokens() <= 0)) break;
+    Worker* w = wanting[m.next_grantee++ % wanting.size()];
+    if (w->grant_demand() == 0) {
+      ++idle;
+      continue;
+    }
+    idle = 0;
+    m.requests.Take(1);
+    m.tokens.Take(m.tokens_per_request);
+    ++w->granted;
+    ++given[w];
+    ++counters_.grants;
+  }
+  for (auto& [w, n] : given) {
+    v1::CoordinatorMessage msg;
+    msg.set_grants(n);
+    w->channel->Send(std::move(msg));
+  }
+}
+
+void Scheduler::PauseModel(Worker* from, absl::Duration d) {
+  const std::string& name = from->hello.model();
+  Model& m = models_[name];
+  const absl::Time until = options_.clock->Now() + d;
+  if (until <= m.paused_until) return;  // already paused at least that long
+  m.paused_until = until;
+  ++counters_.model_pauses;
+  MEDEVAL_LOG(WARNING) << "model " << name << ": paused for " << d << " (worker " << from->id
+                       << " got 429 with Retry-After)";
+  for (auto& [id, w] : workers_) {
+    if (w->hello.model() != name) continue;
+    v1::CoordinatorMessage msg;
+    msg.set_pause_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(d)));
+    w->channel->Send(std::move(msg));
+  }
 }
 
 void Scheduler::FillRunStatus(const Run& run, v1::RunStatus* out) {
@@ -691,6 +821,7 @@ void Scheduler::FillWorkerStatus(const Worker& w, v1::WorkerStatus* out) {
   out->set_connected_unix_ms(absl::ToUnixMillis(w.connected));
   out->set_error(w.error);
   out->set_draining(w.draining);
+  out->set_paused(w.paused);
 }
 
 v1::StatusResponse Scheduler::Status(const std::string& run_id) {

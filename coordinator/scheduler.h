@@ -32,6 +32,7 @@
 #include "common/clock.h"
 #include "common/suite.h"
 #include "coordinator/journal.h"
+#include "coordinator/rate_limiter.h"
 #include "proto/medeval.pb.h"
 
 namespace medeval {
@@ -123,6 +124,9 @@ class Scheduler {
   // Puts the failed questions of `run_id` back in the queue (journaled);
   // returns how many.
   absl::StatusOr<uint32_t> Reopen(const std::string& run_id);
+  // A model's budgets are those of the latest submission that set any
+  // (resubmitting with a larger quota raises them).
+  void SetLimits(const std::string& model, const v1::ModelLimits& limits);
   absl::StatusOr<RunSnapshot> Snapshot(const std::string& run_id);
   void FinishMerge(const std::string& run_id, const absl::Status& status);
   struct OutputInfo {
@@ -154,12 +158,24 @@ class Scheduler {
     uint64_t duplicates = 0;
     uint64_t backups = 0;
     uint64_t expired_workers = 0;
+    uint64_t grants = 0;
+    uint64_t model_pauses = 0;
   };
   Counters counters();
 
  private:
   struct Run;
   struct Worker;
+  // Budgets shared by the workers of one model, and its 429 pause.
+  struct Model {
+    v1::ModelLimits limits;
+    TokenBucket requests;
+    TokenBucket tokens;
+    double tokens_per_request = 0;  // running estimate, from answers' usage
+    absl::Time paused_until = absl::InfinitePast();
+    size_t next_grantee = 0;  // round-robin position among its workers
+    bool limited() const { return limits.rpm() > 0 || limits.tpm() > 0; }
+  };
   struct Lease {
     Run* run;
     uint32_t q;
@@ -198,6 +214,11 @@ class Scheduler {
   void FillRunStatus(const Run& run, v1::RunStatus* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FillWorkerStatus(const Worker& w, v1::WorkerStatus* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool InGrace() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetLimitsLocked(const std::string& model, const v1::ModelLimits& limits)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands out grants to the model's workers as its budgets allow.
+  void Grant(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PauseModel(Worker* from, absl::Duration d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   JournalWriter* const journal_;
@@ -210,6 +231,7 @@ class Scheduler {
   absl::flat_hash_map<std::string, std::vector<Run*>> active_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, size_t> round_robin_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<Worker>> workers_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Model> models_ ABSL_GUARDED_BY(mu_);
   std::deque<v1::WorkerStatus> departed_ ABSL_GUARDED_BY(mu_);  // recent, for status
   absl::flat_hash_map<uint64_t, Lease> leases_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, absl::InlinedVector<uint64_t, 2>> leases_by_question_

@@ -385,6 +385,98 @@ TEST_F(SchedulerTest, WaitsForWorkersAfterARestart) {
   EXPECT_EQ(ch.TakeLeases().size(), 2u);
 }
 
+TEST_F(SchedulerTest, GrantsShareTheModelsRequestBudget) {
+  Start();
+  LoadedRun r = MakeRun("r1", "m", 50);
+  r.spec.mutable_limits()->set_rpm(120);  // 2 per second, bursts of 1
+  ASSERT_TRUE(s_->AddRun(std::move(r)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  std::string wa = Connect(&a, "a", "m", 4);
+  std::string wb = Connect(&b, "b", "m", 4);
+  EXPECT_EQ(a.Count([](const auto& m) { return m.runs_size() > 0 && m.runs(0).rate_limited(); }), 1);
+  auto grants = [](RecordingChannel& ch) {
+    return ch.Count([](const auto& m) { return static_cast<int>(m.grants()); });
+  };
+  v1::WorkerMessage want;
+  want.set_want_grants(4);
+  Deliver(wa, &a, want);
+  Deliver(wb, &b, want);
+  EXPECT_EQ(grants(a) + grants(b), 1);  // the burst
+  for (int i = 0; i < 10; ++i) {
+    clock_.Advance(absl::Milliseconds(500));
+    s_->Tick();
+  }
+  // Five more seconds at two a second, shared evenly.
+  EXPECT_EQ(grants(a) + grants(b), 8);  // both asked for 4
+  EXPECT_EQ(grants(a), 4);
+  EXPECT_EQ(grants(b), 4);
+  // Grants on the way are not granted twice.
+  v1::WorkerMessage stale;
+  stale.set_want_grants(4);
+  stale.set_grants_seen(0);
+  Deliver(wa, &a, stale);
+  clock_.Advance(absl::Seconds(1));
+  s_->Tick();
+  EXPECT_EQ(grants(a), 4);
+}
+
+TEST_F(SchedulerTest, A429WithRetryAfterPausesTheWholeModel) {
+  Start();
+  LoadedRun r = MakeRun("r1", "m", 10);
+  r.spec.mutable_limits()->set_rpm(6000);
+  ASSERT_TRUE(s_->AddRun(std::move(r)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  RecordingChannel& other = NewChannel();
+  std::string wa = Connect(&a, "a", "m", 2);
+  std::string wb = Connect(&b, "b", "m", 2);
+  Connect(&other, "o", "other-model", 2);
+  v1::WorkerMessage hit;
+  hit.set_pause_model_ms(3000);
+  Deliver(wa, &a, hit);
+  auto paused = [](RecordingChannel& ch) {
+    return ch.Count([](const auto& m) { return m.pause_ms() > 0 ? 1 : 0; });
+  };
+  EXPECT_EQ(paused(a), 1);
+  EXPECT_EQ(paused(b), 1);
+  EXPECT_EQ(paused(other), 0);
+  EXPECT_EQ(s_->counters().model_pauses, 1u);
+  // No grants while paused; a worker joining now hears of the pause.
+  v1::WorkerMessage want;
+  want.set_want_grants(2);
+  Deliver(wb, &b, want);
+  s_->Tick();
+  EXPECT_EQ(b.Count([](const auto& m) { return static_cast<int>(m.grants()); }), 0);
+  RecordingChannel& late = NewChannel();
+  Connect(&late, "late", "m", 2);
+  EXPECT_EQ(paused(late), 1);
+  clock_.Advance(absl::Seconds(4));
+  s_->Tick();
+  EXPECT_EQ(b.Count([](const auto& m) { return static_cast<int>(m.grants()); }), 2);
+}
+
+TEST_F(SchedulerTest, APausedWorkerGetsNoWorkUntilItResumes) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 6)).ok());
+  RecordingChannel& a = NewChannel();
+  std::string wa = Connect(&a, "a", "m", 2);
+  auto leases = a.TakeLeases();
+  ASSERT_EQ(leases.size(), 2u);
+  v1::WorkerMessage pause;
+  pause.set_accepting(false);
+  pause.add_released(leases[0].lease_id());
+  pause.add_released(leases[1].lease_id());
+  Deliver(wa, &a, pause);
+  EXPECT_TRUE(a.TakeLeases().empty());
+  v1::WorkerMessage resume;
+  resume.set_accepting(true);
+  Deliver(wa, &a, resume);
+  auto again = a.TakeLeases();
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_EQ(again[0].key().index(), 1u);  // returned questions go first
+}
+
 TEST_F(SchedulerTest, DrainingAndErroredWorkersGetNoWork) {
   Start();
   ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 6)).ok());
