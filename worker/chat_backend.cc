@@ -145,7 +145,21 @@ std::string ServerErrorMessage(absl::string_view body) {
 }
 
 ChatBackend::ChatBackend(HttpClient* http, BackendConfig config)
-    : http_(http), config_(std::move(config)), public_endpoint_(RedactUrl(config_.endpoint.base)) {}
+    : http_(http),
+      config_(std::move(config)),
+      endpoint_(config_.endpoint),
+      public_endpoint_(RedactUrl(config_.endpoint.base)) {}
+
+void ChatBackend::SetEndpoint(const Endpoint& endpoint) {
+  std::lock_guard<std::mutex> lock(mu_);
+  endpoint_ = endpoint;
+  public_endpoint_ = RedactUrl(endpoint.base);
+}
+
+std::string ChatBackend::public_endpoint() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return public_endpoint_;
+}
 
 ChatBackend::~ChatBackend() {
   std::lock_guard<std::mutex> lock(mu_);
@@ -166,7 +180,10 @@ uint64_t ChatBackend::Ask(const v1::RunInfo& run, const v1::Lease& lease, Done d
   auto st = std::make_unique<AskState>();
   st->done = std::move(done);
   const std::string& model = config_.served_model.empty() ? run.model() : config_.served_model;
-  st->request.url = config_.endpoint.chat_completions;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    st->request.url = endpoint_.chat_completions;
+  }
   st->request.body = BuildChatRequest(model, run.params(), lease);
   st->request.headers.push_back("Content-Type: application/json");
   if (!config_.api_key.empty()) {
@@ -188,10 +205,46 @@ uint64_t ChatBackend::Ask(const v1::RunInfo& run, const v1::Lease& lease, Done d
   return id;
 }
 
+void ChatBackend::SetGrantMode(bool on) {
+  std::lock_guard<std::mutex> lock(mu_);
+  grant_mode_ = on;
+}
+
+void ChatBackend::AddGrants(uint32_t n) {
+  std::vector<uint64_t> start;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    grants_ += n;
+    grants_seen_ += n;
+    while (start.size() < grants_ && !waiting_for_grant_.empty()) {
+      start.push_back(waiting_for_grant_.front());
+      waiting_for_grant_.pop_front();
+    }
+  }
+  for (uint64_t id : start) StartAttempt(id);
+  NotifyGrantDemand();
+}
+
+ChatBackend::GrantState ChatBackend::grant_state() {
+  std::lock_guard<std::mutex> lock(mu_);
+  GrantState g;
+  g.want = waiting_for_grant_.size() > grants_
+               ? static_cast<uint32_t>(waiting_for_grant_.size() - grants_)
+               : 0;
+  g.seen = grants_seen_;
+  return g;
+}
+
+void ChatBackend::NotifyGrantDemand() {
+  if (hooks_.on_grant_demand) hooks_.on_grant_demand();
+}
+
 void ChatBackend::Cancel(uint64_t ask_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = asks_.find(ask_id);
   if (it == asks_.end()) return;
+  auto w = std::find(waiting_for_grant_.begin(), waiting_for_grant_.end(), ask_id);
+  if (w != waiting_for_grant_.end()) waiting_for_grant_.erase(w);
   if (it->second->http_id) http_->Cancel(it->second->http_id);
   if (it->second->timer_id) http_->CancelTimer(it->second->timer_id);
   asks_.erase(it);
@@ -209,6 +262,7 @@ ChatBackend::Stats ChatBackend::stats() {
 
 void ChatBackend::StartAttempt(uint64_t id) {
   HttpRequest request;
+  bool wait_for_grant = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = asks_.find(id);
@@ -220,11 +274,21 @@ void ChatBackend::StartAttempt(uint64_t id) {
       st.timer_id = http_->After(paused_until_ - now, [this, id] { StartAttempt(id); });
       return;
     }
-    ++st.attempt;
-    ++stats_.attempts;
-    if (st.attempt > 1) ++stats_.retries;
-    if (st.attempt == 1) st.first_start = now;
-    request = st.request;
+    if (grant_mode_ && grants_ == 0) {
+      waiting_for_grant_.push_back(id);
+      wait_for_grant = true;
+    } else {
+      if (grant_mode_) --grants_;
+      ++st.attempt;
+      ++stats_.attempts;
+      if (st.attempt > 1) ++stats_.retries;
+      if (st.attempt == 1) st.first_start = now;
+      request = st.request;
+    }
+  }
+  if (wait_for_grant) {
+    NotifyGrantDemand();
+    return;
   }
   uint64_t http_id =
       http_->Send(std::move(request), [this, id](HttpResponse r) { OnResponse(id, std::move(r)); });
@@ -240,6 +304,9 @@ void ChatBackend::StartAttempt(uint64_t id) {
 void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
   AskOutcome out;
   Done done;
+  std::optional<absl::Duration> pause;
+  const bool throttled = resp.status == 429;
+  if (hooks_.on_attempt && (resp.status > 0 || !resp.error.empty())) hooks_.on_attempt(throttled);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = asks_.find(id);
@@ -304,9 +371,10 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
       kind = ClassifyHttpStatus(resp.status);
       error = absl::StrCat("HTTP ", resp.status, ": ", ServerErrorMessage(resp.body));
       retry_after = ParseRetryAfter(resp.retry_after, now);
-      if (resp.status == 429 && retry_after.has_value()) {
+      if (resp.status == 429 && retry_after.has_value() && *retry_after > absl::ZeroDuration()) {
         // The server asks everyone to slow down, not just this request.
         paused_until_ = std::max(paused_until_, now + *retry_after);
+        pause = *retry_after;
       }
       if (resp.status == 404) {
         error += absl::StrCat(" (POST ", RedactUrl(st.request.url),
@@ -317,6 +385,7 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
     if (!done) {
       error = Scrub(std::move(error));
       st.last_error = error;
+      bool retrying = false;
       if (kind == FailureKind::kBackend) {
         out.kind = AskOutcome::kBackend;
         out.error = error;
@@ -325,25 +394,29 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
         auto delay = policy.NextDelay(st.attempt, kind, retry_after, absl::Uniform(rng_, 0.0, 1.0));
         if (delay.has_value()) {
           st.timer_id = http_->After(*delay, [this, id] { StartAttempt(id); });
-          return;
+          retrying = true;
+        } else {
+          out.kind = AskOutcome::kFailed;
+          v1::AnswerRecord& r = out.record;
+          r.set_attempts(st.attempt);
+          r.set_worker(config_.worker_name);
+          r.set_endpoint(public_endpoint_);
+          r.set_started_unix_ms(absl::ToUnixMillis(st.first_start));
+          r.set_finished_unix_ms(absl::ToUnixMillis(now));
+          r.set_last_error(kind == FailureKind::kTransient
+                               ? absl::StrCat(error, " (gave up after ", st.attempt, " attempts)")
+                               : error);
+          ++stats_.failed;
         }
-        out.kind = AskOutcome::kFailed;
-        v1::AnswerRecord& r = out.record;
-        r.set_attempts(st.attempt);
-        r.set_worker(config_.worker_name);
-        r.set_endpoint(public_endpoint_);
-        r.set_started_unix_ms(absl::ToUnixMillis(st.first_start));
-        r.set_finished_unix_ms(absl::ToUnixMillis(now));
-        r.set_last_error(kind == FailureKind::kTransient
-                             ? absl::StrCat(error, " (gave up after ", st.attempt, " attempts)")
-                             : error);
-        ++stats_.failed;
       }
-      done = std::move(st.done);
-      asks_.erase(it);
+      if (!retrying) {
+        done = std::move(st.done);
+        asks_.erase(it);
+      }
     }
   }
-  done(std::move(out));
+  if (pause.has_value() && hooks_.on_rate_limited) hooks_.on_rate_limited(*pause);
+  if (done) done(std::move(out));
 }
 
 }  // namespace medeval

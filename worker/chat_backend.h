@@ -12,6 +12,7 @@
 #define MEDEVAL_WORKER_CHAT_BACKEND_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -69,10 +70,30 @@ std::string BuildChatRequest(const std::string& model, const v1::RequestParams& 
 // {"message"}} and the common variants), or a prefix of the body.
 std::string ServerErrorMessage(absl::string_view body);
 
+// What the backend tells its owner. Called without the backend's locks held;
+// on_grant_demand may be called with the caller of Ask's locks held, so it
+// must not take them.
+struct BackendHooks {
+  std::function<void()> on_grant_demand;                 // attempts waiting for grants changed
+  std::function<void(absl::Duration)> on_rate_limited;   // a 429 with Retry-After
+  std::function<void(bool throttled)> on_attempt;        // every attempt: 429 or not
+};
+
 class ChatBackend {
  public:
   ChatBackend(HttpClient* http, BackendConfig config);
   ~ChatBackend();
+
+  // Set before the first Ask.
+  void SetHooks(BackendHooks hooks) { hooks_ = std::move(hooks); }
+  // Rate-limited models: every attempt waits for a grant.
+  void SetGrantMode(bool on);
+  void AddGrants(uint32_t n);
+  struct GrantState {
+    uint32_t want = 0;  // attempts waiting beyond the grants at hand
+    uint64_t seen = 0;  // grants received in total
+  };
+  GrantState grant_state();
 
   using Done = std::function<void(AskOutcome)>;
   // Asks `lease`'s question under `run`'s settings; `done` runs exactly once
@@ -81,10 +102,11 @@ class ChatBackend {
   void Cancel(uint64_t ask_id);
   // No attempt starts before `until` (a model-wide 429 back-off).
   void PauseUntil(absl::Time until);
+  // Points later requests at another endpoint (a restarted local server).
+  void SetEndpoint(const Endpoint& endpoint);
 
-  const BackendConfig& config() const { return config_; }
   // The endpoint as it may be shown and recorded (no credentials).
-  const std::string& public_endpoint() const { return public_endpoint_; }
+  std::string public_endpoint();
 
   struct Stats {
     uint64_t attempts = 0;
@@ -97,19 +119,26 @@ class ChatBackend {
  private:
   struct AskState;
   void StartAttempt(uint64_t id);
+  void NotifyGrantDemand();
   void OnResponse(uint64_t id, HttpResponse resp);
   std::string Scrub(std::string message) const;
 
   HttpClient* const http_;
   const BackendConfig config_;
-  const std::string public_endpoint_;
+  BackendHooks hooks_;
 
   std::mutex mu_;
+  Endpoint endpoint_;                                              // guarded by mu_
+  std::string public_endpoint_;                                    // guarded by mu_
   absl::flat_hash_map<uint64_t, std::unique_ptr<AskState>> asks_;  // guarded by mu_
   uint64_t next_id_ = 1;                                           // guarded by mu_
   absl::Time paused_until_ = absl::InfinitePast();                 // guarded by mu_
   absl::BitGen rng_;                                               // guarded by mu_
   Stats stats_;                                                    // guarded by mu_
+  bool grant_mode_ = false;                                        // guarded by mu_
+  uint32_t grants_ = 0;                                            // guarded by mu_
+  uint64_t grants_seen_ = 0;                                       // guarded by mu_
+  std::deque<uint64_t> waiting_for_grant_;                         // guarded by mu_
 };
 
 }  // namespace medeval

@@ -61,12 +61,16 @@ std::optional<absl::Duration> RetryPolicy::NextDelay(int attempt, FailureKind ki
                                                      double random01) const {
   if (kind != FailureKind::kTransient) return std::nullopt;
   if (attempt >= options_.max_attempts) return std::nullopt;
-  if (retry_after.has_value()) return std::min(*retry_after, options_.max_retry_after);
   // Exponential backoff with "equal jitter": half fixed, half random, so
   // retries of many questions spread out but never hammer immediately.
   double exp = std::pow(2.0, std::max(0, attempt - 1));
   absl::Duration d = std::min(options_.base * exp, options_.cap);
-  return d / 2 + (d / 2) * random01;
+  absl::Duration backoff = d / 2 + (d / 2) * random01;
+  // Retry-After is the least to wait ("0" does not mean hammer the server).
+  if (retry_after.has_value()) {
+    return std::max(backoff, std::min(*retry_after, options_.max_retry_after));
+  }
+  return backoff;
 }
 
 }  // namespace medeval

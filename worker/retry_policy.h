@@ -47,7 +47,7 @@ class RetryPolicy {
 
   // After failed attempt number `attempt` (1-based) of kind `kind`: the delay
   // before the next attempt, or nullopt to stop. `random01` in [0, 1) drives
-  // the jitter.
+  // the jitter. A Retry-After longer than the back-off replaces it.
   std::optional<absl::Duration> NextDelay(int attempt, FailureKind kind,
                                           std::optional<absl::Duration> retry_after,
                                           double random01) const;

@@ -143,6 +143,56 @@ Worker::Worker(WorkerOptions options)
       http_(HttpClient::Options{options_.concurrency + 4, absl::Seconds(10)}),
       backend_(&http_, options_.backend) {
   if (options_.prefetch < 0) options_.prefetch = std::max(2, options_.concurrency / 4);
+  limit_ = options_.concurrency;
+  BackendHooks hooks;
+  hooks.on_grant_demand = [this] { OnGrantDemand(); };
+  hooks.on_rate_limited = [this](absl::Duration d) { OnRateLimited(d); };
+  hooks.on_attempt = [this](bool throttled) { OnAttempt(throttled); };
+  backend_.SetHooks(std::move(hooks));
+}
+
+void Worker::OnGrantDemand() {
+  // May run under mu_ (from Ask): only schedule the report here.
+  if (!grant_report_pending_.exchange(true)) {
+    http_.After(options_.result_linger, [this] { ReportGrants(); });
+  }
+}
+
+void Worker::ReportGrants() {
+  grant_report_pending_ = false;
+  ChatBackend::GrantState g = backend_.grant_state();
+  std::lock_guard<std::mutex> lock(mu_);
+  outbox_.set_want_grants(g.want);
+  outbox_.set_grants_seen(g.seen);
+  FlushOutboxLocked();
+}
+
+void Worker::OnRateLimited(absl::Duration d) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint32_t ms = static_cast<uint32_t>(absl::ToInt64Milliseconds(d));
+  outbox_.set_pause_model_ms(std::max(outbox_.pause_model_ms(), ms));
+  ScheduleFlushLocked();
+}
+
+void Worker::OnAttempt(bool throttled) {
+  if (!options_.adaptive_concurrency) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  if (throttled) {
+    if (limit_ > 1) {
+      limit_ = std::max(1, limit_ / 2);
+      MEDEVAL_LOG(DEBUG) << "429: " << limit_ << " requests in flight from now on";
+      if (!logged_backoff_) {
+        MEDEVAL_LOG(INFO) << "429: " << limit_ << " requests in flight from now on (adaptive "
+                          << "concurrency; further changes are logged at debug level)";
+        logged_backoff_ = true;
+      }
+    }
+    ok_streak_ = 0;
+  } else if (++ok_streak_ >= limit_ && limit_ < options_.concurrency) {
+    ok_streak_ = 0;
+    ++limit_;
+    StartQueuedLocked();
+  }
 }
 
 Worker::~Worker() { Stop(); }
@@ -168,6 +218,7 @@ v1::WorkerMessage Worker::HelloLocked() {
   h->set_version(kVersion);
   for (const auto& [id, f] : inflight_) *h->add_holding() = f.key;
   if (draining_) msg.set_draining(true);
+  if (paused_) msg.set_accepting(false);
   return msg;
 }
 
@@ -240,8 +291,17 @@ void Worker::OnStreamDone(Stream* stream, const grpc::Status& status) {
 }
 
 void Worker::OnMessage(Stream* stream, const v1::CoordinatorMessage& msg) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (stream != stream_) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stream != stream_) return;
+    HandleLocked(msg);
+  }
+  // Outside mu_: starting attempts may report grant demand back to us.
+  if (msg.grants() > 0) backend_.AddGrants(msg.grants());
+  if (msg.has_welcome()) OnGrantDemand();  // a new coordinator must hear what we wait for
+}
+
+void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
   v1::WorkerMessage reply;
   if (msg.has_welcome()) {
     welcomed_ = true;
@@ -254,7 +314,10 @@ void Worker::OnMessage(Stream* stream, const v1::CoordinatorMessage& msg) {
     // Answers the coordinator may not have journaled yet: send them again.
     for (const auto& [k, r] : unacked_) *reply.add_results() = r;
   }
-  for (const v1::RunInfo& run : msg.runs()) runs_[run.run_id()] = run;
+  for (const v1::RunInfo& run : msg.runs()) {
+    if (run.rate_limited()) backend_.SetGrantMode(true);
+    runs_[run.run_id()] = run;
+  }
   for (const v1::QuestionKey& key : msg.acks()) unacked_.erase(KeyString(key));
   for (uint64_t id : msg.cancels()) {
     for (auto it = queued_.begin(); it != queued_.end(); ++it) {
@@ -272,9 +335,9 @@ void Worker::OnMessage(Stream* stream, const v1::CoordinatorMessage& msg) {
   if (msg.pause_ms() > 0) backend_.PauseUntil(absl::Now() + absl::Milliseconds(msg.pause_ms()));
   for (const v1::Lease& lease : msg.leases()) {
     ++stats_.leases;
-    if (draining_) {
+    if (draining_ || paused_) {
       reply.add_released(lease.lease_id());
-    } else if (static_cast<int>(inflight_.size()) < options_.concurrency) {
+    } else if (static_cast<int>(inflight_.size()) < limit_) {
       StartLocked(lease);
     } else {
       queued_.push_back(lease);
@@ -303,8 +366,8 @@ void Worker::StartLocked(const v1::Lease& lease) {
 }
 
 void Worker::StartQueuedLocked() {
-  while (!draining_ && !queued_.empty() &&
-         static_cast<int>(inflight_.size()) < options_.concurrency) {
+  while (!draining_ && !paused_ && !queued_.empty() &&
+         static_cast<int>(inflight_.size()) < limit_) {
     v1::Lease lease = std::move(queued_.front());
     queued_.pop_front();
     StartLocked(lease);
@@ -355,8 +418,8 @@ void Worker::FlushOutbox() {
 
 void Worker::FlushOutboxLocked() {
   // Without a welcomed stream the answers wait in unacked_ and go out with
-  // the next welcome.
-  if (welcomed_ && outbox_.results_size() > 0) SendLocked(outbox_);
+  // the next welcome; grant demand is reported again after it.
+  if (welcomed_ && outbox_.ByteSizeLong() > 0) SendLocked(outbox_);
   outbox_.Clear();
 }
 
@@ -378,6 +441,34 @@ void Worker::FailLocked(const std::string& error) {
   stopping_ = true;
   if (stream_ != nullptr) stream_->CloseSend();
   cv_.notify_all();
+}
+
+void Worker::Pause(const std::string& why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (paused_) return;
+  paused_ = true;
+  v1::WorkerMessage msg;
+  msg.set_accepting(false);
+  for (const v1::Lease& l : queued_) msg.add_released(l.lease_id());
+  queued_.clear();
+  for (const auto& [id, f] : inflight_) {
+    backend_.Cancel(f.ask_id);
+    msg.add_released(id);
+  }
+  MEDEVAL_LOG(WARNING) << "pausing (" << why << "): handing back " << msg.released_size()
+                       << " questions";
+  inflight_.clear();
+  SendLocked(msg);
+  cv_.notify_all();
+}
+
+void Worker::Resume() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!paused_) return;
+  paused_ = false;
+  v1::WorkerMessage msg;
+  msg.set_accepting(true);
+  SendLocked(msg);
 }
 
 void Worker::Drain(absl::Duration grace) {
@@ -430,6 +521,7 @@ Worker::Stats Worker::stats() {
   s.inflight = static_cast<int>(inflight_.size());
   s.queued = static_cast<int>(queued_.size());
   s.unacked = static_cast<int>(unacked_.size());
+  s.concurrency_limit = limit_;
   return s;
 }
 

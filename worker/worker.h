@@ -12,6 +12,7 @@
 #ifndef MEDEVAL_WORKER_WORKER_H_
 #define MEDEVAL_WORKER_WORKER_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -42,6 +43,9 @@ struct WorkerOptions {
   // Answers wait this long to go out together: under load one message then
   // carries many, and the coordinator's replies (credits) batch up too.
   absl::Duration result_linger = absl::Milliseconds(1);
+  // Halve the requests in flight on a 429, add one back after each window of
+  // answers without one (up to `concurrency`).
+  bool adaptive_concurrency = false;
 };
 
 class Worker {
@@ -57,6 +61,12 @@ class Worker {
   void Drain(absl::Duration grace);
   // Stops at once; unanswered leases return to the queue at the coordinator.
   void Stop();
+  // Hands every lease back and takes none until Resume (the model server is
+  // restarting). Answers already made are kept and still delivered.
+  void Pause(const std::string& why);
+  void Resume();
+  // Later requests go to `endpoint` (a local server on a new port).
+  void SetEndpoint(const Endpoint& endpoint) { backend_.SetEndpoint(endpoint); }
   // Blocks until the worker has stopped; returns why if it was an error
   // (e.g. the model API refused the key, or the coordinator the token).
   absl::Status Wait();
@@ -72,6 +82,7 @@ class Worker {
     int inflight = 0;
     int queued = 0;
     int unacked = 0;
+    int concurrency_limit = 0;  // current limit (adaptive concurrency)
   };
   Stats stats();
   const std::string& name() const { return options_.name; }
@@ -85,6 +96,7 @@ class Worker {
 
   void Loop();
   void OnMessage(Stream* stream, const v1::CoordinatorMessage& msg);
+  void HandleLocked(const v1::CoordinatorMessage& msg);
   void OnStreamDone(Stream* stream, const grpc::Status& status);
   void StartLocked(const v1::Lease& lease);
   void StartQueuedLocked();
@@ -96,6 +108,11 @@ class Worker {
   void ScheduleFlushLocked();
   void FlushOutbox();
   void FlushOutboxLocked();
+  // Backend hooks.
+  void OnGrantDemand();
+  void ReportGrants();
+  void OnRateLimited(absl::Duration d);
+  void OnAttempt(bool throttled);
 
   WorkerOptions options_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
@@ -112,12 +129,17 @@ class Worker {
   absl::flat_hash_map<uint64_t, Inflight> inflight_;  // by lease id
   absl::flat_hash_map<std::string, v1::Result> unacked_;  // by "run#index"
   bool draining_ = false;
+  bool paused_ = false;
   bool stopping_ = false;
   bool stopped_ = false;
   absl::Status fatal_;
   Stats stats_;
   v1::WorkerMessage outbox_;     // results waiting for the linger to pass
   bool flush_scheduled_ = false;
+  int limit_ = 0;                // requests in flight allowed now
+  int ok_streak_ = 0;            // attempts since the last 429 or raise
+  bool logged_backoff_ = false;
+  std::atomic<bool> grant_report_pending_{false};
 
   // Declared last: destroyed first, so the HTTP loop (whose callbacks use the
   // state above) has stopped before that state goes.

@@ -56,6 +56,8 @@ TEST(RetryPolicyTest, HonoursRetryAfterUpToACap) {
   RetryPolicy p(o);
   EXPECT_EQ(*p.NextDelay(1, FailureKind::kTransient, absl::Seconds(42), 0.9), absl::Seconds(42));
   EXPECT_EQ(*p.NextDelay(1, FailureKind::kTransient, absl::Hours(1), 0.9), absl::Minutes(2));
+  // "Retry-After: 0" still backs off.
+  EXPECT_EQ(*p.NextDelay(3, FailureKind::kTransient, absl::ZeroDuration(), 0.0), absl::Seconds(2));
 }
 
 }  // namespace
