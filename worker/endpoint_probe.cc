@@ -9,7 +9,8 @@
 
 namespace medeval {
 
-absl::Status ProbeEndpoint(const BackendConfig& backend, absl::Duration timeout) {
+absl::Status ProbeEndpoint(const BackendConfig& backend, const v1::RequestParams& params,
+                           absl::Duration timeout) {
   HttpClient http(HttpClient::Options{1, timeout});
   HttpRequest req;
   req.method = "GET";
@@ -18,6 +19,7 @@ absl::Status ProbeEndpoint(const BackendConfig& backend, absl::Duration timeout)
   if (!backend.api_key.empty()) {
     req.headers.push_back(absl::StrCat("Authorization: Bearer ", backend.api_key));
   }
+  for (const auto& [k, v] : params.extra_headers()) req.headers.push_back(absl::StrCat(k, ": ", v));
   std::promise<HttpResponse> done;
   http.Send(req, [&done](HttpResponse r) { done.set_value(std::move(r)); });
   HttpResponse r = done.get_future().get();

@@ -14,7 +14,10 @@ namespace medeval {
 // OK for any HTTP answer except 401/403 (not every server lists models);
 // kUnavailable when the server cannot be reached, kUnauthenticated when the
 // key is refused. Messages name the URL (without credentials), never the key.
-absl::Status ProbeEndpoint(const BackendConfig& backend, absl::Duration timeout);
+// `params` gives the extra headers requests will carry (some gateways
+// authenticate with them).
+absl::Status ProbeEndpoint(const BackendConfig& backend, const v1::RequestParams& params,
+                           absl::Duration timeout);
 
 }  // namespace medeval
 

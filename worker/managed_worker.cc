@@ -1,0 +1,169 @@
+#include "worker/managed_worker.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/url.h"
+
+namespace medeval {
+namespace {
+
+constexpr int kMaxFailedStarts = 5;
+
+}  // namespace
+
+ManagedWorker::ManagedWorker(WorkerOptions options, std::optional<ServeOptions> serve)
+    : options_(std::move(options)), serve_options_(std::move(serve)) {}
+
+ManagedWorker::~ManagedWorker() { Stop(); }
+
+Worker* ManagedWorker::worker() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return worker_.get();
+}
+
+absl::Status ManagedWorker::Start() {
+  if (!serve_options_.has_value()) {
+    auto w = std::make_unique<Worker>(options_);
+    absl::Status st = w->Start();
+    if (!st.ok()) return st;
+    Worker* raw = w.get();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      worker_ = std::move(w);
+    }
+    supervisor_ = std::thread([this, raw] { Finish(raw->Wait()); });
+    return absl::OkStatus();
+  }
+  if (serve_options_->command.empty()) return absl::InvalidArgumentError("--serve needs a command");
+  server_ = std::make_unique<ModelServer>(*serve_options_);
+  supervisor_ = std::thread([this] { Supervise(); });
+  return absl::OkStatus();
+}
+
+bool ManagedWorker::SleepUnlessStopping(absl::Duration d) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, absl::ToChronoMilliseconds(d), [this] { return stopping_; });
+  return !stopping_;
+}
+
+void ManagedWorker::Supervise() {
+  absl::Duration backoff = absl::Seconds(1);
+  int failed_starts = 0;
+  auto stopping = [this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopping_;
+  };
+  while (!stopping()) {
+    absl::Status st = server_->Start();
+    if (st.ok()) st = server_->WaitReady(serve_options_->startup_timeout, stopping);
+    if (stopping()) break;
+    if (!st.ok()) {
+      server_->Stop();
+      if (++failed_starts >= kMaxFailedStarts) {
+        Finish(absl::UnavailableError(absl::StrCat("the model server failed to start ",
+                                                   failed_starts, " times; last: ",
+                                                   st.message())));
+        return;
+      }
+      MEDEVAL_LOG(WARNING) << st.message() << "; trying again in " << backoff;
+      if (!SleepUnlessStopping(backoff)) break;
+      backoff = std::min(backoff * 2, absl::Minutes(2));
+      continue;
+    }
+    failed_starts = 0;
+    backoff = absl::Seconds(1);
+    Endpoint ep = *ParseEndpoint(server_->base_url());
+    Worker* w = worker();
+    if (w == nullptr) {
+      // Only now does the worker ask the coordinator for work.
+      WorkerOptions wo = options_;
+      wo.backend.endpoint = ep;
+      auto created = std::make_unique<Worker>(wo);
+      st = created->Start();
+      if (!st.ok()) {
+        Finish(st);
+        return;
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      w = created.get();
+      worker_ = std::move(created);
+    } else {
+      w->SetEndpoint(ep);
+      w->Resume();
+    }
+    // Watch the server while the worker works.
+    while (!stopping() && server_->Running() && w->error().ok()) {
+      SleepUnlessStopping(absl::Milliseconds(200));
+    }
+    if (stopping()) break;
+    if (!w->error().ok()) {
+      Finish(w->error());
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++restarts_;
+    }
+    w->Pause(absl::StrCat("the model server ", server_->ExitDescription()));
+    MEDEVAL_LOG(WARNING) << "the model server " << server_->ExitDescription()
+                         << "; restarting it in " << backoff;
+    if (!SleepUnlessStopping(backoff)) break;
+    backoff = std::min(backoff * 2, absl::Minutes(2));
+  }
+  Finish(absl::OkStatus());
+}
+
+void ManagedWorker::Finish(absl::Status status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (done_) return;
+  if (!status.ok() && error_.ok()) error_ = status;
+  done_ = true;
+  cv_.notify_all();
+}
+
+void ManagedWorker::Drain(absl::Duration grace) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (Worker* w = worker()) w->Drain(grace);
+  Stop();
+}
+
+void ManagedWorker::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (Worker* w = worker()) w->Stop();
+  if (supervisor_.joinable()) supervisor_.join();
+  // The supervisor may have created the worker just before it saw the stop.
+  if (Worker* w = worker()) w->Stop();
+  if (server_) server_->Stop();
+  Finish(absl::OkStatus());
+}
+
+absl::Status ManagedWorker::Wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return done_; });
+  return error_;
+}
+
+absl::Status ManagedWorker::error() {
+  Worker* w;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!error_.ok()) return error_;
+    w = worker_.get();
+  }
+  return w ? w->error() : absl::OkStatus();
+}
+
+int ManagedWorker::restarts() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return restarts_;
+}
+
+}  // namespace medeval
