@@ -226,7 +226,16 @@ std::string Truncate(const std::string& s, int64_t max_chars) {
 }  // namespace
 
 struct SimServer::Impl {
-  explicit Impl(SimOptions o) : opt(std::move(o)), gate(opt.capacity) {}
+  explicit Impl(SimOptions o)
+      : opt(std::move(o)),
+        gate(opt.capacity),
+        fail_rate(opt.fail_rate),
+        ratelimit_rate(opt.ratelimit_rate),
+        drop_rate(opt.drop_rate),
+        garbage_rate(opt.garbage_rate),
+        hang_rate(opt.hang_rate),
+        latency_ms(opt.latency_ms),
+        retry_after_s(opt.retry_after_s) {}
 
   class Session;
   void DoAccept();
@@ -243,8 +252,13 @@ struct SimServer::Impl {
   }
   double LatencyMs(uint64_t n);
 
+  // POST /control changes these while serving (fault drills).
+  std::string Control(const std::string& body);
+
   SimOptions opt;
   Gate gate;
+  std::atomic<double> fail_rate, ratelimit_rate, drop_rate, garbage_rate, hang_rate, latency_ms;
+  std::atomic<int> retry_after_s;
   int port = 0;
   std::atomic<uint64_t> counter{0};
   std::atomic<uint64_t> connections{0}, requests{0}, completed{0}, bad_requests{0},
@@ -321,6 +335,11 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     if (path == "/stats" && get) {
       return SendText(http::status::ok, "application/json", server_->Stats().dump());
     }
+    if (path == "/control" && post) {
+      std::string err = server_->Control(req.body());
+      if (!err.empty()) return SendError(http::status::bad_request, err, "invalid_request_error", "");
+      return SendText(http::status::ok, "application/json", "{\"ok\":true}");
+    }
     if (path == "/stats/reset" && post) {
       server_->Reset();
       return SendText(http::status::ok, "application/json", "{\"reset\":true}");
@@ -348,24 +367,24 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     double u = s.Draw(n, "fault");
     const SimOptions& o = s.opt;
     garbage_ = false;
-    if ((u -= o.ratelimit_rate) < 0) {
+    if ((u -= s.ratelimit_rate.load()) < 0) {
       s.f_ratelimit.fetch_add(1, std::memory_order_relaxed);
       return SendRateLimited("Rate limit reached (simulated). Retry after the given time.");
     }
-    if ((u -= o.drop_rate) < 0) {
+    if ((u -= s.drop_rate.load()) < 0) {
       s.f_drop.fetch_add(1, std::memory_order_relaxed);
       return Drop();
     }
-    if ((u -= o.hang_rate) < 0) {
+    if ((u -= s.hang_rate.load()) < 0) {
       s.f_hang.fetch_add(1, std::memory_order_relaxed);
       return Hang();
     }
-    if ((u -= o.fail_rate) < 0) {
+    if ((u -= s.fail_rate.load()) < 0) {
       s.f_server_error.fetch_add(1, std::memory_order_relaxed);
       return SendError(http::status::internal_server_error, "simulated server error",
                        "server_error", "");
     }
-    if ((u -= o.garbage_rate) < 0) garbage_ = true;
+    if ((u -= s.garbage_rate.load()) < 0) garbage_ = true;
 
     if (o.overflow_reject) {
       if (!s.gate.TryAcquire()) {
@@ -506,7 +525,7 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void SendRateLimited(absl::string_view message) {
     Response res{http::status::too_many_requests, version_};
     res.set(http::field::content_type, "application/json");
-    res.set(http::field::retry_after, absl::StrCat(server_->opt.retry_after_s));
+    res.set(http::field::retry_after, absl::StrCat(server_->retry_after_s.load()));
     res.keep_alive(keep_alive_);
     res.body() = ErrorBody(message, "rate_limit_exceeded", "rate_limit_exceeded").dump();
     res.prepare_payload();
@@ -608,6 +627,35 @@ void SimServer::Impl::CountAnswered(const std::string& question) {
   ++per_question[key].answered;
 }
 
+std::string SimServer::Impl::Control(const std::string& body) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object()) return "POST /control takes a JSON object, e.g. {\"ratelimit_rate\": 1}";
+  struct Knob {
+    const char* name;
+    std::atomic<double>* value;
+    double max;
+  };
+  const Knob knobs[] = {{"fail_rate", &fail_rate, 1},         {"ratelimit_rate", &ratelimit_rate, 1},
+                        {"drop_rate", &drop_rate, 1},         {"garbage_rate", &garbage_rate, 1},
+                        {"hang_rate", &hang_rate, 1},         {"latency_ms", &latency_ms, 3.6e6}};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    if (!it->is_number() || it->get<double>() < 0) return absl::StrCat("'", it.key(), "' must be a number >= 0");
+    if (it.key() == "retry_after_s") {
+      retry_after_s = it->get<int>();
+      continue;
+    }
+    bool known = false;
+    for (const Knob& k : knobs) {
+      if (it.key() != k.name) continue;
+      if (it->get<double>() > k.max) return absl::StrCat("'", k.name, "' must be at most ", k.max);
+      k.value->store(it->get<double>());
+      known = true;
+    }
+    if (!known) return absl::StrCat("unknown setting '", it.key(), "'");
+  }
+  return "";
+}
+
 void SimServer::Impl::Reset() {
   for (auto* c : {&connections, &requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
                   &f_server_error, &f_drop, &f_garbage, &f_hang, &f_capacity, &images_ok,
@@ -632,14 +680,15 @@ void SimServer::Impl::LeaveService() {
 }
 
 double SimServer::Impl::LatencyMs(uint64_t n) {
-  if (opt.latency_ms <= 0) return 0;
-  if (opt.jitter_sigma <= 0) return opt.latency_ms;
+  const double latency = latency_ms.load();
+  if (latency <= 0) return 0;
+  if (opt.jitter_sigma <= 0) return latency;
   // Box-Muller on two per-request draws; exp(sigma*z - sigma^2/2) has mean 1.
   double u1 = std::max(Draw(n, "jitter1"), 1e-12);
   double u2 = Draw(n, "jitter2");
   double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * M_PI * u2);
   double s = opt.jitter_sigma;
-  return opt.latency_ms * std::exp(s * z - s * s / 2);
+  return latency * std::exp(s * z - s * s / 2);
 }
 
 json SimServer::Impl::Stats() {

@@ -272,6 +272,20 @@ TEST_F(SimServerTest, MaxTokensTruncatesWithFinishReasonLength) {
   EXPECT_EQ(j["usage"]["completion_tokens"], 5);
 }
 
+TEST_F(SimServerTest, ControlChangesFaultsWhileServing) {
+  Serve(SimOptions());
+  EXPECT_EQ(Chat(Body("q")).status, 200);
+  auto r = HttpCall("POST", base_ + "/control", R"({"ratelimit_rate": 1, "retry_after_s": 9})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto limited = Chat(Body("q"));
+  EXPECT_EQ(limited.status, 429);
+  EXPECT_EQ(limited.retry_after, "9");
+  EXPECT_EQ(HttpCall("POST", base_ + "/control", R"({"ratelimit_rate": 0})").status, 200);
+  EXPECT_EQ(Chat(Body("q")).status, 200);
+  EXPECT_EQ(HttpCall("POST", base_ + "/control", R"({"fail_rate": 2})").status, 400);
+  EXPECT_EQ(HttpCall("POST", base_ + "/control", R"({"nonsense": 1})").status, 400);
+}
+
 TEST(ParseOverflowTest, Values) {
   bool reject = false;
   EXPECT_TRUE(ParseOverflow("reject", &reject).ok());
