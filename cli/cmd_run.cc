@@ -1,5 +1,6 @@
-// `medeval run`: evaluate a model on a MedBench suite, embedded on this
-// machine (coordinator + local workers on loopback).
+// `medeval run`: evaluate one model (flags) or several (--config models.yaml)
+// on a MedBench suite, embedded on this machine (coordinator + local workers
+// on loopback).
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -9,19 +10,23 @@
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "cli/signals.h"
+#include "client/model_runs.h"
 #include "client/run_job.h"
 #include "common/log.h"
+#include "common/model_config.h"
 
 namespace medeval::cli {
 
 Command AddRunCommand(CLI::App& app) {
   struct Flags {
     std::string data;
+    std::string config;
     std::string track;
     std::string datasets;
     std::string out = "results";
     int workers = 2;
     int concurrency = 16;
+    bool adaptive = false;
     bool skip_invalid = false;
     bool allow_incomplete = false;
     bool no_probe = false;
@@ -29,29 +34,37 @@ Command AddRunCommand(CLI::App& app) {
     bool verbose = false;
     EndpointFlags endpoint;
     RequestFlags request;
+    std::vector<CLI::Option*> per_model;  // conflict with --config
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
-      "run", "Evaluate a model on a MedBench suite on this machine and write the upload files");
+      "run", "Evaluate models on a MedBench suite on this machine and write the upload files");
   sub->add_option("--data", f->data, "Folder of the suite (<Dataset>.jsonl, or legacy "
                                      "<Dataset>/<Dataset>_test.jsonl)")
       ->required();
+  sub->add_option("--config", f->config,
+                  "Models file (YAML): several models at once, each with its endpoint or serve "
+                  "command, workers, limits and request settings");
   sub->add_option("--track", f->track, "v4-llm, v4-agent, v4-vlm or legacy-llm (default: detected)")
       ->check(CLI::IsMember({"v4-llm", "v4-agent", "v4-vlm", "legacy-llm"}));
   sub->add_option("--datasets", f->datasets, "Only these datasets (comma-separated)");
   sub->add_option("--out", f->out, "Output folder; results go to OUT/<model>/")
       ->capture_default_str();
-  sub->add_option("--workers", f->workers, "Local workers")
-      ->check(CLI::Range(1, 256))
-      ->capture_default_str();
-  sub->add_option("--concurrency", f->concurrency, "Requests in flight per worker")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
+  f->per_model.push_back(sub->add_option("--workers", f->workers, "Local workers")
+                             ->check(CLI::Range(1, 256))
+                             ->capture_default_str());
+  f->per_model.push_back(
+      sub->add_option("--concurrency", f->concurrency, "Requests in flight per worker")
+          ->check(CLI::Range(1, 4096))
+          ->capture_default_str());
+  f->per_model.push_back(sub->add_flag(
+      "--adaptive-concurrency", f->adaptive,
+      "Halve the requests in flight on a 429 and raise them again while none come"));
   sub->add_flag("--skip-invalid", f->skip_invalid,
                 "Leave out invalid input lines (listed in the manifest) instead of refusing");
   sub->add_flag("--allow-incomplete-zip", f->allow_incomplete,
                 "Write the upload zip even when some questions failed");
-  sub->add_flag("--no-probe", f->no_probe, "Do not check the endpoint before starting");
+  sub->add_flag("--no-probe", f->no_probe, "Do not check the endpoints before starting");
   sub->add_option("--progress", f->progress, "auto, bar or plain")
       ->check(CLI::IsMember({"auto", "bar", "plain"}))
       ->capture_default_str();
@@ -63,13 +76,47 @@ Command AddRunCommand(CLI::App& app) {
             if (!f->verbose && std::getenv("MEDEVAL_LOG_LEVEL") == nullptr) {
               SetLogLevel(LogLevel::kWarning);
             }
-            absl::Status st = f->endpoint.Resolve();
-            auto backend = st.ok() ? f->endpoint.Backend() : absl::StatusOr<BackendConfig>(st);
-            if (!backend.ok()) {
-              std::cerr << "medeval run: " << backend.status().message() << "\n";
-              return kExitBadInput;
-            }
             RunJobOptions o;
+            if (!f->config.empty()) {
+              std::vector<CLI::Option*> conflicts = f->per_model;
+              conflicts.insert(conflicts.end(), f->endpoint.options.begin(),
+                               f->endpoint.options.end());
+              conflicts.insert(conflicts.end(), f->request.options.begin(),
+                               f->request.options.end());
+              if (CLI::Option* o = FirstGiven(conflicts)) {
+                std::cerr << "medeval run: " << o->get_name()
+                          << " is set per model in the --config file\n";
+                return kExitBadInput;
+              }
+              auto config = LoadModelConfig(f->config, DefaultRequestParams());
+              auto models = config.ok() ? ModelRunsFromConfig(
+                                              *config, absl::Milliseconds(f->endpoint.retry_base_ms))
+                                        : absl::StatusOr<std::vector<ModelRun>>(config.status());
+              if (!models.ok()) {
+                std::cerr << "medeval run: " << models.status().message() << "\n";
+                return kExitBadInput;
+              }
+              o.models = std::move(*models);
+            } else {
+              absl::Status st = f->endpoint.Resolve();
+              auto backend =
+                  st.ok() ? f->endpoint.Backend() : absl::StatusOr<BackendConfig>(st);
+              auto params = f->request.Params();
+              if (!backend.ok() || !params.ok()) {
+                std::cerr << "medeval run: "
+                          << (!backend.ok() ? backend.status() : params.status()).message() << "\n";
+                return kExitBadInput;
+              }
+              ModelRun m;
+              m.model = f->endpoint.model;
+              m.backend = *backend;
+              m.params = *params;
+              m.limits = f->request.Limits();
+              m.workers = f->workers;
+              m.concurrency = f->concurrency;
+              m.adaptive_concurrency = f->adaptive;
+              o.models.push_back(std::move(m));
+            }
             o.suite.data_dir = f->data;
             if (!f->track.empty()) o.suite.track = *ParseTrack(f->track);
             if (!f->datasets.empty()) {
@@ -80,13 +127,6 @@ Command AddRunCommand(CLI::App& app) {
             o.out_dir = f->out;
             o.probe = !f->no_probe;
             o.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
-            ModelRun m;
-            m.model = f->endpoint.model;
-            m.backend = *backend;
-            m.params = f->request.Params();
-            m.workers = f->workers;
-            m.concurrency = f->concurrency;
-            o.models.push_back(std::move(m));
             static std::atomic<bool> interrupted{false};
             WatchTerminationSignals([](int) {
               if (!interrupted.exchange(true)) {

@@ -1,4 +1,5 @@
 // `medeval submit`: create runs (one per model) on a coordinator.
+#include <algorithm>
 #include <atomic>
 #include <iostream>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "cli/security_flags.h"
 #include "cli/signals.h"
 #include "client/run_job.h"
+#include "common/model_config.h"
 
 namespace medeval::cli {
 
@@ -17,6 +19,7 @@ Command AddSubmitCommand(CLI::App& app) {
     ClientSecurityFlags security;
     RequestFlags request;
     std::string data;
+    std::string config;
     std::string track;
     std::string datasets;
     std::vector<std::string> models;
@@ -35,7 +38,10 @@ Command AddSubmitCommand(CLI::App& app) {
   sub->add_option("--track", f->track, "v4-llm, v4-agent, v4-vlm or legacy-llm (default: detected)")
       ->check(CLI::IsMember({"v4-llm", "v4-agent", "v4-vlm", "legacy-llm"}));
   sub->add_option("--datasets", f->datasets, "Only these datasets (comma-separated)");
-  sub->add_option("--model", f->models, "Model to evaluate (repeat for several)")->required();
+  sub->add_option("--model", f->models,
+                  "Model to evaluate (repeat for several); with --config, only these of the file");
+  sub->add_option("--config", f->config,
+                  "Models file (YAML): the models, their request settings and limits");
   sub->add_flag("--wait", f->wait, "Show progress until done, then fetch the outputs");
   sub->add_flag("--fresh", f->fresh,
                 "Start new runs even if identical ones exist (default: resume them)");
@@ -75,19 +81,65 @@ Command AddSubmitCommand(CLI::App& app) {
               std::cerr << "medeval submit: " << client.status().message() << "\n";
               return kExitBadInput;
             }
+            // (model, request settings, limits) of each run to create.
+            struct Wanted {
+              std::string model;
+              v1::RequestParams params;
+              v1::ModelLimits limits;
+            };
+            std::vector<Wanted> wanted;
+            if (!f->config.empty()) {
+              if (CLI::Option* o = FirstGiven(f->request.options)) {
+                std::cerr << "medeval submit: " << o->get_name()
+                          << " is set per model in the --config file\n";
+                return kExitBadInput;
+              }
+              auto config = LoadModelConfig(f->config, DefaultRequestParams());
+              if (!config.ok()) {
+                std::cerr << "medeval submit: " << config.status().message() << "\n";
+                return kExitBadInput;
+              }
+              for (const ModelEntry& e : config->models) {
+                if (f->models.empty() ||
+                    std::find(f->models.begin(), f->models.end(), e.name) != f->models.end()) {
+                  wanted.push_back({e.name, e.params, e.limits});
+                }
+              }
+              for (const std::string& m : f->models) {
+                if (config->Find(m) == nullptr) {
+                  std::cerr << "medeval submit: --model " << m << " is not in " << f->config
+                            << "\n";
+                  return kExitBadInput;
+                }
+              }
+            } else {
+              if (f->models.empty()) {
+                std::cerr << "medeval submit: name the models with --model (or --config)\n";
+                return kExitBadInput;
+              }
+              auto params = f->request.Params();
+              if (!params.ok()) {
+                std::cerr << "medeval submit: " << params.status().message() << "\n";
+                return kExitBadInput;
+              }
+              for (const std::string& m : f->models) {
+                wanted.push_back({m, *params, f->request.Limits()});
+              }
+            }
             std::vector<std::string> ids;
-            for (const std::string& model : f->models) {
-              v1::RunSpec spec = MakeRunSpec(*suite, model, f->request.Params(), f->skip_invalid,
-                                             f->allow_incomplete);
+            for (const Wanted& w : wanted) {
+              v1::RunSpec spec = MakeRunSpec(*suite, w.model, w.params, w.limits,
+                                             f->skip_invalid, f->allow_incomplete);
               if (f->fresh) spec.clear_idempotency_key();
               auto resp = (*client)->Submit(spec, *suite);
               if (!resp.ok()) {
-                std::cerr << "medeval submit: " << model << ": " << resp.status().message() << "\n";
+                std::cerr << "medeval submit: " << w.model << ": " << resp.status().message()
+                          << "\n";
                 return resp.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput
                                                                                   : kExitFailed;
               }
               if (resp->resumed()) {
-                std::cerr << "medeval submit: " << model << ": resuming identical run "
+                std::cerr << "medeval submit: " << w.model << ": resuming identical run "
                           << resp->run_id() << " (--fresh starts a new one)\n";
               }
               ids.push_back(resp->run_id());

@@ -1,14 +1,22 @@
-// `medeval worker`: serve one model for a coordinator, from any machine.
+// `medeval worker`: serve one model for a coordinator, from any machine: an
+// API (--base-url), or a local model server it starts and supervises
+// (--serve "vllm serve ... --port {port}").
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "cli/security_flags.h"
 #include "cli/signals.h"
+#include "client/model_runs.h"
+#include "client/run_job.h"
 #include "common/log.h"
-#include "worker/worker.h"
+#include "common/model_config.h"
+#include "common/url.h"
+#include "worker/api_key.h"
+#include "worker/managed_worker.h"
 
 namespace medeval::cli {
 
@@ -16,10 +24,16 @@ Command AddWorkerCommand(CLI::App& app) {
   struct Flags {
     ClientSecurityFlags security;
     EndpointFlags endpoint;
+    std::string config;
     std::string name;
     std::string served_model;
+    std::string serve;
+    double serve_timeout_s = 1800;
+    int serve_port = 0;
+    std::string gpus;
     int concurrency = 16;
     int prefetch = -1;
+    bool adaptive = false;
     double drain_grace_s = 60;
   };
   auto f = std::make_shared<Flags>();
@@ -27,6 +41,17 @@ Command AddWorkerCommand(CLI::App& app) {
       "worker", "Answer a coordinator's questions with one model (connects out to it)");
   f->security.Add(sub);
   f->endpoint.Add(sub);
+  sub->add_option("--config", f->config,
+                  "Models file: take the endpoint or serve command, concurrency and key of "
+                  "--model from it");
+  sub->add_option("--serve", f->serve,
+                  "Start and supervise this model server (\"{port}\" is replaced by a free "
+                  "port), e.g. \"vllm serve /models/qwen --port {port}\"");
+  sub->add_option("--serve-startup-timeout", f->serve_timeout_s,
+                  "Seconds the server may take to load before it counts as failed")
+      ->capture_default_str();
+  sub->add_option("--serve-port", f->serve_port, "Port for the served model (default: a free one)");
+  sub->add_option("--gpus", f->gpus, "CUDA_VISIBLE_DEVICES for the served model, e.g. 0,1,2,3");
   sub->add_option("--name", f->name, "Worker name, unique per coordinator (default: host-pid)");
   sub->add_option("--served-model-name", f->served_model,
                   "Model name to send to the server, if it differs from --model");
@@ -35,46 +60,88 @@ Command AddWorkerCommand(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--prefetch", f->prefetch,
                   "Questions queued here beyond those in flight (default: concurrency/4)");
+  sub->add_flag("--adaptive-concurrency", f->adaptive,
+                "Halve the requests in flight on a 429 and raise them again while none come");
   sub->add_option("--drain-grace", f->drain_grace_s,
                   "On SIGTERM, seconds to let questions in flight finish")
       ->capture_default_str();
   return {sub, [f]() -> int {
+            auto fail = [](absl::Status st) {
+              std::cerr << "medeval worker: " << st.message() << "\n";
+              return kExitBadInput;
+            };
             if (f->security.coordinator.empty()) {
               if (const char* env = std::getenv("MEDEVAL_COORDINATOR")) f->security.coordinator = env;
             }
             if (f->security.coordinator.empty()) {
-              std::cerr << "medeval worker: --coordinator HOST:PORT is required\n";
-              return kExitBadInput;
+              return fail(absl::InvalidArgumentError("--coordinator HOST:PORT is required"));
             }
-            absl::Status st = f->endpoint.Resolve();
-            auto backend = st.ok() ? f->endpoint.Backend() : absl::StatusOr<BackendConfig>(st);
             auto security = f->security.Resolve();
-            if (!backend.ok() || !security.ok()) {
-              std::cerr << "medeval worker: "
-                        << (!backend.ok() ? backend.status() : security.status()).message() << "\n";
-              return kExitBadInput;
-            }
+            if (!security.ok()) return fail(security.status());
             WorkerOptions o;
+            std::optional<ServeOptions> serve;
             o.coordinator = f->security.coordinator;
             o.security = *security;
             o.name = f->name;
-            o.model = f->endpoint.model;
-            o.concurrency = f->concurrency;
             o.prefetch = f->prefetch;
-            o.backend = *backend;
-            o.backend.served_model = f->served_model;
-            auto worker = std::make_shared<Worker>(o);
-            st = worker->Start();
-            if (!st.ok()) {
-              std::cerr << "medeval worker: " << st.message() << "\n";
-              return kExitBadInput;
+            if (!f->config.empty()) {
+              if (f->endpoint.model.empty()) {
+                return fail(absl::InvalidArgumentError("--config needs --model NAME to pick one"));
+              }
+              auto config = LoadModelConfig(f->config, DefaultRequestParams());
+              if (!config.ok()) return fail(config.status());
+              const ModelEntry* e = config->Find(f->endpoint.model);
+              if (e == nullptr) {
+                return fail(absl::InvalidArgumentError(
+                    "--model " + f->endpoint.model + " is not in " + f->config));
+              }
+              auto m = ModelRunFromEntry(*config, *e, absl::Milliseconds(f->endpoint.retry_base_ms));
+              if (!m.ok()) return fail(m.status());
+              o.model = m->model;
+              o.backend = m->backend;
+              o.concurrency = m->concurrency;
+              o.adaptive_concurrency = m->adaptive_concurrency;
+              serve = m->serve;
+            } else if (!f->serve.empty()) {
+              if (f->endpoint.model.empty()) {
+                return fail(absl::InvalidArgumentError("--serve needs --model NAME"));
+              }
+              if (!f->endpoint.base_url.empty()) {
+                return fail(absl::InvalidArgumentError("give --serve or --base-url, not both"));
+              }
+              auto key = ResolveApiKey(f->endpoint.api_key_env, f->endpoint.api_key_file, false);
+              if (!key.ok()) return fail(key.status());
+              ServeOptions s;
+              s.command = f->serve;
+              s.port = f->serve_port;
+              s.startup_timeout = absl::Seconds(f->serve_timeout_s);
+              if (!f->gpus.empty()) s.env["CUDA_VISIBLE_DEVICES"] = f->gpus;
+              serve = s;
+              o.model = f->endpoint.model;
+              o.backend.api_key = *key;
+              o.backend.retry_base = absl::Milliseconds(f->endpoint.retry_base_ms);
+            } else {
+              absl::Status st = f->endpoint.Resolve();
+              auto backend = st.ok() ? f->endpoint.Backend() : absl::StatusOr<BackendConfig>(st);
+              if (!backend.ok()) return fail(backend.status());
+              o.model = f->endpoint.model;
+              o.backend = *backend;
             }
+            if (f->config.empty()) {
+              o.concurrency = f->concurrency;
+              o.adaptive_concurrency = f->adaptive;
+            }
+            if (!f->served_model.empty()) o.backend.served_model = f->served_model;
+            auto worker = std::make_shared<ManagedWorker>(o, serve);
+            absl::Status st = worker->Start();
+            if (!st.ok()) return fail(st);
             const absl::Duration grace = absl::Seconds(f->drain_grace_s);
             WatchTerminationSignals([worker, grace](int sig) {
               MEDEVAL_LOG(INFO) << "signal " << sig << ": draining";
               std::thread([worker, grace] { worker->Drain(grace); }).detach();
             });
             st = worker->Wait();
+            worker->Stop();
             if (!st.ok()) {
               std::cerr << "medeval worker: " << st.message() << "\n";
               return kExitFailed;

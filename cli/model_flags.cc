@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "client/run_job.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
 #include "common/url.h"
+#include "worker/api_key.h"
 
 namespace medeval::cli {
 namespace {
@@ -22,43 +24,22 @@ std::string Env(const char* name) {
 
 bool StderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
 
-absl::StatusOr<std::string> ResolveApiKey(const std::string& api_key_env,
-                                          const std::string& api_key_file) {
-  if (!api_key_file.empty()) {
-    auto data = ReadFile(api_key_file);
-    if (!data.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("--api-key-file: ", data.status().message()));
-    }
-    std::string key(absl::StripAsciiWhitespace(*data));
-    if (key.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("--api-key-file ", api_key_file, " is empty"));
-    }
-    return key;
+CLI::Option* FirstGiven(const std::vector<CLI::Option*>& options) {
+  for (CLI::Option* o : options) {
+    if (o->count() > 0) return o;
   }
-  if (!api_key_env.empty()) {
-    std::string v = Env(api_key_env.c_str());
-    if (v.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--api-key-env ", api_key_env, ": the variable is not set"));
-    }
-    return v;
-  }
-  for (const char* name : {"API_TOKEN", "OPENAI_API_KEY"}) {
-    std::string v = Env(name);
-    if (!v.empty()) return v;
-  }
-  return std::string();
+  return nullptr;
 }
 
 void EndpointFlags::Add(CLI::App* app) {
-  app->add_option("--model", model, "Model name sent in requests (env MODEL_NAME)");
-  app->add_option("--base-url", base_url,
+  options.push_back(app->add_option("--model", model, "Model name sent in requests (env MODEL_NAME)"));
+  options.push_back(app->add_option("--base-url", base_url,
                   "OpenAI-compatible base URL, e.g. http://host:8000/v1, or the full "
-                  ".../chat/completions URL (env API_URL, OPENAI_BASE_URL)");
-  app->add_option("--api-key-env", api_key_env,
+                  ".../chat/completions URL (env API_URL, OPENAI_BASE_URL)"));
+  options.push_back(app->add_option("--api-key-env", api_key_env,
                   "Environment variable holding the API key (default: API_TOKEN, then "
-                  "OPENAI_API_KEY)");
-  app->add_option("--api-key-file", api_key_file, "File holding the API key");
+                  "OPENAI_API_KEY)"));
+  options.push_back(app->add_option("--api-key-file", api_key_file, "File holding the API key"));
   app->add_option("--retry-base-ms", retry_base_ms,
                   "First retry back-off in milliseconds (doubles each attempt)")
       ->check(CLI::PositiveNumber)
@@ -82,7 +63,7 @@ absl::Status EndpointFlags::Resolve() {
 absl::StatusOr<BackendConfig> EndpointFlags::Backend() const {
   auto ep = ParseEndpoint(base_url);
   if (!ep.ok()) return ep.status();
-  auto key = ResolveApiKey(api_key_env, api_key_file);
+  auto key = ResolveApiKey(api_key_env, api_key_file, /*fallbacks=*/true);
   if (!key.ok()) return key.status();
   BackendConfig b;
   b.endpoint = *ep;
@@ -92,24 +73,42 @@ absl::StatusOr<BackendConfig> EndpointFlags::Backend() const {
 }
 
 void RequestFlags::Add(CLI::App* app) {
-  app->add_option("--system-prompt", system_prompt,
-                  "System prompt (default: \"You are a helpful assistant.\")");
-  app->add_flag("--no-system-prompt", no_system_prompt, "Send no system message");
-  app->add_option("--temperature", temperature, "Sampling temperature, sent in every request")
+  options.push_back(app->add_option("--system-prompt", system_prompt,
+                  "System prompt (default: \"You are a helpful assistant.\")"));
+  options.push_back(app->add_flag("--no-system-prompt", no_system_prompt, "Send no system message"));
+  options.push_back(app->add_option("--temperature", temperature, "Sampling temperature, sent in every request")
       ->check(CLI::Range(0.0, 2.0))
-      ->capture_default_str();
-  app->add_option("--max-tokens", max_tokens, "max_tokens (default: not sent)")
-      ->check(CLI::PositiveNumber);
-  app->add_option("--top-p", top_p, "top_p (default: not sent)")->check(CLI::Range(0.0, 1.0));
-  app->add_option("--timeout", timeout_s, "Seconds to wait for one answer")
+      ->capture_default_str());
+  options.push_back(app->add_option("--max-tokens", max_tokens, "max_tokens (default: not sent)")
+      ->check(CLI::PositiveNumber));
+  options.push_back(app->add_option("--top-p", top_p, "top_p (default: not sent)")->check(CLI::Range(0.0, 1.0)));
+  options.push_back(app->add_option("--timeout", timeout_s, "Seconds to wait for one answer")
       ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app->add_option("--max-attempts", max_attempts, "Attempts per question before it fails")
+      ->capture_default_str());
+  options.push_back(app->add_option("--max-attempts", max_attempts, "Attempts per question before it fails")
       ->check(CLI::Range(1, 100))
-      ->capture_default_str();
+      ->capture_default_str());
+  options.push_back(app->add_option("--extra-body", extra_body,
+                  "JSON object merged into every request body, e.g. "
+                  "'{\"chat_template_kwargs\": {\"enable_thinking\": false}}'"));
+  options.push_back(app->add_option("--header", headers,
+                  "Extra HTTP header for every request, \"Name: value\" (repeatable)"));
+  options.push_back(app->add_option("--rpm", rpm,
+                  "Requests per minute for this model, shared by all its workers")
+      ->check(CLI::NonNegativeNumber));
+  options.push_back(app->add_option("--tpm", tpm,
+                  "Tokens per minute for this model, shared by all its workers")
+      ->check(CLI::NonNegativeNumber));
 }
 
-v1::RequestParams RequestFlags::Params() const {
+v1::ModelLimits RequestFlags::Limits() const {
+  v1::ModelLimits l;
+  l.set_rpm(rpm);
+  l.set_tpm(tpm);
+  return l;
+}
+
+absl::StatusOr<v1::RequestParams> RequestFlags::Params() const {
   v1::RequestParams p = DefaultRequestParams();
   if (no_system_prompt) {
     p.set_system_prompt("");
@@ -121,6 +120,22 @@ v1::RequestParams RequestFlags::Params() const {
   if (top_p.has_value()) p.set_top_p(*top_p);
   p.set_timeout_s(timeout_s);
   p.set_max_attempts(max_attempts);
+  if (!extra_body.empty()) {
+    auto j = nlohmann::json::parse(extra_body, nullptr, false);
+    if (!j.is_object()) {
+      return absl::InvalidArgumentError("--extra-body must be a JSON object, e.g. '{\"seed\": 1}'");
+    }
+    p.set_extra_body_json(j.dump());
+  }
+  for (const std::string& h : headers) {
+    size_t colon = h.find(':');
+    std::string name(absl::StripAsciiWhitespace(h.substr(0, colon)));
+    if (colon == std::string::npos || name.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--header '", h, "' must look like \"Name: value\""));
+    }
+    (*p.mutable_extra_headers())[name] = std::string(absl::StripAsciiWhitespace(h.substr(colon + 1)));
+  }
   return p;
 }
 

@@ -21,6 +21,7 @@ struct EndpointFlags {
   std::string api_key_env;
   std::string api_key_file;
   double retry_base_ms = 1000;
+  std::vector<CLI::Option*> options;  // those that conflict with --config
   void Add(CLI::App* app);
   // Applies the environment fallbacks; kInvalidArgument says what is missing.
   absl::Status Resolve();
@@ -35,16 +36,22 @@ struct RequestFlags {
   std::optional<double> top_p;
   double timeout_s = 600;
   int max_attempts = 6;
+  std::string extra_body;            // a JSON object
+  std::vector<std::string> headers;  // "Name: value"
+  double rpm = 0;
+  double tpm = 0;
   void Add(CLI::App* app);
-  v1::RequestParams Params() const;
+  // kInvalidArgument for a bad --extra-body or --header.
+  absl::StatusOr<v1::RequestParams> Params() const;
+  v1::ModelLimits Limits() const;
+  // Options that only make sense without --config (set: a conflict).
+  std::vector<CLI::Option*> options;
 };
 
-// The API key: from --api-key-file F or --api-key-env VAR (which must then
-// hold one), else API_TOKEN, else OPENAI_API_KEY, else none.
-absl::StatusOr<std::string> ResolveApiKey(const std::string& api_key_env,
-                                          const std::string& api_key_file);
-
 bool StderrIsTerminal();
+
+// The first of `options` given on the command line, or null.
+CLI::Option* FirstGiven(const std::vector<CLI::Option*>& options);
 
 }  // namespace medeval::cli
 

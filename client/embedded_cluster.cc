@@ -25,8 +25,11 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(Options 
                     : absl::StrCat("local-", i);
       w.model = g.model;
       w.concurrency = g.concurrency;
+      w.adaptive_concurrency = g.adaptive_concurrency;
       w.backend = g.backend;
-      auto worker = std::make_unique<Worker>(std::move(w));
+      std::optional<ServeOptions> serve = g.serve;
+      if (serve.has_value()) serve->log_prefix = absl::StrCat("[", w.name, " server]");
+      auto worker = std::make_unique<ManagedWorker>(std::move(w), std::move(serve));
       absl::Status st = worker->Start();
       if (!st.ok()) return st;
       c->workers_.emplace_back(g.model, std::move(worker));
@@ -58,7 +61,7 @@ void EmbeddedCluster::Stop(absl::Duration grace) {
   // Drain in parallel so the grace period is paid once.
   std::vector<std::thread> drains;
   for (auto& [m, w] : workers_) {
-    Worker* worker = w.get();
+    ManagedWorker* worker = w.get();
     drains.emplace_back([worker, grace] { worker->Drain(grace); });
   }
   for (auto& t : drains) t.join();

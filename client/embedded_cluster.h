@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/coordinator.h"
-#include "worker/worker.h"
+#include "worker/managed_worker.h"
 
 namespace medeval {
 
@@ -21,8 +21,10 @@ class EmbeddedCluster {
   struct WorkerGroup {
     std::string model;
     BackendConfig backend;
+    std::optional<ServeOptions> serve;  // each worker starts its own server
     int count = 2;
     int concurrency = 16;
+    bool adaptive_concurrency = false;
   };
   struct Options {
     std::string state_dir;
@@ -45,7 +47,7 @@ class EmbeddedCluster {
  private:
   EmbeddedCluster() = default;
   std::unique_ptr<Coordinator> coordinator_;
-  std::vector<std::pair<std::string, std::unique_ptr<Worker>>> workers_;  // (model, worker)
+  std::vector<std::pair<std::string, std::unique_ptr<ManagedWorker>>> workers_;  // (model, worker)
   bool stopped_ = false;
 };
 

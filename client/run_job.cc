@@ -95,10 +95,11 @@ absl::StatusOr<Suite> LoadSuiteForRun(const SuiteSelection& sel, std::ostream& e
 }
 
 v1::RunSpec MakeRunSpec(const Suite& suite, const std::string& model,
-                        const v1::RequestParams& params, bool skip_invalid,
-                        bool allow_incomplete_zip) {
+                        const v1::RequestParams& params, const v1::ModelLimits& limits,
+                        bool skip_invalid, bool allow_incomplete_zip) {
   v1::RunSpec spec;
   spec.set_model(model);
+  *spec.mutable_limits() = limits;  // not in the key: budgets do not change answers
   spec.set_track(std::string(TrackName(suite.track)));
   *spec.mutable_params() = params;
   spec.set_skip_invalid(skip_invalid);
@@ -236,7 +237,8 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   }
   if (options.probe) {
     for (const ModelRun& m : options.models) {
-      absl::Status st = ProbeEndpoint(m.backend, absl::Seconds(15));
+      if (m.serve.has_value()) continue;  // a local server is checked when it starts
+      absl::Status st = ProbeEndpoint(m.backend, m.params, absl::Seconds(15));
       if (!st.ok()) {
         err << "medeval: " << m.model << ": " << st.message() << "\n";
         return kJobFailed;
@@ -252,7 +254,8 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   eo.state_dir = JoinPath(options.out_dir, ".medeval");
   eo.scheduler = options.scheduler;
   for (const ModelRun& m : options.models) {
-    eo.groups.push_back({m.model, m.backend, m.workers, m.concurrency});
+    eo.groups.push_back(
+        {m.model, m.backend, m.serve, m.workers, m.concurrency, m.adaptive_concurrency});
   }
   auto cluster = EmbeddedCluster::Start(std::move(eo));
   if (!cluster.ok()) {
@@ -266,8 +269,8 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   }
   std::vector<std::string> run_ids;
   for (const ModelRun& m : options.models) {
-    v1::RunSpec spec = MakeRunSpec(*suite, m.model, m.params, options.suite.skip_invalid,
-                                   options.allow_incomplete_zip);
+    v1::RunSpec spec = MakeRunSpec(*suite, m.model, m.params, m.limits,
+                                   options.suite.skip_invalid, options.allow_incomplete_zip);
     auto resp = (*client)->Submit(spec, *suite);
     if (!resp.ok()) {
       err << "medeval: " << m.model << ": " << resp.status().message() << "\n";

@@ -20,16 +20,21 @@
 #include "coordinator/scheduler.h"
 #include "proto/medeval.pb.h"
 #include "worker/chat_backend.h"
+#include "worker/model_server.h"
 
 namespace medeval {
 
-// One model to evaluate in an embedded run.
+// One model to evaluate in an embedded run: an endpoint (backend) or a
+// local server to start (serve).
 struct ModelRun {
   std::string model;
   BackendConfig backend;
+  std::optional<ServeOptions> serve;
   v1::RequestParams params;
+  v1::ModelLimits limits;
   int workers = 2;
   int concurrency = 16;
+  bool adaptive_concurrency = false;
 };
 
 struct SuiteSelection {
@@ -63,8 +68,8 @@ absl::StatusOr<Suite> LoadSuiteForRun(const SuiteSelection& sel, std::ostream& e
 // The run spec for `suite` and one model (idempotency key included: the same
 // model, questions and settings name the same run).
 v1::RunSpec MakeRunSpec(const Suite& suite, const std::string& model,
-                        const v1::RequestParams& params, bool skip_invalid,
-                        bool allow_incomplete_zip);
+                        const v1::RequestParams& params, const v1::ModelLimits& limits,
+                        bool skip_invalid, bool allow_incomplete_zip);
 
 // The request settings MedBench evaluations are published with: system prompt
 // "You are a helpful assistant.", temperature 0, no max_tokens.
