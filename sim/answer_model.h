@@ -16,22 +16,9 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
-#include "common/choice.h"
+#include "common/prompt_format.h"
 
 namespace medeval::sim {
-
-enum class ChoiceKind { kNone, kSingle, kMulti };
-
-struct PromptFormat {
-  ChoiceKind choice = ChoiceKind::kNone;
-  bool brackets = false;        // answer inside <>
-  std::string multi_separator;  // "" -> "ACD", ", " -> "A, C, D"
-  bool json = false;            // the prompt asks for a JSON object
-  std::string json_template;    // the object shown in the prompt, if any
-  std::vector<ChoiceOption> options;
-};
-
-PromptFormat DetectPromptFormat(absl::string_view question);
 
 struct AnswerStyle {
   uint64_t seed = 0;
