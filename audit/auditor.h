@@ -1,0 +1,101 @@
+// Audits one submission, per dataset and in total:
+//
+//   completeness  expected lines (from the original questions, when given),
+//                 present, missing, null or empty answers, lines whose
+//                 question/other differ from the input or are out of order,
+//                 lines that are not JSON or not UTF-8 (git conflict markers,
+//                 files cut short)
+//   format        whether each answer has the shape its prompt asks for
+//                 (format_rules.h)
+//   consistency   for datasets that ask a question several times with
+//                 shuffled options: the ids where the model chose the same
+//                 option (by its text) every time
+//   leaks         answers still holding <think> tags; truncated answers
+//                 (records.jsonl flags, or an unterminated <think>)
+//
+// Thread-safety: pure function over its inputs.
+#ifndef MEDEVAL_AUDIT_AUDITOR_H_
+#define MEDEVAL_AUDIT_AUDITOR_H_
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "audit/format_rules.h"
+#include "audit/submission.h"
+#include "common/suite.h"
+
+namespace medeval {
+
+// One question as answered in the submission.
+struct AnsweredLine {
+  uint32_t line = 0;  // input line (answer-file line without a reference)
+  std::string question;
+  nlohmann::ordered_json other;
+  bool present = false;               // its line is there, matching the input
+  std::optional<std::string> answer;  // nullopt: null, absent or not a string
+  std::string format_problem;         // empty: complies (or no answer)
+  bool leak = false;
+  bool truncated = false;
+  std::string group;     // shuffled-repeat group ("id 7"), if any
+  bool group_consistent = true;
+  std::string choice;    // option text chosen (shuffled datasets)
+  // From records.jsonl, when the submission is a medeval run folder.
+  std::string reasoning;
+  double latency_s = -1;
+  int64_t tokens = -1;
+};
+
+struct LineProblem {
+  uint32_t line = 0;
+  std::string kind;  // missing, null, empty, mismatch, out-of-order, invalid, extra, format, leak
+  std::string detail;
+};
+
+struct DatasetAudit {
+  std::string dataset;
+  std::string file;  // empty: the file is missing from the submission
+  FormatRule rule;
+  int64_t expected = -1;  // -1: unknown (no original questions given)
+  int64_t present = 0;
+  int64_t missing = 0;
+  int64_t null_or_empty = 0;
+  int64_t mismatched = 0;
+  int64_t invalid = 0;
+  int64_t extra = 0;
+  int64_t format_checked = 0;
+  int64_t format_ok = 0;
+  bool repeats = false;  // asks questions several times with shuffled options
+  int64_t groups = 0;
+  int64_t consistent_groups = 0;
+  int64_t unreadable_groups = 0;  // some answer in it names no single option
+  int64_t leaks = 0;
+  int64_t truncated = 0;
+  std::vector<LineProblem> problems;
+  std::vector<AnsweredLine> lines;
+
+  bool complete() const;
+};
+
+struct AuditReport {
+  std::string path;
+  std::string label;
+  std::string folder;
+  Track track = Track::kV4Llm;
+  bool has_reference = false;
+  std::vector<DatasetAudit> datasets;
+  std::vector<std::string> notes;
+
+  // Every dataset complete and well-formed; `strict` also wants every answer
+  // in its format and no reasoning leaks.
+  bool ok(bool strict) const;
+};
+
+// `reference` (the original questions) may be null.
+AuditReport Audit(const Submission& submission, const Suite* reference);
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_AUDIT_AUDITOR_H_
