@@ -26,6 +26,9 @@ Command AddWorkerCommand(CLI::App& app);
 Command AddSubmitCommand(CLI::App& app);
 Command AddStatusCommand(CLI::App& app);
 Command AddFetchCommand(CLI::App& app);
+Command AddAuditCommand(CLI::App& app);
+Command AddCompareCommand(CLI::App& app);
+Command AddVerifyCommand(CLI::App& app);
 
 // Exit codes shared by all commands.
 inline constexpr int kExitOk = 0;

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
       medeval::cli::AddSimCommand(app),         medeval::cli::AddCoordinatorCommand(app),
       medeval::cli::AddWorkerCommand(app),      medeval::cli::AddSubmitCommand(app),
       medeval::cli::AddStatusCommand(app),      medeval::cli::AddFetchCommand(app),
+      medeval::cli::AddAuditCommand(app),       medeval::cli::AddCompareCommand(app),
+      medeval::cli::AddVerifyCommand(app),
   };
   try {
     app.parse(argc, argv);

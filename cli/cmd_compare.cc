@@ -1,0 +1,97 @@
+// `medeval compare PATH... --html report.html`: models side by side.
+#include <iostream>
+#include <memory>
+
+#include "audit/auditor.h"
+#include "audit/compare_report.h"
+#include "audit/leaderboard.h"
+#include "audit/submission.h"
+#include "cli/commands.h"
+#include "common/file_util.h"
+#include "common/suite.h"
+
+namespace medeval::cli {
+
+Command AddCompareCommand(CLI::App& app) {
+  struct Flags {
+    std::vector<std::string> paths;
+    std::string html;
+    std::string markdown;
+    std::string scores;
+    std::string data;
+    std::string track;
+  };
+  auto f = std::make_shared<Flags>();
+  CLI::App* sub = app.add_subcommand(
+      "compare", "Compare models' submissions: a self-contained HTML report (and Markdown)");
+  sub->add_option("paths", f->paths, "Run folders, submission folders or upload zips")
+      ->required();
+  sub->add_option("--html", f->html, "Write the HTML report here");
+  sub->add_option("--markdown", f->markdown, "Write the tables as Markdown here");
+  sub->add_option("--scores", f->scores,
+                  "Platform scores (CSV: model,task,score or model + one column per task) for "
+                  "the leaderboard");
+  sub->add_option("--data", f->data, "The original questions (completeness against them)");
+  sub->add_option("--track", f->track, "Track, when the folder names do not tell")
+      ->check(CLI::IsMember({"v4-llm", "v4-agent", "v4-vlm", "legacy-llm"}));
+  return {sub, [f]() -> int {
+            if (f->html.empty() && f->markdown.empty()) {
+              std::cerr << "medeval compare: give --html FILE and/or --markdown FILE\n";
+              return kExitBadInput;
+            }
+            std::optional<Track> track;
+            if (!f->track.empty()) track = *ParseTrack(f->track);
+            std::optional<Suite> reference;
+            if (!f->data.empty()) {
+              LoadOptions lo;
+              lo.forced_track = track.has_value() ? &*track : nullptr;
+              lo.check_images = false;
+              auto suite = LoadSuite(f->data, lo);
+              if (!suite.ok()) {
+                std::cerr << "medeval compare: --data: " << suite.status().message() << "\n";
+                return kExitBadInput;
+              }
+              reference = std::move(*suite);
+            }
+            std::optional<Scores> scores;
+            if (!f->scores.empty()) {
+              auto text = ReadFile(f->scores);
+              auto parsed = text.ok() ? ParseScoresCsv(*text, f->scores)
+                                      : absl::StatusOr<Scores>(text.status());
+              if (!parsed.ok()) {
+                std::cerr << "medeval compare: --scores: " << parsed.status().message() << "\n";
+                return kExitBadInput;
+              }
+              scores = std::move(*parsed);
+            }
+            std::vector<AuditReport> reports;
+            for (const std::string& path : f->paths) {
+              auto s = ReadSubmission(path, track.has_value() ? &*track : nullptr);
+              if (!s.ok()) {
+                std::cerr << "medeval compare: " << s.status().message() << "\n";
+                return kExitBadInput;
+              }
+              reports.push_back(Audit(*s, reference.has_value() ? &*reference : nullptr));
+            }
+            const Scores* sc = scores.has_value() ? &*scores : nullptr;
+            if (!f->html.empty()) {
+              absl::Status st = WriteFileAtomic(f->html, CompareHtml(reports, sc), false);
+              if (!st.ok()) {
+                std::cerr << "medeval compare: " << st.message() << "\n";
+                return kExitFailed;
+              }
+              std::cout << "wrote " << f->html << "\n";
+            }
+            if (!f->markdown.empty()) {
+              absl::Status st = WriteFileAtomic(f->markdown, CompareMarkdown(reports, sc), false);
+              if (!st.ok()) {
+                std::cerr << "medeval compare: " << st.message() << "\n";
+                return kExitFailed;
+              }
+              std::cout << "wrote " << f->markdown << "\n";
+            }
+            return kExitOk;
+          }};
+}
+
+}  // namespace medeval::cli
