@@ -14,8 +14,8 @@ BUILD=(
   libcurl4-openssl-dev libssl-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   libzip-dev prometheus-cpp-dev libpoppler-cpp-dev libboost-dev
 )
-# Tests also use real TLS certificates and network namespaces.
-TEST=(libgtest-dev libgmock-dev openssl iproute2)
+# Tests also use real TLS certificates, network namespaces and a headless browser.
+TEST=(libgtest-dev libgmock-dev openssl iproute2 chromium fonts-wqy-microhei)
 
 case "${1:-}" in
   --runtime) wanted=("${RUNTIME[@]}") ;;

@@ -1,0 +1,220 @@
+#include "audit/auditor.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "audit/audit_output.h"
+#include "audit/submission.h"
+#include "common/file_util.h"
+#include "common/zip_archive.h"
+#include "gtest/gtest.h"
+#include "tests/testing/test_util.h"
+
+namespace medeval {
+namespace {
+
+using json = nlohmann::json;
+
+std::string Line(const std::string& q, int id, const json& answer = "") {
+  return json{{"question", q}, {"answer", answer}, {"other", {{"id", id}, {"source", "T"}}}}.dump() +
+         "\n";
+}
+
+std::string Mcq(const std::string& stem, const std::vector<std::string>& opts) {
+  std::string q = absl::StrCat("请回答单项选择题，填写到<>中。\n题目：", stem);
+  for (size_t i = 0; i < opts.size(); ++i) {
+    absl::StrAppend(&q, "\n", std::string(1, static_cast<char>('A' + i)), ". ", opts[i]);
+  }
+  return q;
+}
+
+// The letter of `text` among `opts`.
+std::string LetterOf(const std::vector<std::string>& opts, const std::string& text) {
+  for (size_t i = 0; i < opts.size(); ++i) {
+    if (opts[i] == text) return std::string(1, static_cast<char>('A' + i));
+  }
+  return "?";
+}
+
+class AuditorTest : public ::testing::Test {
+ protected:
+  // Questions in q/, answers in sub/MedBench_LLM/; `answers` maps a dataset
+  // to its answer file (absent: the file is missing).
+  void Write(const std::map<std::string, std::string>& questions,
+             const std::map<std::string, std::string>& answers) {
+    for (const auto& [ds, text] : questions) testing::WriteText(tmp_ / ("q/" + ds + ".jsonl"), text);
+    for (const auto& [ds, text] : answers) {
+      testing::WriteText(tmp_ / ("sub/MedBench_LLM/" + ds + ".jsonl"), text);
+    }
+  }
+  AuditReport Run(bool with_reference = true) {
+    auto suite = LoadSuite(tmp_ / "q", LoadOptions());
+    EXPECT_TRUE(suite.ok()) << suite.status();
+    auto sub = ReadSubmission(tmp_ / "sub/MedBench_LLM", nullptr);
+    EXPECT_TRUE(sub.ok()) << sub.status();
+    suite_ = std::move(*suite);
+    return Audit(*sub, with_reference ? &suite_ : nullptr);
+  }
+  static const DatasetAudit& Get(const AuditReport& r, const std::string& name) {
+    for (const auto& d : r.datasets) {
+      if (d.dataset == name) return d;
+    }
+    static DatasetAudit none;
+    ADD_FAILURE() << "no dataset " << name;
+    return none;
+  }
+  static std::vector<std::string> Kinds(const DatasetAudit& d) {
+    std::vector<std::string> out;
+    for (const auto& p : d.problems) out.push_back(absl::StrCat(p.line, ":", p.kind));
+    return out;
+  }
+
+  testing::TempDir tmp_;
+  Suite suite_;
+};
+
+TEST_F(AuditorTest, ConsistencyUnderShuffledOptionsCountsFlips) {
+  const std::vector<std::vector<std::string>> orders = {
+      {"甲", "乙", "丙", "丁", "戊"}, {"戊", "丁", "丙", "乙", "甲"}, {"乙", "甲", "丁", "戊", "丙"},
+      {"丙", "戊", "甲", "丁", "乙"}, {"丁", "丙", "戊", "甲", "乙"}};
+  std::string questions, answers;
+  // id 1 always picks 丙; id 2 picks 乙 four times and 甲 once (a flip);
+  // id 3 picks 丁, but one answer is "<>".
+  for (int id = 1; id <= 3; ++id) {
+    for (size_t k = 0; k < orders.size(); ++k) {
+      const std::string q = Mcq(absl::StrCat("第", id, "题"), orders[k]);
+      questions += Line(q, id);
+      std::string pick = id == 1 ? "丙" : id == 2 ? (k == 3 ? "甲" : "乙") : "丁";
+      std::string a = absl::StrCat("<", LetterOf(orders[k], pick), ">");
+      if (id == 3 && k == 2) a = "<>";
+      answers += Line(q, id, a);
+    }
+  }
+  Write({{"MedExam", questions}}, {{"MedExam", answers}});
+  AuditReport r = Run();
+  const DatasetAudit& d = Get(r, "MedExam");
+  EXPECT_TRUE(d.repeats);
+  EXPECT_EQ(d.groups, 3);
+  EXPECT_EQ(d.consistent_groups, 1);
+  EXPECT_EQ(d.unreadable_groups, 1);
+  EXPECT_EQ(d.format_ok, 14);
+  EXPECT_TRUE(d.complete());
+  EXPECT_TRUE(r.ok(false));
+  EXPECT_FALSE(r.ok(true));  // strict: "<>" is not in the format
+}
+
+TEST_F(AuditorTest, EveryKindOfBadFile) {
+  const std::string q1 = Mcq("一", {"甲", "乙"}), q2 = Mcq("二", {"甲", "乙"}),
+                    q3 = Mcq("三", {"甲", "乙"}), q4 = Mcq("四", {"甲", "乙"});
+  std::string safety_q = Line(q1, 1) + Line(q2, 2) + Line(q3, 3) + Line(q4, 4);
+  std::string safety_a = Line(q1, 1, "< A >") + Line(q2, 2, nullptr) +
+                         Line(q3, 3, "根据题干分析，正确答案应该是B，因为……") + Line(q4, 4, "B");
+  std::string ethics_q = Line("伦理一", 1) + Line("伦理二", 2);
+  std::string ethics_a = "<<<<<<< HEAD\n" + Line("伦理一", 1, "A") + "=======\n" +
+                         Line("伦理一", 1, "B") + ">>>>>>> theirs\n";
+  std::string smdoc_q = Line("以json格式输出", 1) + Line("以json格式输出：二", 2);
+  std::string smdoc_a = Line("以json格式输出", 1, R"({"主诉": "腰痛"})");
+  std::string cut = Line("以json格式输出：二", 2, R"({"主诉": "头痛"})");
+  smdoc_a += cut.substr(0, cut.size() / 2);  // cut short mid-line
+  std::string term_q = Line("名词一", 1) + Line("名词二", 2);
+  std::string term_a = Line("名词一", 1, "解释") + "{\"question\": \"名词二\", \"answer\": \"\xff\xfe\"}\n";
+  std::string hc_q = Line("咨询一", 1) + Line("咨询二", 2) + Line("咨询三", 3);
+  std::string hc_a = Line("咨询一", 1, "答一") + Line("咨询三", 3, "答三") + Line("咨询二", 2, "答二");
+  std::string phm_q = Line("管理一", 1);
+  std::string phm_a = Line("管理一", 1, "<think>想想</think>答案") + Line("多余", 9, "x");
+  Write({{"MedSafety", safety_q}, {"MedEthics", ethics_q}, {"SMDoc", smdoc_q}, {"MedTerm", term_q},
+         {"MedHC", hc_q}, {"MedPHM", phm_q}, {"MedLitQA", Line("文献", 1)}},
+        {{"MedSafety", safety_a}, {"MedEthics", ethics_a}, {"SMDoc", smdoc_a}, {"MedTerm", term_a},
+         {"MedHC", hc_a}, {"MedPHM", phm_a}});
+  AuditReport r = Run();
+  EXPECT_FALSE(r.ok(false));
+
+  const DatasetAudit& safety = Get(r, "MedSafety");
+  EXPECT_EQ(safety.present, 4);
+  EXPECT_EQ(safety.null_or_empty, 1);
+  EXPECT_EQ(safety.format_checked, 3);
+  EXPECT_EQ(safety.format_ok, 1);
+  EXPECT_EQ(Kinds(safety), (std::vector<std::string>{"1:format", "2:null", "3:format"}));
+
+  const DatasetAudit& ethics = Get(r, "MedEthics");
+  // A marker where line 1 should be shifts the rest: line 2 holds line 1's question.
+  EXPECT_EQ(ethics.invalid, 1);
+  EXPECT_EQ(ethics.mismatched, 1);
+  EXPECT_EQ(ethics.extra, 3);
+  EXPECT_TRUE(absl::StrContains(ethics.problems[0].detail, "git conflict marker"));
+  EXPECT_EQ(ethics.problems[1].kind, "out-of-order");
+
+  const DatasetAudit& smdoc = Get(r, "SMDoc");
+  EXPECT_EQ(smdoc.present, 1);
+  EXPECT_EQ(smdoc.invalid, 1);
+  EXPECT_EQ(smdoc.problems.back().detail, "invalid JSON (the file looks cut short)");
+
+  const DatasetAudit& term = Get(r, "MedTerm");
+  EXPECT_EQ(term.invalid, 1);
+  EXPECT_TRUE(absl::StartsWith(term.problems[0].detail, "invalid UTF-8 at byte"));
+
+  const DatasetAudit& hc = Get(r, "MedHC");
+  EXPECT_EQ(hc.present, 1);
+  EXPECT_EQ(hc.mismatched, 2);
+  EXPECT_EQ(hc.problems[0].kind, "out-of-order");
+  EXPECT_EQ(hc.problems[0].detail, "holds the question of input line 3");
+
+  const DatasetAudit& phm = Get(r, "MedPHM");
+  EXPECT_EQ(phm.leaks, 1);
+  EXPECT_EQ(phm.extra, 1);
+
+  const DatasetAudit& lit = Get(r, "MedLitQA");
+  EXPECT_TRUE(lit.file.empty());
+  EXPECT_EQ(lit.missing, 1);
+  EXPECT_FALSE(lit.complete());
+
+  // The table and the JSON say the same.
+  std::string table = AuditTable(r);
+  EXPECT_TRUE(absl::StrContains(
+      table, "MedSafety.jsonl:1: format: letter in <>, but the prompt asks for the bare letter"))
+      << table;
+  auto j = AuditJson(r, false);
+  EXPECT_EQ(j["ok"], false);
+  EXPECT_EQ(j["totals"]["null_or_empty"], 1);
+  EXPECT_EQ(j["datasets"][0]["dataset"], "MedEthics");
+}
+
+TEST_F(AuditorTest, WithoutTheQuestionsOnlyTheFileItselfIsChecked) {
+  Write({{"MedTerm", Line("名词", 1)}}, {{"MedTerm", Line("名词", 1, "解释") + Line("多", 2, "")}});
+  AuditReport r = Run(/*with_reference=*/false);
+  const DatasetAudit& d = Get(r, "MedTerm");
+  EXPECT_EQ(d.expected, -1);
+  EXPECT_EQ(d.present, 2);
+  EXPECT_EQ(d.null_or_empty, 1);
+}
+
+TEST_F(AuditorTest, ReadsZipsAndRunFolders) {
+  Write({{"MedTerm", Line("名词", 1)}}, {{"MedTerm", Line("名词", 1, "解释")}});
+  ASSERT_TRUE(WriteZip(tmp_ / "sub/MedBench_LLM.zip", {"MedBench_LLM"},
+                       {{"MedBench_LLM/MedTerm.jsonl", tmp_ / "sub/MedBench_LLM/MedTerm.jsonl"}})
+                  .ok());
+  testing::WriteText(tmp_ / "sub/manifest.json", R"({"model": "org/the-model"})");
+  testing::WriteText(tmp_ / "sub/records.jsonl",
+                     R"({"dataset": "MedTerm", "line": 1, "reasoning": "想了想", "latency_s": 1.5,)"
+                     R"( "usage": {"total_tokens": 99}, "finish_reason": "length", "flags": []})"
+                     "\n");
+  for (const std::string& path : {tmp_ / "sub", tmp_ / "sub/MedBench_LLM", tmp_ / "sub/MedBench_LLM.zip"}) {
+    auto s = ReadSubmission(path, nullptr);
+    ASSERT_TRUE(s.ok()) << path << ": " << s.status();
+    EXPECT_EQ(s->label, "org/the-model") << path;
+    EXPECT_EQ(s->folder, "MedBench_LLM");
+    ASSERT_EQ(s->files.size(), 1u);
+    AuditReport r = Audit(*s, nullptr);
+    const AnsweredLine& a = r.datasets[0].lines[0];
+    EXPECT_EQ(a.reasoning, "想了想");
+    EXPECT_EQ(a.latency_s, 1.5);
+    EXPECT_EQ(a.tokens, 99);
+    EXPECT_TRUE(a.truncated);
+  }
+  EXPECT_EQ(ReadSubmission(tmp_ / "nowhere", nullptr).status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace medeval
