@@ -47,8 +47,8 @@ std::string AuditTable(const AuditReport& r, size_t per_dataset) {
   std::string out = absl::StrFormat("%s (%s, %s)%s\n", r.label, TrackName(r.track), r.path,
                                     r.has_reference ? "" : " — no --data: completeness unchecked");
   absl::StrAppendFormat(&out, "%-20s %-24s %11s %7s %6s %8s %7s %11s %11s %5s\n", "DATASET",
-                        "FORMAT", "PRESENT", "MISSING", "NULL", "MISMATCH", "INVALID",
-                        "FORMAT OK", "CONSISTENT", "LEAKS");
+                        "FORMAT", "PRESENT", "MISSING", "NULL", "MISMATCH", "INVALID", "FORMAT OK",
+                        "CONSISTENT", "LEAKS");
   auto row = [&](const std::string& name, const std::string& format, const std::string& present,
                  int64_t missing, int64_t nulls, int64_t mismatch, int64_t invalid,
                  const std::string& fmt, const std::string& cons, int64_t leaks) {
@@ -57,9 +57,8 @@ std::string AuditTable(const AuditReport& r, size_t per_dataset) {
   };
   for (const DatasetAudit& d : r.datasets) {
     row(d.dataset, AnswerFormatName(d.rule.format),
-        d.expected >= 0 ? Fraction(d.present, d.expected) : absl::StrCat(d.present),
-        d.missing, d.null_or_empty, d.mismatched, d.invalid + d.extra,
-        Fraction(d.format_ok, d.format_checked),
+        d.expected >= 0 ? Fraction(d.present, d.expected) : absl::StrCat(d.present), d.missing,
+        d.null_or_empty, d.mismatched, d.invalid + d.extra, Fraction(d.format_ok, d.format_checked),
         d.repeats ? Fraction(d.consistent_groups, d.groups) : "-", d.leaks);
   }
   Totals t = Sum(r);
@@ -128,8 +127,9 @@ ojson AuditJson(const AuditReport& r, bool strict, size_t max_problems) {
     x["truncated"] = d.truncated;
     ojson problems = ojson::array();
     for (size_t i = 0; i < d.problems.size() && i < max_problems; ++i) {
-      problems.push_back(
-          {{"line", d.problems[i].line}, {"kind", d.problems[i].kind}, {"detail", d.problems[i].detail}});
+      problems.push_back({{"line", d.problems[i].line},
+                          {"kind", d.problems[i].kind},
+                          {"detail", d.problems[i].detail}});
     }
     x["problems"] = problems;
     x["problems_total"] = d.problems.size();

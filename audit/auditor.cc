@@ -38,8 +38,8 @@ std::vector<Entry> ReadEntries(const std::string& contents) {
     } else {
       e.json = ojson::parse(l.begin(), l.end(), nullptr, false);
       if (e.json.is_discarded()) {
-        e.problem = i + 1 == lines.size() ? "invalid JSON (the file looks cut short)"
-                                          : "invalid JSON";
+        e.problem =
+            i + 1 == lines.size() ? "invalid JSON (the file looks cut short)" : "invalid JSON";
       } else if (!e.json.is_object()) {
         e.problem = "not a JSON object";
       } else {
@@ -177,11 +177,12 @@ void AuditFile(const Submission& s, const SubmissionFile* file, const Suite* sui
     d->expected = static_cast<int64_t>(ref.size());
   }
   std::vector<Entry> entries = file ? ReadEntries(file->contents) : std::vector<Entry>();
-  const std::string sample = !ref.empty() ? ref[0].question
-                             : (!entries.empty() && entries[0].ok && entries[0].json.contains("question") &&
-                                entries[0].json["question"].is_string())
-                                 ? entries[0].json["question"].get<std::string>()
-                                 : "";
+  const std::string sample =
+      !ref.empty() ? ref[0].question
+      : (!entries.empty() && entries[0].ok && entries[0].json.contains("question") &&
+         entries[0].json["question"].is_string())
+          ? entries[0].json["question"].get<std::string>()
+          : "";
   d->rule = RuleFor(s.track, d->dataset, sample);
   d->repeats = HasShuffledRepeats(s.track, d->dataset);
   if (ref_ds == nullptr) {
@@ -193,7 +194,8 @@ void AuditFile(const Submission& s, const SubmissionFile* file, const Suite* sui
         AddProblem(d, e.line, "invalid", e.problem);
         continue;
       }
-      if (e.json.contains("question") && e.json["question"].is_string()) a.question = e.json["question"];
+      if (e.json.contains("question") && e.json["question"].is_string())
+        a.question = e.json["question"];
       if (e.json.contains("other")) a.other = e.json["other"];
       a.present = true;
       ++d->present;
@@ -212,8 +214,9 @@ void AuditFile(const Submission& s, const SubmissionFile* file, const Suite* sui
       a.other = r.other;
       if (i >= entries.size()) {
         ++d->missing;
-        AddProblem(d, r.line, "missing",
-                   file ? "no line for this question (the file is shorter)" : "the file is missing");
+        AddProblem(
+            d, r.line, "missing",
+            file ? "no line for this question (the file is shorter)" : "the file is missing");
       } else if (const Entry& e = entries[i]; !e.ok) {
         ++d->invalid;
         AddProblem(d, r.line, "invalid", e.problem);
@@ -230,8 +233,8 @@ void AuditFile(const Submission& s, const SubmissionFile* file, const Suite* sui
           auto w = where.find(key);
           AddProblem(d, r.line, w != where.end() ? "out-of-order" : "mismatch",
                      w != where.end() ? absl::StrCat("holds the question of input line ", w->second)
-                     : !same_q       ? "question differs from the input"
-                                     : "other differs from the input");
+                     : !same_q        ? "question differs from the input"
+                                      : "other differs from the input");
         } else {
           a.present = true;
           ++d->present;

@@ -39,9 +39,9 @@ struct AnsweredLine {
   std::string format_problem;         // empty: complies (or no answer)
   bool leak = false;
   bool truncated = false;
-  std::string group;     // shuffled-repeat group ("id 7"), if any
+  std::string group;  // shuffled-repeat group ("id 7"), if any
   bool group_consistent = true;
-  std::string choice;    // option text chosen (shuffled datasets)
+  std::string choice;  // option text chosen (shuffled datasets)
   // From records.jsonl, when the submission is a medeval run folder.
   std::string reasoning;
   double latency_s = -1;

@@ -20,7 +20,8 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t kMaxReasoning = 4000;  // bytes per answer in the report; all of it is in records.jsonl
+constexpr size_t kMaxReasoning =
+    4000;  // bytes per answer in the report; all of it is in records.jsonl
 constexpr int kFlagMissing = 1, kFlagLeak = 2, kFlagTruncated = 4, kFlagInconsistent = 8;
 
 std::string Html(absl::string_view s) {
@@ -47,7 +48,8 @@ std::string BarChart(const std::string& title, const std::vector<std::string>& l
   for (size_t i = 0; i < labels.size(); ++i) {
     const int y = static_cast<int>(i) * row_h + 4;
     const double v = values[i];
-    const int w = v < 0 || max <= 0 ? 0 : static_cast<int>(std::lround(bar_w * std::min(1.0, v / max)));
+    const int w =
+        v < 0 || max <= 0 ? 0 : static_cast<int>(std::lround(bar_w * std::min(1.0, v / max)));
     absl::StrAppendFormat(
         &svg,
         R"(<text x="%d" y="%d" text-anchor="end" font-size="12" fill="#344054">%s</text>)"
@@ -109,9 +111,9 @@ json BrowserData(const std::vector<AuditReport>& reports) {
         int flags = (a.present ? 0 : kFlagMissing) | (a.leak ? kFlagLeak : 0) |
                     (a.truncated ? kFlagTruncated : 0) |
                     (!a.group.empty() && !a.group_consistent ? kFlagInconsistent : 0);
-        answers.push_back(json::array(
-            {a.answer.has_value() ? json(*a.answer) : json(nullptr), a.format_problem, flags,
-             std::string(Utf8Prefix(a.reasoning, kMaxReasoning))}));
+        answers.push_back(
+            json::array({a.answer.has_value() ? json(*a.answer) : json(nullptr), a.format_problem,
+                         flags, std::string(Utf8Prefix(a.reasoning, kMaxReasoning))}));
       }
       item["a"] = std::move(answers);
       qs.push_back(std::move(item));
@@ -207,7 +209,8 @@ std::string CompareHtml(const std::vector<AuditReport>& reports, const Scores* s
   h += "</div>\n";
 
   if (scores != nullptr) {
-    h += "<h2>Leaderboard (platform scores)</h2>\n<table id=\"leaderboard\"><thead><tr><th>model</th>";
+    h += "<h2>Leaderboard (platform scores)</h2>\n<table "
+         "id=\"leaderboard\"><thead><tr><th>model</th>";
     for (const Dimension& d : V4Dimensions()) absl::StrAppend(&h, "<th>", Html(d.name), "</th>");
     h += "<th>overall</th></tr></thead><tbody>\n";
     for (const LeaderboardRow& row : Leaderboard(*scores)) {
@@ -221,10 +224,11 @@ std::string CompareHtml(const std::vector<AuditReport>& reports, const Scores* s
     h += "</p>\n";
   }
 
-  h += "<h2>Questions</h2>\n<div id=\"browser\"></div>\n<script id=\"data\" type=\"application/json\">";
+  h += "<h2>Questions</h2>\n<div id=\"browser\"></div>\n<script id=\"data\" "
+       "type=\"application/json\">";
   // "</" would end the script element early.
-  h += absl::StrReplaceAll(BrowserData(reports).dump(-1, ' ', false, json::error_handler_t::replace),
-                           {{"</", "<\\/"}});
+  h += absl::StrReplaceAll(
+      BrowserData(reports).dump(-1, ' ', false, json::error_handler_t::replace), {{"</", "<\\/"}});
   h += "</script>\n<script>";
   h += kReportJs;
   h += "</script>\n</body></html>\n";
@@ -232,9 +236,10 @@ std::string CompareHtml(const std::vector<AuditReport>& reports, const Scores* s
 }
 
 std::string CompareMarkdown(const std::vector<AuditReport>& reports, const Scores* scores) {
-  std::string md = "## Models\n\n| model | questions | answered | answers in format | "
-                   "consistent shuffled ids | reasoning leaks | mean latency | tokens |\n"
-                   "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+  std::string md =
+      "## Models\n\n| model | questions | answered | answers in format | "
+      "consistent shuffled ids | reasoning leaks | mean latency | tokens |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : reports) {
     ModelSummary s = Summarize(r);
     absl::StrAppend(&md, "| ", s.model, " | ", s.questions, " | ", Percent(s.answered, s.questions),

@@ -46,7 +46,8 @@ void ReadRunExtras(const std::string& dir, Submission* s) {
     if (!r["dataset"].is_string() || !r["line"].is_number_unsigned()) continue;
     // The key first: json's operator= takes its argument by value, and the
     // right side of = is evaluated first.
-    std::pair<std::string, uint32_t> key(r["dataset"].get<std::string>(), r["line"].get<uint32_t>());
+    std::pair<std::string, uint32_t> key(r["dataset"].get<std::string>(),
+                                         r["line"].get<uint32_t>());
     s->records[std::move(key)] = std::move(r);
   }
 }
@@ -89,9 +90,9 @@ absl::StatusOr<Submission> ReadZipSubmission(const std::string& path, const Trac
     if (name.find('/') != std::string::npos) continue;  // deeper than the platform's layout
     if (folder.empty()) folder = top;
     if (top != folder) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": holds files in both '", folder, "/' and '", top,
-          "/'; the platform expects one folder per upload"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": holds files in both '", folder, "/' and '", top,
+                       "/'; the platform expects one folder per upload"));
     }
     s.files.push_back({name, "", std::move(m.data)});
   }
@@ -148,8 +149,8 @@ absl::StatusOr<Submission> ReadSubmission(const std::string& path, const Track* 
   if (!PathExists(path)) return absl::NotFoundError(absl::StrCat(path, ": no such file or folder"));
   if (!IsDirectory(path)) {
     if (!absl::EndsWith(path, ".zip")) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": expected a .zip, a submission folder or a run folder"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": expected a .zip, a submission folder or a run folder"));
     }
     return ReadZipSubmission(path, forced);
   }
@@ -160,9 +161,9 @@ absl::StatusOr<Submission> ReadSubmission(const std::string& path, const Track* 
     if (IsDirectory(JoinPath(path, f))) folders.push_back(f);
   }
   if (folders.size() > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ": holds several submission folders (", absl::StrJoin(folders, ", "),
-        "); give one of them"));
+    return absl::InvalidArgumentError(absl::StrCat(path, ": holds several submission folders (",
+                                                   absl::StrJoin(folders, ", "),
+                                                   "); give one of them"));
   }
   if (folders.size() == 1) return ReadFolderSubmission(JoinPath(path, folders[0]), path, forced);
   return ReadFolderSubmission(path, path, forced);

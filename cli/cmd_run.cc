@@ -39,8 +39,9 @@ Command AddRunCommand(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
       "run", "Evaluate models on a MedBench suite on this machine and write the upload files");
-  sub->add_option("--data", f->data, "Folder of the suite (<Dataset>.jsonl, or legacy "
-                                     "<Dataset>/<Dataset>_test.jsonl)")
+  sub->add_option("--data", f->data,
+                  "Folder of the suite (<Dataset>.jsonl, or legacy "
+                  "<Dataset>/<Dataset>_test.jsonl)")
       ->required();
   sub->add_option("--config", f->config,
                   "Models file (YAML): several models at once, each with its endpoint or serve "
@@ -57,9 +58,9 @@ Command AddRunCommand(CLI::App& app) {
       sub->add_option("--concurrency", f->concurrency, "Requests in flight per worker")
           ->check(CLI::Range(1, 4096))
           ->capture_default_str());
-  f->per_model.push_back(sub->add_flag(
-      "--adaptive-concurrency", f->adaptive,
-      "Halve the requests in flight on a 429 and raise them again while none come"));
+  f->per_model.push_back(
+      sub->add_flag("--adaptive-concurrency", f->adaptive,
+                    "Halve the requests in flight on a 429 and raise them again while none come"));
   sub->add_flag("--skip-invalid", f->skip_invalid,
                 "Leave out invalid input lines (listed in the manifest) instead of refusing");
   sub->add_flag("--allow-incomplete-zip", f->allow_incomplete,
@@ -72,70 +73,68 @@ Command AddRunCommand(CLI::App& app) {
   f->endpoint.Add(sub);
   f->request.Add(sub);
 
-  return {sub, [f]() -> int {
-            if (!f->verbose && std::getenv("MEDEVAL_LOG_LEVEL") == nullptr) {
-              SetLogLevel(LogLevel::kWarning);
-            }
-            RunJobOptions o;
-            if (!f->config.empty()) {
-              std::vector<CLI::Option*> conflicts = f->per_model;
-              conflicts.insert(conflicts.end(), f->endpoint.options.begin(),
-                               f->endpoint.options.end());
-              conflicts.insert(conflicts.end(), f->request.options.begin(),
-                               f->request.options.end());
-              if (CLI::Option* o = FirstGiven(conflicts)) {
-                std::cerr << "medeval run: " << o->get_name()
-                          << " is set per model in the --config file\n";
-                return kExitBadInput;
-              }
-              auto config = LoadModelConfig(f->config, DefaultRequestParams());
-              auto models = config.ok() ? ModelRunsFromConfig(
-                                              *config, absl::Milliseconds(f->endpoint.retry_base_ms))
-                                        : absl::StatusOr<std::vector<ModelRun>>(config.status());
-              if (!models.ok()) {
-                std::cerr << "medeval run: " << models.status().message() << "\n";
-                return kExitBadInput;
-              }
-              o.models = std::move(*models);
-            } else {
-              absl::Status st = f->endpoint.Resolve();
-              auto backend =
-                  st.ok() ? f->endpoint.Backend() : absl::StatusOr<BackendConfig>(st);
-              auto params = f->request.Params();
-              if (!backend.ok() || !params.ok()) {
-                std::cerr << "medeval run: "
-                          << (!backend.ok() ? backend.status() : params.status()).message() << "\n";
-                return kExitBadInput;
-              }
-              ModelRun m;
-              m.model = f->endpoint.model;
-              m.backend = *backend;
-              m.params = *params;
-              m.limits = f->request.Limits();
-              m.workers = f->workers;
-              m.concurrency = f->concurrency;
-              m.adaptive_concurrency = f->adaptive;
-              o.models.push_back(std::move(m));
-            }
-            o.suite.data_dir = f->data;
-            if (!f->track.empty()) o.suite.track = *ParseTrack(f->track);
-            if (!f->datasets.empty()) {
-              o.suite.datasets = absl::StrSplit(f->datasets, ',', absl::SkipWhitespace());
-            }
-            o.suite.skip_invalid = f->skip_invalid;
-            o.allow_incomplete_zip = f->allow_incomplete;
-            o.out_dir = f->out;
-            o.probe = !f->no_probe;
-            o.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
-            static std::atomic<bool> interrupted{false};
-            WatchTerminationSignals([](int) {
-              if (!interrupted.exchange(true)) {
-                std::cerr << "\nmedeval: stopping; answers so far are saved (Ctrl-C again to "
-                             "quit at once)\n";
-              }
-            });
-            return RunEmbeddedJob(o, interrupted, std::cout, std::cerr);
-          }};
+  return {
+      sub, [f]() -> int {
+        if (!f->verbose && std::getenv("MEDEVAL_LOG_LEVEL") == nullptr) {
+          SetLogLevel(LogLevel::kWarning);
+        }
+        RunJobOptions o;
+        if (!f->config.empty()) {
+          std::vector<CLI::Option*> conflicts = f->per_model;
+          conflicts.insert(conflicts.end(), f->endpoint.options.begin(), f->endpoint.options.end());
+          conflicts.insert(conflicts.end(), f->request.options.begin(), f->request.options.end());
+          if (CLI::Option* o = FirstGiven(conflicts)) {
+            std::cerr << "medeval run: " << o->get_name()
+                      << " is set per model in the --config file\n";
+            return kExitBadInput;
+          }
+          auto config = LoadModelConfig(f->config, DefaultRequestParams());
+          auto models = config.ok() ? ModelRunsFromConfig(
+                                          *config, absl::Milliseconds(f->endpoint.retry_base_ms))
+                                    : absl::StatusOr<std::vector<ModelRun>>(config.status());
+          if (!models.ok()) {
+            std::cerr << "medeval run: " << models.status().message() << "\n";
+            return kExitBadInput;
+          }
+          o.models = std::move(*models);
+        } else {
+          absl::Status st = f->endpoint.Resolve();
+          auto backend = st.ok() ? f->endpoint.Backend() : absl::StatusOr<BackendConfig>(st);
+          auto params = f->request.Params();
+          if (!backend.ok() || !params.ok()) {
+            std::cerr << "medeval run: "
+                      << (!backend.ok() ? backend.status() : params.status()).message() << "\n";
+            return kExitBadInput;
+          }
+          ModelRun m;
+          m.model = f->endpoint.model;
+          m.backend = *backend;
+          m.params = *params;
+          m.limits = f->request.Limits();
+          m.workers = f->workers;
+          m.concurrency = f->concurrency;
+          m.adaptive_concurrency = f->adaptive;
+          o.models.push_back(std::move(m));
+        }
+        o.suite.data_dir = f->data;
+        if (!f->track.empty()) o.suite.track = *ParseTrack(f->track);
+        if (!f->datasets.empty()) {
+          o.suite.datasets = absl::StrSplit(f->datasets, ',', absl::SkipWhitespace());
+        }
+        o.suite.skip_invalid = f->skip_invalid;
+        o.allow_incomplete_zip = f->allow_incomplete;
+        o.out_dir = f->out;
+        o.probe = !f->no_probe;
+        o.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
+        static std::atomic<bool> interrupted{false};
+        WatchTerminationSignals([](int) {
+          if (!interrupted.exchange(true)) {
+            std::cerr << "\nmedeval: stopping; answers so far are saved (Ctrl-C again to "
+                         "quit at once)\n";
+          }
+        });
+        return RunEmbeddedJob(o, interrupted, std::cout, std::cerr);
+      }};
 }
 
 }  // namespace medeval::cli

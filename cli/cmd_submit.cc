@@ -54,110 +54,109 @@ Command AddSubmitCommand(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "bar", "plain"}))
       ->capture_default_str();
   f->request.Add(sub);
-  return {sub, [f]() -> int {
-            if (f->security.coordinator.empty()) {
-              if (const char* env = std::getenv("MEDEVAL_COORDINATOR")) f->security.coordinator = env;
+  return {
+      sub, [f]() -> int {
+        if (f->security.coordinator.empty()) {
+          if (const char* env = std::getenv("MEDEVAL_COORDINATOR")) f->security.coordinator = env;
+        }
+        auto security = f->security.Resolve();
+        if (!security.ok()) {
+          std::cerr << "medeval submit: " << security.status().message() << "\n";
+          return kExitBadInput;
+        }
+        SuiteSelection sel;
+        sel.data_dir = f->data;
+        if (!f->track.empty()) sel.track = *ParseTrack(f->track);
+        if (!f->datasets.empty()) {
+          sel.datasets = absl::StrSplit(f->datasets, ',', absl::SkipWhitespace());
+        }
+        sel.skip_invalid = f->skip_invalid;
+        int code = 0;
+        auto suite = LoadSuiteForRun(sel, std::cerr, &code);
+        if (!suite.ok()) {
+          std::cerr << "medeval submit: " << suite.status().message() << "\n";
+          return code;
+        }
+        auto client = CoordinatorClient::Connect(f->security.coordinator, *security);
+        if (!client.ok()) {
+          std::cerr << "medeval submit: " << client.status().message() << "\n";
+          return kExitBadInput;
+        }
+        // (model, request settings, limits) of each run to create.
+        struct Wanted {
+          std::string model;
+          v1::RequestParams params;
+          v1::ModelLimits limits;
+        };
+        std::vector<Wanted> wanted;
+        if (!f->config.empty()) {
+          if (CLI::Option* o = FirstGiven(f->request.options)) {
+            std::cerr << "medeval submit: " << o->get_name()
+                      << " is set per model in the --config file\n";
+            return kExitBadInput;
+          }
+          auto config = LoadModelConfig(f->config, DefaultRequestParams());
+          if (!config.ok()) {
+            std::cerr << "medeval submit: " << config.status().message() << "\n";
+            return kExitBadInput;
+          }
+          for (const ModelEntry& e : config->models) {
+            if (f->models.empty() ||
+                std::find(f->models.begin(), f->models.end(), e.name) != f->models.end()) {
+              wanted.push_back({e.name, e.params, e.limits});
             }
-            auto security = f->security.Resolve();
-            if (!security.ok()) {
-              std::cerr << "medeval submit: " << security.status().message() << "\n";
+          }
+          for (const std::string& m : f->models) {
+            if (config->Find(m) == nullptr) {
+              std::cerr << "medeval submit: --model " << m << " is not in " << f->config << "\n";
               return kExitBadInput;
             }
-            SuiteSelection sel;
-            sel.data_dir = f->data;
-            if (!f->track.empty()) sel.track = *ParseTrack(f->track);
-            if (!f->datasets.empty()) {
-              sel.datasets = absl::StrSplit(f->datasets, ',', absl::SkipWhitespace());
-            }
-            sel.skip_invalid = f->skip_invalid;
-            int code = 0;
-            auto suite = LoadSuiteForRun(sel, std::cerr, &code);
-            if (!suite.ok()) {
-              std::cerr << "medeval submit: " << suite.status().message() << "\n";
-              return code;
-            }
-            auto client = CoordinatorClient::Connect(f->security.coordinator, *security);
-            if (!client.ok()) {
-              std::cerr << "medeval submit: " << client.status().message() << "\n";
-              return kExitBadInput;
-            }
-            // (model, request settings, limits) of each run to create.
-            struct Wanted {
-              std::string model;
-              v1::RequestParams params;
-              v1::ModelLimits limits;
-            };
-            std::vector<Wanted> wanted;
-            if (!f->config.empty()) {
-              if (CLI::Option* o = FirstGiven(f->request.options)) {
-                std::cerr << "medeval submit: " << o->get_name()
-                          << " is set per model in the --config file\n";
-                return kExitBadInput;
-              }
-              auto config = LoadModelConfig(f->config, DefaultRequestParams());
-              if (!config.ok()) {
-                std::cerr << "medeval submit: " << config.status().message() << "\n";
-                return kExitBadInput;
-              }
-              for (const ModelEntry& e : config->models) {
-                if (f->models.empty() ||
-                    std::find(f->models.begin(), f->models.end(), e.name) != f->models.end()) {
-                  wanted.push_back({e.name, e.params, e.limits});
-                }
-              }
-              for (const std::string& m : f->models) {
-                if (config->Find(m) == nullptr) {
-                  std::cerr << "medeval submit: --model " << m << " is not in " << f->config
-                            << "\n";
-                  return kExitBadInput;
-                }
-              }
-            } else {
-              if (f->models.empty()) {
-                std::cerr << "medeval submit: name the models with --model (or --config)\n";
-                return kExitBadInput;
-              }
-              auto params = f->request.Params();
-              if (!params.ok()) {
-                std::cerr << "medeval submit: " << params.status().message() << "\n";
-                return kExitBadInput;
-              }
-              for (const std::string& m : f->models) {
-                wanted.push_back({m, *params, f->request.Limits()});
-              }
-            }
-            std::vector<std::string> ids;
-            for (const Wanted& w : wanted) {
-              v1::RunSpec spec = MakeRunSpec(*suite, w.model, w.params, w.limits,
-                                             f->skip_invalid, f->allow_incomplete);
-              if (f->fresh) spec.clear_idempotency_key();
-              auto resp = (*client)->Submit(spec, *suite);
-              if (!resp.ok()) {
-                std::cerr << "medeval submit: " << w.model << ": " << resp.status().message()
-                          << "\n";
-                return resp.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput
-                                                                                  : kExitFailed;
-              }
-              if (resp->resumed()) {
-                std::cerr << "medeval submit: " << w.model << ": resuming identical run "
-                          << resp->run_id() << " (--fresh starts a new one)\n";
-              }
-              ids.push_back(resp->run_id());
-              if (!f->wait) std::cout << resp->run_id() << std::endl;
-            }
-            if (!f->wait) return kExitOk;
-            static std::atomic<bool> interrupted{false};
-            WatchTerminationSignals([](int) { interrupted = true; });
-            WaitOptions wo;
-            wo.out_dir = f->out;
-            wo.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
-            int rc = WaitAndFetch(**client, ids, wo, interrupted, std::cout, std::cerr);
-            if (rc == kJobInterrupted) {
-              std::cerr << "medeval submit: stopped watching; the runs go on at the coordinator "
-                           "(medeval status / fetch)\n";
-            }
-            return rc;
-          }};
+          }
+        } else {
+          if (f->models.empty()) {
+            std::cerr << "medeval submit: name the models with --model (or --config)\n";
+            return kExitBadInput;
+          }
+          auto params = f->request.Params();
+          if (!params.ok()) {
+            std::cerr << "medeval submit: " << params.status().message() << "\n";
+            return kExitBadInput;
+          }
+          for (const std::string& m : f->models) {
+            wanted.push_back({m, *params, f->request.Limits()});
+          }
+        }
+        std::vector<std::string> ids;
+        for (const Wanted& w : wanted) {
+          v1::RunSpec spec = MakeRunSpec(*suite, w.model, w.params, w.limits, f->skip_invalid,
+                                         f->allow_incomplete);
+          if (f->fresh) spec.clear_idempotency_key();
+          auto resp = (*client)->Submit(spec, *suite);
+          if (!resp.ok()) {
+            std::cerr << "medeval submit: " << w.model << ": " << resp.status().message() << "\n";
+            return resp.status().code() == absl::StatusCode::kInvalidArgument ? kExitBadInput
+                                                                              : kExitFailed;
+          }
+          if (resp->resumed()) {
+            std::cerr << "medeval submit: " << w.model << ": resuming identical run "
+                      << resp->run_id() << " (--fresh starts a new one)\n";
+          }
+          ids.push_back(resp->run_id());
+          if (!f->wait) std::cout << resp->run_id() << std::endl;
+        }
+        if (!f->wait) return kExitOk;
+        static std::atomic<bool> interrupted{false};
+        WatchTerminationSignals([](int) { interrupted = true; });
+        WaitOptions wo;
+        wo.out_dir = f->out;
+        wo.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
+        int rc = WaitAndFetch(**client, ids, wo, interrupted, std::cout, std::cerr);
+        if (rc == kJobInterrupted) {
+          std::cerr << "medeval submit: stopped watching; the runs go on at the coordinator "
+                       "(medeval status / fetch)\n";
+        }
+        return rc;
+      }};
 }
 
 }  // namespace medeval::cli

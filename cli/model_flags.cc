@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
-#include "client/run_job.h"
 #include "absl/strings/strip.h"
+#include "client/run_job.h"
 #include "common/file_util.h"
 #include "common/url.h"
 #include "worker/api_key.h"
@@ -32,13 +32,16 @@ CLI::Option* FirstGiven(const std::vector<CLI::Option*>& options) {
 }
 
 void EndpointFlags::Add(CLI::App* app) {
-  options.push_back(app->add_option("--model", model, "Model name sent in requests (env MODEL_NAME)"));
-  options.push_back(app->add_option("--base-url", base_url,
-                  "OpenAI-compatible base URL, e.g. http://host:8000/v1, or the full "
-                  ".../chat/completions URL (env API_URL, OPENAI_BASE_URL)"));
-  options.push_back(app->add_option("--api-key-env", api_key_env,
-                  "Environment variable holding the API key (default: API_TOKEN, then "
-                  "OPENAI_API_KEY)"));
+  options.push_back(
+      app->add_option("--model", model, "Model name sent in requests (env MODEL_NAME)"));
+  options.push_back(
+      app->add_option("--base-url", base_url,
+                      "OpenAI-compatible base URL, e.g. http://host:8000/v1, or the full "
+                      ".../chat/completions URL (env API_URL, OPENAI_BASE_URL)"));
+  options.push_back(
+      app->add_option("--api-key-env", api_key_env,
+                      "Environment variable holding the API key (default: API_TOKEN, then "
+                      "OPENAI_API_KEY)"));
   options.push_back(app->add_option("--api-key-file", api_key_file, "File holding the API key"));
   app->add_option("--retry-base-ms", retry_base_ms,
                   "First retry back-off in milliseconds (doubles each attempt)")
@@ -74,31 +77,35 @@ absl::StatusOr<BackendConfig> EndpointFlags::Backend() const {
 
 void RequestFlags::Add(CLI::App* app) {
   options.push_back(app->add_option("--system-prompt", system_prompt,
-                  "System prompt (default: \"You are a helpful assistant.\")"));
-  options.push_back(app->add_flag("--no-system-prompt", no_system_prompt, "Send no system message"));
-  options.push_back(app->add_option("--temperature", temperature, "Sampling temperature, sent in every request")
-      ->check(CLI::Range(0.0, 2.0))
-      ->capture_default_str());
+                                    "System prompt (default: \"You are a helpful assistant.\")"));
+  options.push_back(
+      app->add_flag("--no-system-prompt", no_system_prompt, "Send no system message"));
+  options.push_back(
+      app->add_option("--temperature", temperature, "Sampling temperature, sent in every request")
+          ->check(CLI::Range(0.0, 2.0))
+          ->capture_default_str());
   options.push_back(app->add_option("--max-tokens", max_tokens, "max_tokens (default: not sent)")
-      ->check(CLI::PositiveNumber));
-  options.push_back(app->add_option("--top-p", top_p, "top_p (default: not sent)")->check(CLI::Range(0.0, 1.0)));
+                        ->check(CLI::PositiveNumber));
+  options.push_back(
+      app->add_option("--top-p", top_p, "top_p (default: not sent)")->check(CLI::Range(0.0, 1.0)));
   options.push_back(app->add_option("--timeout", timeout_s, "Seconds to wait for one answer")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str());
-  options.push_back(app->add_option("--max-attempts", max_attempts, "Attempts per question before it fails")
-      ->check(CLI::Range(1, 100))
-      ->capture_default_str());
+                        ->check(CLI::PositiveNumber)
+                        ->capture_default_str());
+  options.push_back(
+      app->add_option("--max-attempts", max_attempts, "Attempts per question before it fails")
+          ->check(CLI::Range(1, 100))
+          ->capture_default_str());
   options.push_back(app->add_option("--extra-body", extra_body,
-                  "JSON object merged into every request body, e.g. "
-                  "'{\"chat_template_kwargs\": {\"enable_thinking\": false}}'"));
-  options.push_back(app->add_option("--header", headers,
-                  "Extra HTTP header for every request, \"Name: value\" (repeatable)"));
-  options.push_back(app->add_option("--rpm", rpm,
-                  "Requests per minute for this model, shared by all its workers")
-      ->check(CLI::NonNegativeNumber));
-  options.push_back(app->add_option("--tpm", tpm,
-                  "Tokens per minute for this model, shared by all its workers")
-      ->check(CLI::NonNegativeNumber));
+                                    "JSON object merged into every request body, e.g. "
+                                    "'{\"chat_template_kwargs\": {\"enable_thinking\": false}}'"));
+  options.push_back(app->add_option(
+      "--header", headers, "Extra HTTP header for every request, \"Name: value\" (repeatable)"));
+  options.push_back(
+      app->add_option("--rpm", rpm, "Requests per minute for this model, shared by all its workers")
+          ->check(CLI::NonNegativeNumber));
+  options.push_back(
+      app->add_option("--tpm", tpm, "Tokens per minute for this model, shared by all its workers")
+          ->check(CLI::NonNegativeNumber));
 }
 
 v1::ModelLimits RequestFlags::Limits() const {
@@ -134,7 +141,8 @@ absl::StatusOr<v1::RequestParams> RequestFlags::Params() const {
       return absl::InvalidArgumentError(
           absl::StrCat("--header '", h, "' must look like \"Name: value\""));
     }
-    (*p.mutable_extra_headers())[name] = std::string(absl::StripAsciiWhitespace(h.substr(colon + 1)));
+    (*p.mutable_extra_headers())[name] =
+        std::string(absl::StripAsciiWhitespace(h.substr(colon + 1)));
   }
   return p;
 }

@@ -165,8 +165,8 @@ absl::StatusOr<std::vector<std::string>> CoordinatorClient::Fetch(const std::str
     written += data.size();
     if (local.ok() && chunk.last()) {
       if (written != chunk.size()) {
-        local = absl::DataLossError(absl::StrCat(current, ": got ", written, " of ", chunk.size(),
-                                                 " bytes"));
+        local = absl::DataLossError(
+            absl::StrCat(current, ": got ", written, " of ", chunk.size(), " bytes"));
       }
       if (::fsync(fd) != 0 && local.ok()) local = ErrnoStatus(errno, current);
       ::close(fd);

@@ -106,7 +106,8 @@ v1::RunSpec MakeRunSpec(const Suite& suite, const std::string& model,
   spec.set_allow_incomplete_zip(allow_incomplete_zip);
   Sha256Hasher h;
   h.Update(absl::StrCat("model\n", model, "\ntrack\n", spec.track(), "\n"));
-  for (const Dataset& ds : suite.datasets) h.Update(absl::StrCat(ds.file.name, " ", ds.sha256, "\n"));
+  for (const Dataset& ds : suite.datasets)
+    h.Update(absl::StrCat(ds.file.name, " ", ds.sha256, "\n"));
   h.Update(absl::StrCat("skip_invalid ", skip_invalid, " allow_incomplete ", allow_incomplete_zip,
                         "\n"));
   // Timeout and attempts do not change answers: resuming with other values is fine.
@@ -269,8 +270,8 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   }
   std::vector<std::string> run_ids;
   for (const ModelRun& m : options.models) {
-    v1::RunSpec spec = MakeRunSpec(*suite, m.model, m.params, m.limits,
-                                   options.suite.skip_invalid, options.allow_incomplete_zip);
+    v1::RunSpec spec = MakeRunSpec(*suite, m.model, m.params, m.limits, options.suite.skip_invalid,
+                                   options.allow_incomplete_zip);
     auto resp = (*client)->Submit(spec, *suite);
     if (!resp.ok()) {
       err << "medeval: " << m.model << ": " << resp.status().message() << "\n";
@@ -279,9 +280,9 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
     if (resp->resumed()) {
       err << "medeval: " << m.model << ": continuing run " << resp->run_id() << " from "
           << options.out_dir << "/.medeval"
-          << (resp->reopened() > 0 ? absl::StrCat(" (", resp->reopened(),
-                                                  " failed questions asked again)")
-                                   : "")
+          << (resp->reopened() > 0
+                  ? absl::StrCat(" (", resp->reopened(), " failed questions asked again)")
+                  : "")
           << "\n";
     }
     run_ids.push_back(resp->run_id());

@@ -49,8 +49,8 @@ struct RunJobOptions {
   bool allow_incomplete_zip = false;
   std::string out_dir = "results";
   std::vector<ModelRun> models;
-  bool tty = false;        // live progress bars
-  bool probe = true;       // check each endpoint before starting
+  bool tty = false;   // live progress bars
+  bool probe = true;  // check each endpoint before starting
   absl::Duration drain_grace = absl::Seconds(3);
   Scheduler::Options scheduler;
 };

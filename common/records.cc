@@ -18,8 +18,8 @@ std::string IsoTime(int64_t unix_ms) {
 }
 
 nlohmann::ordered_json RecordJson(absl::string_view dataset, uint32_t line,
-                                  const nlohmann::ordered_json& other,
-                                  const v1::AnswerRecord& r, bool failed) {
+                                  const nlohmann::ordered_json& other, const v1::AnswerRecord& r,
+                                  bool failed) {
   nlohmann::ordered_json j;
   j["dataset"] = std::string(dataset);
   j["line"] = line;

@@ -80,9 +80,7 @@ std::vector<absl::string_view> SplitLines(absl::string_view contents) {
   return lines;
 }
 
-bool IsBlankLine(absl::string_view line) {
-  return absl::StripAsciiWhitespace(line).empty();
-}
+bool IsBlankLine(absl::string_view line) { return absl::StripAsciiWhitespace(line).empty(); }
 
 namespace {
 

@@ -28,8 +28,8 @@ struct InputIssue {
 class Dataset {
  public:
   DatasetFile file;
-  std::string sha256;     // of the input file's bytes
-  uint32_t line_count = 0;  // physical lines, blank ones included
+  std::string sha256;              // of the input file's bytes
+  uint32_t line_count = 0;         // physical lines, blank ones included
   std::vector<InputIssue> issues;  // lines that are not asked
 
   size_t size() const { return refs_.size(); }

@@ -70,8 +70,8 @@ absl::Status Coordinator::Init() {
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen,
-                                               " (address in use or not local?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options_.listen, " (address in use or not local?)"));
   }
   ticker_ = std::thread([this] { TickLoop(); });
   return absl::OkStatus();
@@ -131,9 +131,9 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
       resp.set_resumed(true);
       resp.set_reopened(*reopened);
       MEDEVAL_LOG(INFO) << "run " << existing << " resumed"
-                        << (*reopened > 0 ? absl::StrCat("; ", *reopened,
-                                                         " failed questions asked again")
-                                          : "");
+                        << (*reopened > 0
+                                ? absl::StrCat("; ", *reopened, " failed questions asked again")
+                                : "");
       return resp;
     }
   }
@@ -141,7 +141,8 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
   spec.set_run_id(StateDir::NewRunId());
   spec.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
   if (spec.params().timeout_s() == 0) spec.mutable_params()->set_timeout_s(kDefaultTimeoutS);
-  if (spec.params().max_attempts() == 0) spec.mutable_params()->set_max_attempts(kDefaultMaxAttempts);
+  if (spec.params().max_attempts() == 0)
+    spec.mutable_params()->set_max_attempts(kDefaultMaxAttempts);
 
   std::shared_ptr<Suite> suite;
   auto final_spec = state_->CreateRun(
@@ -184,8 +185,8 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
   st = scheduler_->AddRun(std::move(run));
   if (!st.ok()) return st;
   MEDEVAL_LOG(INFO) << "run " << final_spec->run_id() << " created: model " << final_spec->model()
-                    << ", " << n << " questions in " << final_spec->datasets_size()
-                    << " datasets (" << final_spec->track() << ")";
+                    << ", " << n << " questions in " << final_spec->datasets_size() << " datasets ("
+                    << final_spec->track() << ")";
   resp.set_run_id(final_spec->run_id());
   return resp;
 }

@@ -23,9 +23,8 @@ ojson ParamsJson(const v1::RequestParams& p) {
   j["temperature"] = p.has_temperature() ? ojson(p.temperature()) : ojson(nullptr);
   j["max_tokens"] = p.has_max_tokens() ? ojson(p.max_tokens()) : ojson(nullptr);
   j["top_p"] = p.has_top_p() ? ojson(p.top_p()) : ojson(nullptr);
-  j["extra_body"] = p.extra_body_json().empty()
-                        ? ojson(nullptr)
-                        : ojson::parse(p.extra_body_json(), nullptr, false);
+  j["extra_body"] = p.extra_body_json().empty() ? ojson(nullptr)
+                                                : ojson::parse(p.extra_body_json(), nullptr, false);
   ojson headers = ojson::object();
   for (const auto& [k, v] : p.extra_headers()) headers[k] = v;
   j["extra_headers"] = headers;
@@ -79,16 +78,16 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
       if (!payload.ok()) return payload.status();
       v1::JournalEntry entry;
       if (!entry.ParseFromString(*payload) || entry.index() != gq) {
-        return absl::DataLossError(absl::StrCat(snap.journal->path(), ": record for ",
-                                                ds.file.name, ":", lineno, " is damaged"));
+        return absl::DataLossError(absl::StrCat(snap.journal->path(), ": record for ", ds.file.name,
+                                                ":", lineno, " is damaged"));
       }
       const v1::AnswerRecord& rec = is_failed ? entry.failure() : entry.answer();
       ojson in = ojson::parse(lines[i].begin(), lines[i].end(), nullptr, false);
       if (is_failed) {
         absl::StrAppend(&out, lines[i], "\n");  // never a made-up answer
         ++failed;
-        failed_list.push_back({{"dataset", ds.file.name}, {"line", lineno},
-                               {"error", rec.last_error()}});
+        failed_list.push_back(
+            {{"dataset", ds.file.name}, {"line", lineno}, {"error", rec.last_error()}});
       } else {
         in["answer"] = rec.answer();
         absl::StrAppend(&out, in.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
@@ -119,8 +118,8 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
                       {"questions", ds.size()}});
     outputs.push_back({{"path", rel}, {"sha256", Sha256Hex(out)}});
     for (const InputIssue& issue : ds.issues) {
-      skipped.push_back({{"path", ds.file.input_path}, {"line", issue.line},
-                         {"reason", issue.message}});
+      skipped.push_back(
+          {{"path", ds.file.input_path}, {"line", issue.line}, {"reason", issue.message}});
     }
   }
 

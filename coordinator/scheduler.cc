@@ -18,11 +18,16 @@ constexpr absl::Duration kRateWindow = absl::Seconds(10);
 
 const char* RunPhaseName(RunPhase phase) {
   switch (phase) {
-    case RunPhase::kRunning: return "running";
-    case RunPhase::kMerging: return "finishing";
-    case RunPhase::kDone: return "done";
-    case RunPhase::kIncomplete: return "incomplete";
-    case RunPhase::kMergeFailed: return "merge-failed";
+    case RunPhase::kRunning:
+      return "running";
+    case RunPhase::kMerging:
+      return "finishing";
+    case RunPhase::kDone:
+      return "done";
+    case RunPhase::kIncomplete:
+      return "incomplete";
+    case RunPhase::kMergeFailed:
+      return "merge-failed";
   }
   return "unknown";
 }
@@ -49,7 +54,7 @@ struct Scheduler::Run {
   RunPhase phase = RunPhase::kRunning;
   absl::Time finished = absl::InfinitePast();
   std::string error;
-  double lease_secs_ewma = 0;  // typical time from lease to result
+  double lease_secs_ewma = 0;                           // typical time from lease to result
   std::deque<std::pair<absl::Time, uint64_t>> samples;  // (time, answered)
 
   size_t total() const { return state.size(); }
@@ -118,7 +123,8 @@ uint64_t Scheduler::QKey(const Run& run, uint32_t q) {
 absl::Status Scheduler::AddRun(LoadedRun loaded) {
   absl::MutexLock lock(&mu_);
   const std::string id = loaded.spec.run_id();
-  if (runs_by_id_.contains(id)) return absl::AlreadyExistsError(absl::StrCat("run ", id, " exists"));
+  if (runs_by_id_.contains(id))
+    return absl::AlreadyExistsError(absl::StrCat("run ", id, " exists"));
   auto run = std::make_unique<Run>();
   run->num = static_cast<uint32_t>(runs_.size());
   run->spec = std::move(loaded.spec);
@@ -143,8 +149,12 @@ absl::Status Scheduler::AddRun(LoadedRun loaded) {
   run->finished = loaded.finished;
   for (uint32_t q = 0; q < n; ++q) {
     switch (run->state[q]) {
-      case kAnswered: ++run->answered; break;
-      case kFailed: ++run->failed; break;
+      case kAnswered:
+        ++run->answered;
+        break;
+      case kFailed:
+        ++run->failed;
+        break;
       default:
         run->state[q] = kPending;
         ++run->pending;
@@ -287,7 +297,8 @@ bool Scheduler::InGrace() {
 
 absl::StatusOr<std::string> Scheduler::Connect(const v1::Hello& hello, WorkerChannel* channel) {
   if (hello.model().empty()) return absl::InvalidArgumentError("hello: model is required");
-  if (hello.max_inflight() == 0) return absl::InvalidArgumentError("hello: max_inflight must be > 0");
+  if (hello.max_inflight() == 0)
+    return absl::InvalidArgumentError("hello: max_inflight must be > 0");
   absl::MutexLock lock(&mu_);
   std::string id = hello.worker_name().empty() ? "worker" : hello.worker_name();
   if (auto it = workers_.find(id); it != workers_.end()) {
@@ -571,8 +582,8 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
   const uint32_t run_num = run->num;
   std::string worker_id = w->id;
   journal_->Append(run->journal, entry.SerializeAsString(),
-                   [this, run_num, q, failed, worker_id = std::move(worker_id)](
-                       absl::StatusOr<uint64_t> offset) {
+                   [this, run_num, q, failed,
+                    worker_id = std::move(worker_id)](absl::StatusOr<uint64_t> offset) {
                      // Writer thread: collected, applied once per batch.
                      durable_batch_.push_back({run_num, q, failed, worker_id, std::move(offset)});
                    });
@@ -626,8 +637,8 @@ void Scheduler::Tick() {
     if (now - w->last_seen > options_.heartbeat_timeout) silent.push_back(w.get());
   }
   for (Worker* w : silent) {
-    const std::string why = absl::StrCat("sent nothing for ",
-                                         absl::FormatDuration(now - w->last_seen), "; presumed gone");
+    const std::string why = absl::StrCat(
+        "sent nothing for ", absl::FormatDuration(now - w->last_seen), "; presumed gone");
     w->channel->Close(absl::UnavailableError(why));
     ++counters_.expired_workers;
     RemoveWorker(w, why);
@@ -679,8 +690,7 @@ void Scheduler::Backups(absl::Time now) {
       AddLease(lease.run, lease.q, w, /*backup=*/true, &out[w]);
       MEDEVAL_LOG(INFO) << "backup copy of " << lease.run->Describe(lease.q) << " to worker "
                         << w->id << " (first copy on " << lease.worker->id << " for "
-                        << absl::FormatDuration(absl::Trunc(now - issued, absl::Seconds(1)))
-                        << ")";
+                        << absl::FormatDuration(absl::Trunc(now - issued, absl::Seconds(1))) << ")";
       break;
     }
   }
@@ -789,7 +799,8 @@ void Scheduler::FillRunStatus(const Run& run, v1::RunStatus* out) {
   out->set_retries(run.retries);
   out->set_duplicates(run.duplicates);
   out->set_created_unix_ms(run.spec.created_unix_ms());
-  if (run.finished != absl::InfinitePast()) out->set_finished_unix_ms(absl::ToUnixMillis(run.finished));
+  if (run.finished != absl::InfinitePast())
+    out->set_finished_unix_ms(absl::ToUnixMillis(run.finished));
   out->set_error(run.error);
   double rate = 0;
   if (run.samples.size() >= 2) {

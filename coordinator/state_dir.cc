@@ -33,9 +33,9 @@ absl::StatusOr<std::unique_ptr<StateDir>> StateDir::Open(const std::string& dir)
     if (n > 0) holder = absl::StrCat(" (pid ", absl::StripAsciiWhitespace(buf), ")");
     ::close(fd);
     if (err == EWOULDBLOCK) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "state directory ", dir, " is in use by another medeval coordinator", holder,
-          "; stop it or use another directory"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("state directory ", dir, " is in use by another medeval coordinator", holder,
+                       "; stop it or use another directory"));
     }
     return ErrnoStatus(err, lock_path);
   }
@@ -51,7 +51,9 @@ StateDir::~StateDir() { ::close(lock_fd_); }
 std::string StateDir::RunDir(const std::string& id) const {
   return JoinPath(JoinPath(root_, "runs"), id);
 }
-std::string StateDir::InputDir(const std::string& id) const { return JoinPath(RunDir(id), "input"); }
+std::string StateDir::InputDir(const std::string& id) const {
+  return JoinPath(RunDir(id), "input");
+}
 std::string StateDir::OutputDir(const std::string& id) const {
   return JoinPath(RunDir(id), "output");
 }
@@ -140,8 +142,9 @@ absl::StatusOr<Suite> LoadRunSuite(const std::string& input_dir, const v1::RunSp
     std::vector<std::string> lines;
     for (size_t i = 0; i < issues.size() && i < 20; ++i) lines.push_back(issues[i].ToString());
     return absl::InvalidArgumentError(
-        absl::StrCat(issues.size(), " invalid input lines (submit with skip_invalid to leave them "
-                                    "out):\n",
+        absl::StrCat(issues.size(),
+                     " invalid input lines (submit with skip_invalid to leave them "
+                     "out):\n",
                      absl::StrJoin(lines, "\n")));
   }
   if (suite->question_count() == 0) {
@@ -161,8 +164,7 @@ absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec) 
   }
   for (int i = 0; i < spec.datasets_size() && i < static_cast<int>(suite->datasets.size()); ++i) {
     if (spec.datasets(i).input_sha256() != suite->datasets[i].sha256) {
-      return absl::DataLossError(absl::StrCat("run ", id, ": input ",
-                                              spec.datasets(i).input_path(),
+      return absl::DataLossError(absl::StrCat("run ", id, ": input ", spec.datasets(i).input_path(),
                                               " changed since submission"));
     }
   }
@@ -201,13 +203,13 @@ absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec) 
   if (!journal.ok()) return journal.status();
   if (!replay_error.ok()) return replay_error;
   run.journal = std::move(*journal);
-  MEDEVAL_LOG(INFO) << "recovered run " << id << ": " << n << " questions, journal of "
-                    << run.journal->durable_size() << " bytes ("
-                    << absl::FormatDuration(absl::Trunc(suite_loaded - start, absl::Milliseconds(1)))
-                    << " to load the questions, "
-                    << absl::FormatDuration(
-                           absl::Trunc(absl::Now() - suite_loaded, absl::Milliseconds(1)))
-                    << " to replay)";
+  MEDEVAL_LOG(INFO)
+      << "recovered run " << id << ": " << n << " questions, journal of "
+      << run.journal->durable_size() << " bytes ("
+      << absl::FormatDuration(absl::Trunc(suite_loaded - start, absl::Milliseconds(1)))
+      << " to load the questions, "
+      << absl::FormatDuration(absl::Trunc(absl::Now() - suite_loaded, absl::Milliseconds(1)))
+      << " to replay)";
   run.suite = std::make_shared<const Suite>(std::move(*suite));
 
   // Outputs written after the journal's last record are current.

@@ -48,8 +48,8 @@ SimAnswer AnswerQuestion(absl::string_view model, absl::string_view question,
   if (f.choice != ChoiceKind::kNone) {
     // Pick by option text so shuffled repeats of a question get the same option.
     const std::string stem = QuestionStem(question);
-    const bool flip = HashToUnit(StableHashOf({"flip", model, question}, style.seed)) <
-                      style.flip_rate;
+    const bool flip =
+        HashToUnit(StableHashOf({"flip", model, question}, style.seed)) < style.flip_rate;
     std::vector<std::pair<uint64_t, char>> scored;
     for (const ChoiceOption& o : f.options) {
       uint64_t s = flip ? StableHashOf({model, question, std::string(1, o.letter)}, style.seed)
@@ -67,9 +67,9 @@ SimAnswer AnswerQuestion(absl::string_view model, absl::string_view question,
       std::sort(chosen.begin(), chosen.end());
     }
     if (out.violates_format) {
-      text = absl::StrCat("根据题干信息逐项分析，综合考虑各选项，我认为正确答案应该是",
-                          Letters(chosen, "、"),
-                          "。理由如下：该选项与题干描述的临床特征最为吻合，其余选项均存在明显不符之处。");
+      text = absl::StrCat(
+          "根据题干信息逐项分析，综合考虑各选项，我认为正确答案应该是", Letters(chosen, "、"),
+          "。理由如下：该选项与题干描述的临床特征最为吻合，其余选项均存在明显不符之处。");
     } else {
       text = Letters(chosen, f.multi_separator);
       if (f.brackets) text = absl::StrCat("<", text, ">");

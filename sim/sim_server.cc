@@ -261,8 +261,7 @@ struct SimServer::Impl {
   std::atomic<int> retry_after_s;
   int port = 0;
   std::atomic<uint64_t> counter{0};
-  std::atomic<uint64_t> connections{0}, requests{0}, completed{0}, bad_requests{0},
-      unauthorized{0};
+  std::atomic<uint64_t> connections{0}, requests{0}, completed{0}, bad_requests{0}, unauthorized{0};
   std::atomic<uint64_t> f_ratelimit{0}, f_server_error{0}, f_drop{0}, f_garbage{0}, f_hang{0},
       f_capacity{0}, images_ok{0}, images_bad{0};
   std::atomic<int64_t> in_service{0}, max_in_service{0};
@@ -289,10 +288,9 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(kBodyLimit);
     stream_.expires_after(kIdleTimeout);
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnRead(ec);
-                     });
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -319,10 +317,12 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     const bool get = req.method() == http::verb::get;
     const bool post = req.method() == http::verb::post;
     if (path == "/v1/chat/completions" || path == "/chat/completions") {
-      if (!post) return SendError(http::status::method_not_allowed, "use POST", "invalid_request_error", "");
+      if (!post)
+        return SendError(http::status::method_not_allowed, "use POST", "invalid_request_error", "");
       return Chat(req);
     }
-    if (path == "/health" && get) return SendText(http::status::ok, "application/json", "{\"status\":\"ok\"}");
+    if (path == "/health" && get)
+      return SendText(http::status::ok, "application/json", "{\"status\":\"ok\"}");
     if ((path == "/v1/models" || path == "/models") && get) {
       if (!Authorized(req)) return SendUnauthorized();
       json models = {{"object", "list"},
@@ -337,14 +337,16 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     }
     if (path == "/control" && post) {
       std::string err = server_->Control(req.body());
-      if (!err.empty()) return SendError(http::status::bad_request, err, "invalid_request_error", "");
+      if (!err.empty())
+        return SendError(http::status::bad_request, err, "invalid_request_error", "");
       return SendText(http::status::ok, "application/json", "{\"ok\":true}");
     }
     if (path == "/stats/reset" && post) {
       server_->Reset();
       return SendText(http::status::ok, "application/json", "{\"reset\":true}");
     }
-    SendError(http::status::not_found, absl::StrCat("no route for ", req.method_string().to_string(), " ", path),
+    SendError(http::status::not_found,
+              absl::StrCat("no route for ", req.method_string().to_string(), " ", path),
               "invalid_request_error", "not_found");
   }
 
@@ -420,9 +422,10 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     s.LeaveService();
     if (garbage_) {
       s.f_garbage.fetch_add(1, std::memory_order_relaxed);
-      return SendText(http::status::ok, "application/json",
-                      "{\"id\":\"chatcmpl-garbage\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
-                      "\"message\":{\"role\":\"assistant\",\"content\":\"trunc");
+      return SendText(
+          http::status::ok, "application/json",
+          "{\"id\":\"chatcmpl-garbage\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
+          "\"message\":{\"role\":\"assistant\",\"content\":\"trunc");
     }
     SimAnswer a = AnswerQuestion(chat_.model, chat_.question, s.opt.style);
     std::string finish = "stop";
@@ -450,7 +453,8 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     s.CountAnswered(chat_.question);
     if (!chat_.stream) {
       json message = {{"role", "assistant"}};
-      message["content"] = (a.content.empty() && finish == "length") ? json(nullptr) : json(a.content);
+      message["content"] =
+          (a.content.empty() && finish == "length") ? json(nullptr) : json(a.content);
       if (!a.reasoning_content.empty()) message["reasoning_content"] = a.reasoning_content;
       json body = {{"id", id},
                    {"object", "chat.completion"},
@@ -492,9 +496,12 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     for (const auto& p : pieces(a.content)) chunk({{"content", p}}, nullptr);
     chunk(json::object(), finish);
     if (chat_.include_usage) {
-      json u = {{"id", id},          {"object", "chat.completion.chunk"},
-                {"created", created}, {"model", chat_.model},
-                {"choices", json::array()}, {"usage", usage}};
+      json u = {{"id", id},
+                {"object", "chat.completion.chunk"},
+                {"created", created},
+                {"model", chat_.model},
+                {"choices", json::array()},
+                {"usage", usage}};
       absl::StrAppend(&sse, "data: ", u.dump(), "\n\n");
     }
     absl::StrAppend(&sse, "data: [DONE]\n\n");
@@ -549,10 +556,9 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void Send(Response res) {
     res_ = std::make_shared<Response>(std::move(res));
-    http::async_write(stream_, *res_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        self->OnWrite(ec);
-                      });
+    http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->OnWrite(ec);
+    });
   }
 
   void OnWrite(beast::error_code ec) {
@@ -573,10 +579,8 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // Never answer; keep the connection until the client gives up.
   void Hang() {
     stream_.expires_never();
-    stream_.async_read_some(net::buffer(sink_),
-                            [self = shared_from_this()](beast::error_code, size_t) {
-                              self->Close();
-                            });
+    stream_.async_read_some(net::buffer(sink_), [self = shared_from_this()](
+                                                    beast::error_code, size_t) { self->Close(); });
   }
 
   void Close() {
@@ -635,11 +639,12 @@ std::string SimServer::Impl::Control(const std::string& body) {
     std::atomic<double>* value;
     double max;
   };
-  const Knob knobs[] = {{"fail_rate", &fail_rate, 1},         {"ratelimit_rate", &ratelimit_rate, 1},
-                        {"drop_rate", &drop_rate, 1},         {"garbage_rate", &garbage_rate, 1},
-                        {"hang_rate", &hang_rate, 1},         {"latency_ms", &latency_ms, 3.6e6}};
+  const Knob knobs[] = {{"fail_rate", &fail_rate, 1}, {"ratelimit_rate", &ratelimit_rate, 1},
+                        {"drop_rate", &drop_rate, 1}, {"garbage_rate", &garbage_rate, 1},
+                        {"hang_rate", &hang_rate, 1}, {"latency_ms", &latency_ms, 3.6e6}};
   for (auto it = j.begin(); it != j.end(); ++it) {
-    if (!it->is_number() || it->get<double>() < 0) return absl::StrCat("'", it.key(), "' must be a number >= 0");
+    if (!it->is_number() || it->get<double>() < 0)
+      return absl::StrCat("'", it.key(), "' must be a number >= 0");
     if (it.key() == "retry_after_s") {
       retry_after_s = it->get<int>();
       continue;
@@ -657,9 +662,9 @@ std::string SimServer::Impl::Control(const std::string& body) {
 }
 
 void SimServer::Impl::Reset() {
-  for (auto* c : {&connections, &requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
-                  &f_server_error, &f_drop, &f_garbage, &f_hang, &f_capacity, &images_ok,
-                  &images_bad}) {
+  for (auto* c :
+       {&connections, &requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
+        &f_server_error, &f_drop, &f_garbage, &f_hang, &f_capacity, &images_ok, &images_bad}) {
     c->store(0);
   }
   max_in_service.store(in_service.load());

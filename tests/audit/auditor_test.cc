@@ -18,7 +18,8 @@ namespace {
 using json = nlohmann::json;
 
 std::string Line(const std::string& q, int id, const json& answer = "") {
-  return json{{"question", q}, {"answer", answer}, {"other", {{"id", id}, {"source", "T"}}}}.dump() +
+  return json{{"question", q}, {"answer", answer}, {"other", {{"id", id}, {"source", "T"}}}}
+             .dump() +
          "\n";
 }
 
@@ -44,7 +45,8 @@ class AuditorTest : public ::testing::Test {
   // to its answer file (absent: the file is missing).
   void Write(const std::map<std::string, std::string>& questions,
              const std::map<std::string, std::string>& answers) {
-    for (const auto& [ds, text] : questions) testing::WriteText(tmp_ / ("q/" + ds + ".jsonl"), text);
+    for (const auto& [ds, text] : questions)
+      testing::WriteText(tmp_ / ("q/" + ds + ".jsonl"), text);
     for (const auto& [ds, text] : answers) {
       testing::WriteText(tmp_ / ("sub/MedBench_LLM/" + ds + ".jsonl"), text);
     }
@@ -76,9 +78,11 @@ class AuditorTest : public ::testing::Test {
 };
 
 TEST_F(AuditorTest, ConsistencyUnderShuffledOptionsCountsFlips) {
-  const std::vector<std::vector<std::string>> orders = {
-      {"甲", "乙", "丙", "丁", "戊"}, {"戊", "丁", "丙", "乙", "甲"}, {"乙", "甲", "丁", "戊", "丙"},
-      {"丙", "戊", "甲", "丁", "乙"}, {"丁", "丙", "戊", "甲", "乙"}};
+  const std::vector<std::vector<std::string>> orders = {{"甲", "乙", "丙", "丁", "戊"},
+                                                        {"戊", "丁", "丙", "乙", "甲"},
+                                                        {"乙", "甲", "丁", "戊", "丙"},
+                                                        {"丙", "戊", "甲", "丁", "乙"},
+                                                        {"丁", "丙", "戊", "甲", "乙"}};
   std::string questions, answers;
   // id 1 always picks 丙; id 2 picks 乙 four times and 甲 once (a flip);
   // id 3 picks 丁, but one answer is "<>".
@@ -119,15 +123,26 @@ TEST_F(AuditorTest, EveryKindOfBadFile) {
   std::string cut = Line("以json格式输出：二", 2, R"({"主诉": "头痛"})");
   smdoc_a += cut.substr(0, cut.size() / 2);  // cut short mid-line
   std::string term_q = Line("名词一", 1) + Line("名词二", 2);
-  std::string term_a = Line("名词一", 1, "解释") + "{\"question\": \"名词二\", \"answer\": \"\xff\xfe\"}\n";
+  std::string term_a =
+      Line("名词一", 1, "解释") + "{\"question\": \"名词二\", \"answer\": \"\xff\xfe\"}\n";
   std::string hc_q = Line("咨询一", 1) + Line("咨询二", 2) + Line("咨询三", 3);
-  std::string hc_a = Line("咨询一", 1, "答一") + Line("咨询三", 3, "答三") + Line("咨询二", 2, "答二");
+  std::string hc_a =
+      Line("咨询一", 1, "答一") + Line("咨询三", 3, "答三") + Line("咨询二", 2, "答二");
   std::string phm_q = Line("管理一", 1);
   std::string phm_a = Line("管理一", 1, "<think>想想</think>答案") + Line("多余", 9, "x");
-  Write({{"MedSafety", safety_q}, {"MedEthics", ethics_q}, {"SMDoc", smdoc_q}, {"MedTerm", term_q},
-         {"MedHC", hc_q}, {"MedPHM", phm_q}, {"MedLitQA", Line("文献", 1)}},
-        {{"MedSafety", safety_a}, {"MedEthics", ethics_a}, {"SMDoc", smdoc_a}, {"MedTerm", term_a},
-         {"MedHC", hc_a}, {"MedPHM", phm_a}});
+  Write({{"MedSafety", safety_q},
+         {"MedEthics", ethics_q},
+         {"SMDoc", smdoc_q},
+         {"MedTerm", term_q},
+         {"MedHC", hc_q},
+         {"MedPHM", phm_q},
+         {"MedLitQA", Line("文献", 1)}},
+        {{"MedSafety", safety_a},
+         {"MedEthics", ethics_a},
+         {"SMDoc", smdoc_a},
+         {"MedTerm", term_a},
+         {"MedHC", hc_a},
+         {"MedPHM", phm_a}});
   AuditReport r = Run();
   EXPECT_FALSE(r.ok(false));
 
@@ -200,7 +215,8 @@ TEST_F(AuditorTest, ReadsZipsAndRunFolders) {
                      R"({"dataset": "MedTerm", "line": 1, "reasoning": "想了想", "latency_s": 1.5,)"
                      R"( "usage": {"total_tokens": 99}, "finish_reason": "length", "flags": []})"
                      "\n");
-  for (const std::string& path : {tmp_ / "sub", tmp_ / "sub/MedBench_LLM", tmp_ / "sub/MedBench_LLM.zip"}) {
+  for (const std::string& path :
+       {tmp_ / "sub", tmp_ / "sub/MedBench_LLM", tmp_ / "sub/MedBench_LLM.zip"}) {
     auto s = ReadSubmission(path, nullptr);
     ASSERT_TRUE(s.ok()) << path << ": " << s.status();
     EXPECT_EQ(s->label, "org/the-model") << path;

@@ -81,9 +81,10 @@ TEST(LoadSuiteTest, ReportsEveryBadLineWithPathAndLine) {
 
 TEST(LoadSuiteTest, DetectsLegacyLayout) {
   TempDir dir;
-  WriteText(dir / "Med-Exam/Med-Exam_test.jsonl",
-            R"({"question": "q", "options": ["A. x"], "answer": null, "other": {"source": "Med-Exam"}})"
-            "\n");
+  WriteText(
+      dir / "Med-Exam/Med-Exam_test.jsonl",
+      R"({"question": "q", "options": ["A. x"], "answer": null, "other": {"source": "Med-Exam"}})"
+      "\n");
   auto suite = LoadSuite(dir.path(), LoadOptions());
   ASSERT_TRUE(suite.ok()) << suite.status();
   EXPECT_EQ(suite->track, Track::kLegacyLlm);
@@ -127,9 +128,9 @@ TEST(LoadSuiteTest, RealSharedSuites) {
     size_t datasets;
     size_t questions;
   };
-  for (const Case& c : {Case{"v4/LLM", Track::kV4Llm, 38, 1620},
-                        Case{"v4/Agent", Track::kV4Agent, 14, 420},
-                        Case{"legacy/LLM", Track::kLegacyLlm, 20, 2337}}) {
+  for (const Case& c :
+       {Case{"v4/LLM", Track::kV4Llm, 38, 1620}, Case{"v4/Agent", Track::kV4Agent, 14, 420},
+        Case{"legacy/LLM", Track::kLegacyLlm, 20, 2337}}) {
     std::string root = testing::SharedMedbench(c.rel);
     if (root.empty()) GTEST_SKIP() << "../shared/medbench is absent";
     auto suite = LoadSuite(root, LoadOptions());

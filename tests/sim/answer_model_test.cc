@@ -22,17 +22,20 @@ TEST(DetectPromptFormatTest, SingleChoiceInBrackets) {
 
 TEST(DetectPromptFormatTest, BareSingleLetter) {
   PromptFormat f = DetectPromptFormat(
-      "请完成下列医疗安全单选题，只需要输出最适合的选项字母。示例输出：A\n## 问题\n问\nA. 一\nB. 二\n");
+      "请完成下列医疗安全单选题，只需要输出最适合的选项字母。示例输出：A\n## 问题\n问\nA. 一\nB. "
+      "二\n");
   EXPECT_EQ(f.choice, ChoiceKind::kSingle);
   EXPECT_FALSE(f.brackets);
 }
 
 TEST(DetectPromptFormatTest, MultipleChoice) {
-  PromptFormat f = DetectPromptFormat("回答下列多选题，需要输出所有答案的选项。示例输出：ABC\nA.一B.二C.三");
+  PromptFormat f =
+      DetectPromptFormat("回答下列多选题，需要输出所有答案的选项。示例输出：ABC\nA.一B.二C.三");
   EXPECT_EQ(f.choice, ChoiceKind::kMulti);
   EXPECT_EQ(f.multi_separator, "");
   PromptFormat g = DetectPromptFormat(
-      "从问题选项中选出一个或多个正确回答的序号，填写到<>中，多个答案之间使用\",\"分隔。\nA. 一\nB. 二");
+      "从问题选项中选出一个或多个正确回答的序号，填写到<>中，多个答案之间使用\",\"分隔。\nA. "
+      "一\nB. 二");
   EXPECT_EQ(g.choice, ChoiceKind::kMulti);
   EXPECT_TRUE(g.brackets);
   EXPECT_EQ(g.multi_separator, ", ");
@@ -123,13 +126,11 @@ TEST(AnswerQuestionTest, RealChoicePromptsAreRecognized) {
   if (root.empty()) GTEST_SKIP() << "../shared/medbench is absent";
   auto suite = LoadSuite(root, LoadOptions());
   ASSERT_TRUE(suite.ok());
-  std::map<std::string, ChoiceKind> want = {{"MedExam", ChoiceKind::kSingle},
-                                            {"MedSafety", ChoiceKind::kSingle},
-                                            {"MedEthics", ChoiceKind::kSingle},
-                                            {"MedRxCheck_SCQ", ChoiceKind::kSingle},
-                                            {"MedRxCheck_MSQ", ChoiceKind::kMulti},
-                                            {"DDx-advanced", ChoiceKind::kMulti},
-                                            {"MedTerm", ChoiceKind::kNone}};
+  std::map<std::string, ChoiceKind> want = {
+      {"MedExam", ChoiceKind::kSingle},       {"MedSafety", ChoiceKind::kSingle},
+      {"MedEthics", ChoiceKind::kSingle},     {"MedRxCheck_SCQ", ChoiceKind::kSingle},
+      {"MedRxCheck_MSQ", ChoiceKind::kMulti}, {"DDx-advanced", ChoiceKind::kMulti},
+      {"MedTerm", ChoiceKind::kNone}};
   for (const Dataset& ds : suite->datasets) {
     auto it = want.find(ds.file.name);
     if (it == want.end()) continue;

@@ -93,8 +93,7 @@ struct SimpleResponse {
   std::string error;
 };
 SimpleResponse HttpCall(const std::string& method, const std::string& url,
-                        const std::string& body = "",
-                        const std::vector<std::string>& headers = {},
+                        const std::string& body = "", const std::vector<std::string>& headers = {},
                         absl::Duration timeout = absl::Seconds(10));
 
 // A one-dataset v4 suite of `n` distinct questions "问题 i：请解释。" in
