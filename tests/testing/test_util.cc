@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poppler-image.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -12,6 +13,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/suite.h"
@@ -195,6 +197,57 @@ void WriteText(const std::string& path, const std::string& contents) {
 std::string ReadText(const std::string& path) {
   auto s = ReadFile(path);
   return s.ok() ? *s : "";
+}
+
+void WriteImage(const std::string& path, const std::string& format, int w, int h) {
+  ASSERT_TRUE(MakeDirs(DirName(path)).ok());
+  poppler::image img(w, h, poppler::image::format_argb32);
+  ASSERT_TRUE(img.is_valid());
+  char* data = img.data();
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      // argb32: 32-bit pixels, in memory B, G, R, A.
+      char* px = data + y * img.bytes_per_row() + 4 * x;
+      px[0] = static_cast<char>(x * 255 / std::max(1, w - 1));
+      px[1] = static_cast<char>(y * 255 / std::max(1, h - 1));
+      px[2] = static_cast<char>(128);
+      px[3] = static_cast<char>(255);
+    }
+  }
+  ASSERT_TRUE(img.save(path, format)) << path;
+}
+
+std::string MakePdf(int pages, int w, int h) {
+  // Objects: 1 catalog, 2 page tree, then per page a page and its content.
+  std::vector<std::string> objects;
+  std::string kids;
+  for (int i = 0; i < pages; ++i) absl::StrAppend(&kids, 3 + 2 * i, " 0 R ");
+  objects.push_back("<< /Type /Catalog /Pages 2 0 R >>");
+  objects.push_back(absl::StrCat("<< /Type /Pages /Kids [", kids, "] /Count ", pages, " >>"));
+  for (int i = 0; i < pages; ++i) {
+    objects.push_back(absl::StrFormat(
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Contents %d 0 R >>", w, h, 4 + 2 * i));
+    const std::string draw = absl::StrFormat("%.2f 0.2 0.6 rg %d %d %d %d re f",
+                                             0.2 + 0.15 * (i % 5), 10 + 10 * i, 10, w / 3, h / 2);
+    objects.push_back(
+        absl::StrCat("<< /Length ", draw.size(), " >>\nstream\n", draw, "\nendstream"));
+  }
+  std::string pdf = "%PDF-1.4\n";
+  std::vector<size_t> offsets;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    offsets.push_back(pdf.size());
+    absl::StrAppend(&pdf, i + 1, " 0 obj\n", objects[i], "\nendobj\n");
+  }
+  const size_t xref = pdf.size();
+  absl::StrAppend(&pdf, "xref\n0 ", objects.size() + 1, "\n0000000000 65535 f \n");
+  for (size_t off : offsets) absl::StrAppend(&pdf, absl::StrFormat("%010d 00000 n \n", off));
+  absl::StrAppend(&pdf, "trailer\n<< /Size ", objects.size() + 1, " /Root 1 0 R >>\nstartxref\n",
+                  xref, "\n%%EOF\n");
+  return pdf;
+}
+
+void WritePdf(const std::string& path, int pages, int w, int h) {
+  WriteText(path, MakePdf(pages, w, h));
 }
 
 int FreePort() {

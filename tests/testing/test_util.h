@@ -105,6 +105,14 @@ std::string SyntheticQuestion(int i);
 void WriteText(const std::string& path, const std::string& contents);
 std::string ReadText(const std::string& path);
 
+// Real image files for the VLM track: a w x h picture (PNG or JPEG, encoded
+// by poppler's writers), and a PDF of `pages` pages of `w` x `h` points,
+// page i holding a different drawing. Folders are created.
+void WriteImage(const std::string& path, const std::string& format, int w, int h);
+void WritePdf(const std::string& path, int pages, int w = 200, int h = 100);
+// The bytes of that PDF.
+std::string MakePdf(int pages, int w = 200, int h = 100);
+
 // A free TCP port on 127.0.0.1 (bound and released).
 int FreePort();
 
