@@ -18,8 +18,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "common/media_type.h"
 #include "common/stable_hash.h"
 #include "common/utf8.h"
 
@@ -113,17 +115,21 @@ json ErrorBody(absl::string_view message, absl::string_view type, absl::string_v
   return json{{"error", e}};
 }
 
+// A data URL whose bytes are an image of the type it claims, with a header
+// that declares a real size (what a vision model would need to decode it).
 bool ValidImageDataUrl(absl::string_view url) {
-  if (!absl::StartsWith(url, "data:image/")) return false;
+  if (!absl::ConsumePrefix(&url, "data:")) return false;
   size_t comma = url.find(',');
   if (comma == absl::string_view::npos) return false;
-  absl::string_view meta = url.substr(0, comma);
-  if (!absl::EndsWith(meta, ";base64")) return false;
+  absl::string_view mime = url.substr(0, comma);
+  if (!absl::ConsumeSuffix(&mime, ";base64")) return false;
   std::string bytes;
   if (!absl::Base64Unescape(url.substr(comma + 1), &bytes)) return false;
-  if (absl::StartsWith(bytes, "\x89PNG\r\n\x1a\n")) return absl::StartsWith(meta, "data:image/png");
-  if (absl::StartsWith(bytes, "\xFF\xD8\xFF")) return absl::StartsWith(meta, "data:image/jpeg");
-  return false;
+  const MediaType type = SniffMediaType(bytes);
+  if (type == MediaType::kPdf || type == MediaType::kUnknown || mime != MimeType(type)) {
+    return false;
+  }
+  return ReadImageSize(bytes).has_value();
 }
 
 // Fills `out` or returns what is wrong with the request.
@@ -288,6 +294,28 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(kBodyLimit);
     stream_.expires_after(kIdleTimeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  // A client that sends "Expect: 100-continue" (curl does above 1 MiB) waits
+  // for this interim answer before the body, as real servers give it.
+  void OnHeader(beast::error_code ec) {
+    if (ec) return OnRead(ec);
+    auto expect = parser_->get().find(http::field::expect);
+    if (expect != parser_->get().end() && beast::iequals(expect->value(), "100-continue")) {
+      static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      return net::async_write(stream_, net::buffer(kContinue, sizeof(kContinue) - 1),
+                              [self = shared_from_this()](beast::error_code ec, size_t) {
+                                if (ec) return self->OnRead(ec);
+                                self->ReadBody();
+                              });
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
     http::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
