@@ -36,16 +36,35 @@ std::string FindJsonTemplate(absl::string_view q) {
   return "";
 }
 
+// Whether the JSON asked for is a list: said in words ("JSON 数组"), or the
+// example after the word "json" opens with '[' before any '{'.
+bool AsksForJsonArray(absl::string_view q, const std::string& lower) {
+  if (ContainsAny(lower,
+                  {"json 数组", "json数组", "json 列表", "json列表", "json array", "json list"})) {
+    return true;
+  }
+  size_t at = lower.find("json");
+  if (at == std::string::npos) return false;
+  size_t open = q.find_first_of("[{", at);
+  return open != absl::string_view::npos && q[open] == '[';
+}
+
 }  // namespace
 
 PromptFormat DetectPromptFormat(absl::string_view q) {
   PromptFormat f;
   f.options = ParseOptions(q);
-  if (ContainsAny(q, {"多选", "多项选择", "一个或多个", "不定项", "所有答案", "所有正确"})) {
+  const std::string lower = absl::AsciiStrToLower(q);
+  // A prompt that asks for JSON and lists no options is not a choice question
+  // even when it says "不定项" (MedReportQC: any number of error types).
+  const bool json_no_options = absl::StrContains(lower, "json") && f.options.size() < 2;
+  if (json_no_options) {
+    // falls through to the JSON case below
+  } else if (ContainsAny(q, {"多选", "多项选择", "一个或多个", "不定项", "所有答案", "所有正确"})) {
     f.choice = ChoiceKind::kMulti;
   } else if (ContainsAny(q, {"单选", "单项选择", "选择题", "选项字母", "选出一个", "最佳选项"}) ||
              (f.options.size() >= 2 && ContainsAny(q, {"选项", "选择"}) &&
-              !absl::StrContains(absl::AsciiStrToLower(q), "json"))) {
+              !absl::StrContains(lower, "json"))) {
     f.choice = ChoiceKind::kSingle;
   }
   if (f.choice != ChoiceKind::kNone) {
@@ -60,9 +79,12 @@ PromptFormat DetectPromptFormat(absl::string_view q) {
     }
     return f;
   }
-  if (absl::StrContains(absl::AsciiStrToLower(q), "json")) {
+  if (absl::StrContains(lower, "json")) {
     f.json = true;
+    f.json_array = AsksForJsonArray(q, lower);
     f.json_template = FindJsonTemplate(q);
+  } else if (ContainsAny(q, {"顿号分隔", "顿号隔开", "用顿号", "以顿号"})) {
+    f.list_separator = "、";
   }
   return f;
 }

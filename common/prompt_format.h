@@ -21,8 +21,10 @@ struct PromptFormat {
   ChoiceKind choice = ChoiceKind::kNone;
   bool brackets = false;        // answer inside <>
   std::string multi_separator;  // "" -> "ACD", ", " -> "A, C, D"
-  bool json = false;            // the prompt asks for a JSON object
+  bool json = false;            // the prompt asks for JSON
+  bool json_array = false;      // ... a list of objects rather than one object
   std::string json_template;    // the object shown in the prompt, if any
+  std::string list_separator;   // a list of items asked for, e.g. "、"
   std::vector<ChoiceOption> options;
 };
 

@@ -12,7 +12,7 @@
 namespace medeval::sim {
 namespace {
 
-std::string FillJson(const std::string& tmpl, uint64_t h) {
+std::string FillJson(const std::string& tmpl, bool array, uint64_t h) {
   nlohmann::ordered_json out = nlohmann::ordered_json::object();
   if (!tmpl.empty()) {
     nlohmann::ordered_json t = nlohmann::ordered_json::parse(tmpl, nullptr, false);
@@ -24,6 +24,7 @@ std::string FillJson(const std::string& tmpl, uint64_t h) {
     }
   }
   if (out.empty()) out["回答"] = absl::StrCat("模拟回答-", HashHex(h).substr(0, 8));
+  if (array) return nlohmann::ordered_json::array({std::move(out)}).dump();
   return out.dump();
 }
 
@@ -75,7 +76,10 @@ SimAnswer AnswerQuestion(absl::string_view model, absl::string_view question,
       if (f.brackets) text = absl::StrCat("<", text, ">");
     }
   } else if (f.json && !out.violates_format) {
-    text = FillJson(f.json_template, h);
+    text = FillJson(f.json_template, f.json_array, h);
+  } else if (!f.list_separator.empty() && !out.violates_format) {
+    text = absl::StrCat("模拟项", HashHex(h).substr(0, 4), f.list_separator, "模拟项",
+                        HashHex(h).substr(4, 4));
   } else {
     text = absl::StrCat("【模拟回答 ", HashHex(h).substr(0, 8),
                         "】根据所给信息，建议结合患者的具体情况进行综合评估，"

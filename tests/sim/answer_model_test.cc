@@ -46,9 +46,29 @@ TEST(DetectPromptFormatTest, JsonAndFreeText) {
   EXPECT_EQ(f.choice, ChoiceKind::kNone);
   EXPECT_TRUE(f.json);
   EXPECT_EQ(f.json_template, R"({"主诉": "", "诊断": ""})");
+  EXPECT_FALSE(f.json_array);
   PromptFormat g = DetectPromptFormat("解释以下医学名词：抗原漂移");
   EXPECT_EQ(g.choice, ChoiceKind::kNone);
   EXPECT_FALSE(g.json);
+}
+
+TEST(DetectPromptFormatTest, JsonListsInWordsOrByExample) {
+  // As MedDetect words it, and as MedDiffer shows it.
+  PromptFormat a = DetectPromptFormat("最终结果必须以标准 JSON 数组格式返回，每个元素为一个对象");
+  EXPECT_TRUE(a.json_array);
+  PromptFormat b = DetectPromptFormat(
+      "格式示例（请严格按照此格式输出json）：\n[{\n\"鉴别诊断1\":\"疾病名称\",\n\"诊断依据1\":\"..."
+      "\"}]");
+  EXPECT_TRUE(b.json_array);
+  EXPECT_EQ(b.json_template, "{\n\"鉴别诊断1\":\"疾病名称\",\n\"诊断依据1\":\"...\"}");
+  // "不定项" (any number of items) in a JSON prompt without options is no choice question.
+  PromptFormat c = DetectPromptFormat(
+      "错误类型的数目不定项，输出格式为：```json{\"错误类型1\": \"修改建议1\"}```");
+  EXPECT_EQ(c.choice, ChoiceKind::kNone);
+  EXPECT_TRUE(c.json);
+  std::string answer =
+      AnswerQuestion("m", "请输出json：[{\"类别\": [], \"边界框\": []}]", {}).content;
+  EXPECT_TRUE(absl::StartsWith(answer, "[{\"类别\":")) << answer;
 }
 
 TEST(AnswerQuestionTest, FollowsTheRequestedFormat) {
@@ -65,6 +85,14 @@ TEST(AnswerQuestionTest, FollowsTheRequestedFormat) {
   for (char c : multi) EXPECT_TRUE(c >= 'A' && c <= 'E') << multi;
   std::string js = AnswerQuestion("m", R"(以json格式输出：```json{"主诉": ""}```)", style).content;
   EXPECT_TRUE(absl::StartsWith(js, "{\"主诉\":")) << js;
+}
+
+TEST(AnswerQuestionTest, ListsWithTheAskedSeparator) {
+  const std::string q = "请推荐所有可能合适的就医科室，多个科室间请用顿号分隔。";
+  EXPECT_EQ(DetectPromptFormat(q).list_separator, "、");
+  std::string a = AnswerQuestion("m", q, {}).content;
+  EXPECT_TRUE(absl::StrContains(a, "、")) << a;
+  EXPECT_FALSE(absl::StrContains(a, "，")) << a;
 }
 
 TEST(AnswerQuestionTest, IsDeterministicPerModelQuestionSeed) {
