@@ -10,9 +10,9 @@ namespace {
 using ojson = nlohmann::ordered_json;
 
 struct Totals {
-  int64_t expected = 0, present = 0, missing = 0, null_or_empty = 0, mismatched = 0, invalid = 0,
-          extra = 0, format_checked = 0, format_ok = 0, groups = 0, consistent = 0, leaks = 0,
-          truncated = 0;
+  int64_t expected = 0, present = 0, missing = 0, null_or_empty = 0, skipped = 0, mismatched = 0,
+          invalid = 0, extra = 0, format_checked = 0, format_ok = 0, groups = 0, consistent = 0,
+          leaks = 0, truncated = 0;
   bool expected_known = true;
 };
 
@@ -24,6 +24,7 @@ Totals Sum(const AuditReport& r) {
     t.present += d.present;
     t.missing += d.missing;
     t.null_or_empty += d.null_or_empty;
+    t.skipped += d.skipped;
     t.mismatched += d.mismatched;
     t.invalid += d.invalid + d.extra;
     t.format_checked += d.format_checked;
@@ -46,25 +47,27 @@ std::string Fraction(int64_t part, int64_t whole) {
 std::string AuditTable(const AuditReport& r, size_t per_dataset) {
   std::string out = absl::StrFormat("%s (%s, %s)%s\n", r.label, TrackName(r.track), r.path,
                                     r.has_reference ? "" : " — no --data: completeness unchecked");
-  absl::StrAppendFormat(&out, "%-20s %-24s %11s %7s %6s %8s %7s %11s %11s %5s\n", "DATASET",
-                        "FORMAT", "PRESENT", "MISSING", "NULL", "MISMATCH", "INVALID", "FORMAT OK",
-                        "CONSISTENT", "LEAKS");
+  absl::StrAppendFormat(&out, "%-20s %-24s %11s %7s %6s %7s %8s %7s %11s %11s %5s\n", "DATASET",
+                        "FORMAT", "PRESENT", "MISSING", "NULL", "SKIPPED", "MISMATCH", "INVALID",
+                        "FORMAT OK", "CONSISTENT", "LEAKS");
   auto row = [&](const std::string& name, const std::string& format, const std::string& present,
-                 int64_t missing, int64_t nulls, int64_t mismatch, int64_t invalid,
+                 int64_t missing, int64_t nulls, int64_t skipped, int64_t mismatch, int64_t invalid,
                  const std::string& fmt, const std::string& cons, int64_t leaks) {
-    absl::StrAppendFormat(&out, "%-20s %-24s %11s %7d %6d %8d %7d %11s %11s %5d\n", name, format,
-                          present, missing, nulls, mismatch, invalid, fmt, cons, leaks);
+    absl::StrAppendFormat(&out, "%-20s %-24s %11s %7d %6d %7d %8d %7d %11s %11s %5d\n", name,
+                          format, present, missing, nulls, skipped, mismatch, invalid, fmt, cons,
+                          leaks);
   };
   for (const DatasetAudit& d : r.datasets) {
     row(d.dataset, AnswerFormatName(d.rule.format),
         d.expected >= 0 ? Fraction(d.present, d.expected) : absl::StrCat(d.present), d.missing,
-        d.null_or_empty, d.mismatched, d.invalid + d.extra, Fraction(d.format_ok, d.format_checked),
+        d.null_or_empty, d.skipped, d.mismatched, d.invalid + d.extra,
+        Fraction(d.format_ok, d.format_checked),
         d.repeats ? Fraction(d.consistent_groups, d.groups) : "-", d.leaks);
   }
   Totals t = Sum(r);
   row("TOTAL", "", t.expected_known ? Fraction(t.present, t.expected) : absl::StrCat(t.present),
-      t.missing, t.null_or_empty, t.mismatched, t.invalid, Fraction(t.format_ok, t.format_checked),
-      Fraction(t.consistent, t.groups), t.leaks);
+      t.missing, t.null_or_empty, t.skipped, t.mismatched, t.invalid,
+      Fraction(t.format_ok, t.format_checked), Fraction(t.consistent, t.groups), t.leaks);
   for (const DatasetAudit& d : r.datasets) {
     for (size_t i = 0; i < d.problems.size() && i < per_dataset; ++i) {
       const LineProblem& p = d.problems[i];
@@ -94,6 +97,7 @@ ojson AuditJson(const AuditReport& r, bool strict, size_t max_problems) {
                  {"present", t.present},
                  {"missing", t.missing},
                  {"null_or_empty", t.null_or_empty},
+                 {"skipped", t.skipped},
                  {"mismatched", t.mismatched},
                  {"invalid", t.invalid},
                  {"format_checked", t.format_checked},
@@ -112,6 +116,7 @@ ojson AuditJson(const AuditReport& r, bool strict, size_t max_problems) {
     x["present"] = d.present;
     x["missing"] = d.missing;
     x["null_or_empty"] = d.null_or_empty;
+    x["skipped"] = d.skipped;
     x["mismatched"] = d.mismatched;
     x["invalid"] = d.invalid;
     x["extra"] = d.extra;

@@ -79,7 +79,13 @@ void AddProblem(DatasetAudit* d, uint32_t line, const char* kind, std::string de
 // The answer of a line that is present: counts, format, leaks, records.
 void Examine(const Submission& s, const ojson& line_json, AnsweredLine* a, DatasetAudit* d) {
   auto it = line_json.find("answer");
-  if (it == line_json.end() || it->is_null()) {
+  const bool unanswered =
+      it == line_json.end() || it->is_null() ||
+      (it->is_string() && absl::StripAsciiWhitespace(it->get_ref<const std::string&>()).empty());
+  if (auto sk = s.skipped.find({d->dataset, a->line}); unanswered && sk != s.skipped.end()) {
+    ++d->skipped;
+    AddProblem(d, a->line, "skipped", absl::StrCat(sk->second, " (left out by --skip-invalid)"));
+  } else if (it == line_json.end() || it->is_null()) {
     ++d->null_or_empty;
     AddProblem(d, a->line, "null", it == line_json.end() ? "no answer field" : "answer is null");
   } else if (!it->is_string()) {
@@ -261,7 +267,7 @@ bool DatasetAudit::complete() const {
 bool AuditReport::ok(bool strict) const {
   for (const DatasetAudit& d : datasets) {
     if (!d.complete()) return false;
-    if (strict && (d.format_ok != d.format_checked || d.leaks > 0)) return false;
+    if (strict && (d.format_ok != d.format_checked || d.leaks > 0 || d.skipped > 0)) return false;
   }
   return !datasets.empty();
 }

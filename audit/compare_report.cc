@@ -138,7 +138,7 @@ ModelSummary Summarize(const AuditReport& r) {
   bool have_tokens = false;
   for (const DatasetAudit& d : r.datasets) {
     s.questions += d.expected >= 0 ? d.expected : d.present;
-    s.answered += d.present - d.null_or_empty;
+    s.answered += d.present - d.null_or_empty - d.skipped;
     s.format_checked += d.format_checked;
     s.format_ok += d.format_ok;
     s.groups += d.groups;

@@ -27,6 +27,34 @@ std::string BaseName(std::string path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+// The manifest's "skipped" list names input files; "inputs" maps them to
+// datasets.
+void ReadSkipped(const nlohmann::json& m, Submission* s) {
+  if (!m.contains("skipped") || !m["skipped"].is_array() || !m.contains("inputs") ||
+      !m["inputs"].is_array()) {
+    return;
+  }
+  std::map<std::string, std::string> dataset_of;
+  for (const auto& in : m["inputs"]) {
+    if (in.is_object() && in.contains("path") && in["path"].is_string() && in.contains("dataset") &&
+        in["dataset"].is_string()) {
+      dataset_of[in["path"].get<std::string>()] = in["dataset"].get<std::string>();
+    }
+  }
+  for (const auto& sk : m["skipped"]) {
+    if (!sk.is_object() || !sk.contains("path") || !sk["path"].is_string() ||
+        !sk.contains("line") || !sk["line"].is_number_unsigned()) {
+      continue;
+    }
+    auto ds = dataset_of.find(sk["path"].get<std::string>());
+    if (ds == dataset_of.end()) continue;
+    std::string reason = sk.contains("reason") && sk["reason"].is_string()
+                             ? sk["reason"].get<std::string>()
+                             : "invalid input line";
+    s->skipped[{ds->second, sk["line"].get<uint32_t>()}] = std::move(reason);
+  }
+}
+
 // manifest.json and records.jsonl of a run folder.
 void ReadRunExtras(const std::string& dir, Submission* s) {
   auto manifest = ReadFile(JoinPath(dir, "manifest.json"));
@@ -35,6 +63,7 @@ void ReadRunExtras(const std::string& dir, Submission* s) {
     if (m.is_object()) {
       s->manifest = m;
       if (m.contains("model") && m["model"].is_string()) s->label = m["model"];
+      ReadSkipped(m, s);
     }
   }
   auto records = ReadFile(JoinPath(dir, "records.jsonl"));

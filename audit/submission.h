@@ -36,6 +36,9 @@ struct Submission {
   std::optional<nlohmann::json> manifest;
   // records.jsonl by (dataset, line).
   std::map<std::pair<std::string, uint32_t>, nlohmann::json> records;
+  // Lines the run left out as invalid input (--skip-invalid), with why, by
+  // (dataset, line): from manifest.json.
+  std::map<std::pair<std::string, uint32_t>, std::string> skipped;
 };
 
 // Reads PATH; `forced` overrides the track told by the folder name.

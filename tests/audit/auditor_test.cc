@@ -232,5 +232,34 @@ TEST_F(AuditorTest, ReadsZipsAndRunFolders) {
   EXPECT_EQ(ReadSubmission(tmp_ / "nowhere", nullptr).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(AuditorTest, LinesTheRunLeftOutAreSkippedWithTheirReason) {
+  Write({{"MedTerm", Line("一", 1) + Line("二", 2) + Line("三", 3)}},
+        {{"MedTerm", Line("一", 1, "答") + Line("二", 2, "") + Line("三", 3, "")}});
+  // Line 2 was left out by --skip-invalid; line 3 simply has no answer.
+  testing::WriteText(tmp_ / "sub/manifest.json", R"({"model": "m",
+      "inputs": [{"dataset": "MedTerm", "path": "MedTerm.jsonl"}],
+      "skipped": [{"path": "MedTerm.jsonl", "line": 2, "reason": "missing image x.png"}]})");
+  auto sub = ReadSubmission(tmp_ / "sub", nullptr);
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  auto suite = LoadSuite(tmp_ / "q", LoadOptions());
+  ASSERT_TRUE(suite.ok());
+  AuditReport r = Audit(*sub, &*suite);
+  const DatasetAudit& d = Get(r, "MedTerm");
+  EXPECT_EQ(d.skipped, 1);
+  EXPECT_EQ(d.null_or_empty, 1);
+  EXPECT_EQ(Kinds(d), (std::vector<std::string>{"2:skipped", "3:empty"}));
+  EXPECT_EQ(d.problems[0].detail, "missing image x.png (left out by --skip-invalid)");
+  EXPECT_TRUE(absl::StrContains(AuditTable(r, 5), "MedTerm.jsonl:2: skipped: missing image x.png"));
+  EXPECT_EQ(AuditJson(r, false, 10)["totals"]["skipped"], 1);
+
+  // Skipped alone: complete (a known choice), but not under --strict.
+  Write({}, {{"MedTerm", Line("一", 1, "答") + Line("二", 2, "") + Line("三", 3, "答")}});
+  sub = ReadSubmission(tmp_ / "sub", nullptr);
+  ASSERT_TRUE(sub.ok());
+  r = Audit(*sub, &*suite);
+  EXPECT_TRUE(r.ok(/*strict=*/false));
+  EXPECT_FALSE(r.ok(/*strict=*/true));
+}
+
 }  // namespace
 }  // namespace medeval
