@@ -28,6 +28,7 @@ Command AddRunCommand(CLI::App& app) {
     int concurrency = 16;
     bool adaptive = false;
     bool skip_invalid = false;
+    v1::PdfOptions pdf;
     bool allow_incomplete = false;
     bool no_probe = false;
     std::string progress = "auto";
@@ -72,6 +73,7 @@ Command AddRunCommand(CLI::App& app) {
   sub->add_flag("-v,--verbose", f->verbose, "Log what the coordinator and workers do");
   f->endpoint.Add(sub);
   f->request.Add(sub);
+  AddPdfFlags(sub, &f->pdf);
 
   return {
       sub, [f]() -> int {
@@ -122,6 +124,7 @@ Command AddRunCommand(CLI::App& app) {
           o.suite.datasets = absl::StrSplit(f->datasets, ',', absl::SkipWhitespace());
         }
         o.suite.skip_invalid = f->skip_invalid;
+        o.suite.pdf = f->pdf;
         o.allow_incomplete_zip = f->allow_incomplete;
         o.out_dir = f->out;
         o.probe = !f->no_probe;

@@ -27,6 +27,7 @@ Command AddSubmitCommand(CLI::App& app) {
     bool fresh = false;
     std::string out = "results";
     bool skip_invalid = false;
+    v1::PdfOptions pdf;
     bool allow_incomplete = false;
     std::string progress = "auto";
   };
@@ -54,6 +55,7 @@ Command AddSubmitCommand(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "bar", "plain"}))
       ->capture_default_str();
   f->request.Add(sub);
+  AddPdfFlags(sub, &f->pdf);
   return {
       sub, [f]() -> int {
         if (f->security.coordinator.empty()) {
@@ -71,6 +73,7 @@ Command AddSubmitCommand(CLI::App& app) {
           sel.datasets = absl::StrSplit(f->datasets, ',', absl::SkipWhitespace());
         }
         sel.skip_invalid = f->skip_invalid;
+        sel.pdf = f->pdf;
         int code = 0;
         auto suite = LoadSuiteForRun(sel, std::cerr, &code);
         if (!suite.ok()) {
@@ -128,8 +131,8 @@ Command AddSubmitCommand(CLI::App& app) {
         }
         std::vector<std::string> ids;
         for (const Wanted& w : wanted) {
-          v1::RunSpec spec = MakeRunSpec(*suite, w.model, w.params, w.limits, f->skip_invalid,
-                                         f->allow_incomplete);
+          v1::RunSpec spec =
+              MakeRunSpec(*suite, w.model, w.params, w.limits, sel, f->allow_incomplete);
           if (f->fresh) spec.clear_idempotency_key();
           auto resp = (*client)->Submit(spec, *suite);
           if (!resp.ok()) {

@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "client/run_job.h"
 #include "common/file_util.h"
+#include "common/pdf_render.h"
 #include "common/url.h"
 #include "worker/api_key.h"
 
@@ -21,6 +22,19 @@ std::string Env(const char* name) {
 }
 
 }  // namespace
+
+void AddPdfFlags(CLI::App* app, v1::PdfOptions* pdf) {
+  const PdfRenderOptions defaults;
+  app->add_option_function<int>(
+         "--pdf-max-pages", [pdf](int n) { pdf->set_max_pages(n); },
+         absl::StrCat("VLM: pages of each PDF report sent as images (default ", defaults.max_pages,
+                      ")"))
+      ->check(CLI::Range(1, 64));
+  app->add_option_function<int>(
+         "--pdf-dpi", [pdf](int n) { pdf->set_dpi(n); },
+         absl::StrCat("VLM: resolution PDF pages are rendered at (default ", defaults.dpi, ")"))
+      ->check(CLI::Range(36, 600));
+}
 
 bool StderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
 

@@ -48,6 +48,9 @@ struct RequestFlags {
   std::vector<CLI::Option*> options;
 };
 
+// --pdf-max-pages and --pdf-dpi (VLM track) into `pdf`.
+void AddPdfFlags(CLI::App* app, v1::PdfOptions* pdf);
+
 bool StderrIsTerminal();
 
 // The first of `options` given on the command line, or null.

@@ -34,6 +34,11 @@ std::vector<std::string> SuiteFiles(const Suite& suite) {
         if (seen.insert(p).second) files.push_back(p);
       }
     }
+    for (const InputIssue& issue : ds.issues) {
+      for (const std::string& p : issue.files) {
+        if (seen.insert(p).second) files.push_back(p);
+      }
+    }
   }
   return files;
 }

@@ -7,12 +7,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/embedded_cluster.h"
 #include "client/progress.h"
 #include "common/file_util.h"
+#include "common/pdf_render.h"
 #include "common/records.h"
 #include "common/sha256.h"
 #include "worker/endpoint_probe.h"
@@ -48,6 +50,17 @@ void WarnIfReplacing(const std::string& folder, const v1::RunStatus& r, std::ost
         << " run; its records.jsonl and manifest.json are replaced by this " << r.track()
         << " run (use a separate --out per track to keep both)\n";
   }
+}
+
+bool SuiteHasPdfs(const Suite& suite) {
+  for (const Dataset& ds : suite.datasets) {
+    for (size_t i = 0; i < ds.size(); ++i) {
+      for (absl::string_view p : ds.images(i)) {
+        if (absl::EndsWithIgnoreCase(p, ".pdf")) return true;
+      }
+    }
+  }
+  return false;
 }
 
 }  // namespace
@@ -96,7 +109,8 @@ absl::StatusOr<Suite> LoadSuiteForRun(const SuiteSelection& sel, std::ostream& e
 
 v1::RunSpec MakeRunSpec(const Suite& suite, const std::string& model,
                         const v1::RequestParams& params, const v1::ModelLimits& limits,
-                        bool skip_invalid, bool allow_incomplete_zip) {
+                        const SuiteSelection& selection, bool allow_incomplete_zip) {
+  const bool skip_invalid = selection.skip_invalid;
   v1::RunSpec spec;
   spec.set_model(model);
   *spec.mutable_limits() = limits;  // not in the key: budgets do not change answers
@@ -110,6 +124,14 @@ v1::RunSpec MakeRunSpec(const Suite& suite, const std::string& model,
     h.Update(absl::StrCat(ds.file.name, " ", ds.sha256, "\n"));
   h.Update(absl::StrCat("skip_invalid ", skip_invalid, " allow_incomplete ", allow_incomplete_zip,
                         "\n"));
+  if (suite.track == Track::kV4Vlm) {
+    // Other pages or resolution are other inputs to the model.
+    const PdfRenderOptions defaults;
+    spec.mutable_pdf()->set_max_pages(selection.pdf.max_pages() > 0 ? selection.pdf.max_pages()
+                                                                    : defaults.max_pages);
+    spec.mutable_pdf()->set_dpi(selection.pdf.dpi() > 0 ? selection.pdf.dpi() : defaults.dpi);
+    h.Update(absl::StrCat("pdf ", spec.pdf().max_pages(), " ", spec.pdf().dpi(), "\n"));
+  }
   // Timeout and attempts do not change answers: resuming with other values is fine.
   v1::RequestParams answer_params = params;
   answer_params.clear_timeout_s();
@@ -268,9 +290,13 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
     err << "medeval: " << client.status().message() << "\n";
     return kJobFailed;
   }
+  if (SuiteHasPdfs(*suite)) {
+    err << "medeval: preparing images (PDF reports are rendered once, then cached in "
+        << options.out_dir << "/.medeval)\n";
+  }
   std::vector<std::string> run_ids;
   for (const ModelRun& m : options.models) {
-    v1::RunSpec spec = MakeRunSpec(*suite, m.model, m.params, m.limits, options.suite.skip_invalid,
+    v1::RunSpec spec = MakeRunSpec(*suite, m.model, m.params, m.limits, options.suite,
                                    options.allow_incomplete_zip);
     auto resp = (*client)->Submit(spec, *suite);
     if (!resp.ok()) {

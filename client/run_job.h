@@ -42,6 +42,7 @@ struct SuiteSelection {
   std::optional<Track> track;
   std::vector<std::string> datasets;
   bool skip_invalid = false;
+  v1::PdfOptions pdf;  // VLM: how PDF reports become pages (0: defaults)
 };
 
 struct RunJobOptions {
@@ -69,7 +70,7 @@ absl::StatusOr<Suite> LoadSuiteForRun(const SuiteSelection& sel, std::ostream& e
 // model, questions and settings name the same run).
 v1::RunSpec MakeRunSpec(const Suite& suite, const std::string& model,
                         const v1::RequestParams& params, const v1::ModelLimits& limits,
-                        bool skip_invalid, bool allow_incomplete_zip);
+                        const SuiteSelection& selection, bool allow_incomplete_zip);
 
 // The request settings MedBench evaluations are published with: system prompt
 // "You are a helpful assistant.", temperature 0, no max_tokens.

@@ -19,11 +19,15 @@ std::string IsoTime(int64_t unix_ms) {
 
 nlohmann::ordered_json RecordJson(absl::string_view dataset, uint32_t line,
                                   const nlohmann::ordered_json& other, const v1::AnswerRecord& r,
-                                  bool failed) {
+                                  bool failed, const std::vector<absl::string_view>& images) {
   nlohmann::ordered_json j;
   j["dataset"] = std::string(dataset);
   j["line"] = line;
   j["other"] = other;
+  if (!images.empty()) {
+    j["images"] = nlohmann::ordered_json::array();
+    for (absl::string_view p : images) j["images"].push_back(std::string(p));
+  }
   j["status"] = failed ? "failed" : "answered";
   j["answer"] = failed ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.answer());
   j["raw_text"] = r.raw_text();

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "proto/medeval.pb.h"
@@ -22,9 +23,11 @@ std::string ModelFolderName(absl::string_view model);
 std::string IsoTime(int64_t unix_ms);
 
 // One records.jsonl line (as a JSON object, keys in a fixed order).
+// `images`: the question's img_path entries (VLM), named, never the bytes.
 nlohmann::ordered_json RecordJson(absl::string_view dataset, uint32_t line,
                                   const nlohmann::ordered_json& other,
-                                  const v1::AnswerRecord& record, bool failed);
+                                  const v1::AnswerRecord& record, bool failed,
+                                  const std::vector<absl::string_view>& images = {});
 
 }  // namespace medeval
 

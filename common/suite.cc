@@ -5,6 +5,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/media_type.h"
+#include "common/pdf_render.h"
 #include "common/sha256.h"
 #include "common/utf8.h"
 
@@ -18,6 +20,24 @@ std::string CleanParseError(const std::string& what) {
   size_t pos = msg.find("column ");
   if (pos != std::string::npos) msg = msg.substr(pos);
   return absl::StrCat("invalid JSON (", msg, ")");
+}
+
+// Readable, of a type a vision request can carry (or a PDF to render), and
+// with a well-formed header: what a model would fail on is caught up front.
+std::string CheckImageFile(const std::string& path, const std::string& shown) {
+  auto bytes = ReadFile(path);
+  if (!bytes.ok()) return absl::StrCat("cannot read image ", shown);
+  const MediaType type = SniffMediaType(*bytes);
+  if (type == MediaType::kUnknown) {
+    return absl::StrCat("unsupported image type: ", shown, " (PNG, JPEG, GIF, WebP or PDF)");
+  }
+  if (type == MediaType::kPdf) {
+    absl::Status st = CheckPdf(*bytes);
+    if (!st.ok()) return absl::StrCat("damaged PDF ", shown, " (", st.message(), ")");
+  } else if (!ReadImageSize(*bytes).has_value()) {
+    return absl::StrCat("damaged image ", shown, " (", MimeType(type), " header unreadable)");
+  }
+  return "";
 }
 
 }  // namespace
@@ -234,12 +254,21 @@ absl::StatusOr<Suite> LoadSuite(const std::string& root, const LoadOptions& opti
             err = absl::StrCat("missing image ", img);
           } else if (IsDirectory(ipath)) {
             err = absl::StrCat("image path is a folder: ", img);
+          } else {
+            err = CheckImageFile(ipath, img);
           }
           if (!err.empty()) break;
         }
       }
       if (!err.empty()) {
-        ds.issues.push_back({path, lineno, err});
+        InputIssue issue{path, lineno, err, {}};
+        for (const auto& img : images) {
+          if (IsSafeRelativePath(img) && PathExists(JoinPath(root, img)) &&
+              !IsDirectory(JoinPath(root, img))) {
+            issue.files.push_back(img);
+          }
+        }
+        ds.issues.push_back(std::move(issue));
         continue;
       }
       ds.Add(lineno, question, images);

@@ -22,6 +22,9 @@ struct InputIssue {
   std::string path;
   uint32_t line = 0;  // 0: the file as a whole
   std::string message;
+  // Image files the line names that do exist: a submission carries them so
+  // the coordinator finds the same problem (a damaged image, not a missing one).
+  std::vector<std::string> files;
   std::string ToString() const;
 };
 

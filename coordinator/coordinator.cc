@@ -33,6 +33,12 @@ absl::Status CheckSpec(const v1::RunSpec& spec) {
   if (p.has_max_tokens() && p.max_tokens() <= 0) {
     return absl::InvalidArgumentError("max_tokens must be positive");
   }
+  if (spec.pdf().max_pages() < 0 || spec.pdf().max_pages() > 64) {
+    return absl::InvalidArgumentError("PDF max pages must be between 1 and 64");
+  }
+  if (spec.pdf().dpi() != 0 && (spec.pdf().dpi() < 36 || spec.pdf().dpi() > 600)) {
+    return absl::InvalidArgumentError("PDF dpi must be between 36 and 600");
+  }
   return absl::OkStatus();
 }
 
@@ -170,6 +176,9 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
   suite->root = state_->InputDir(final_spec->run_id());
 
   LoadedRun run;
+  auto images = LoadRunImages(*state_, *final_spec, *suite);
+  if (!images.ok()) return images.status();
+  run.images = std::move(*images);
   run.spec = *final_spec;
   const size_t n = suite->question_count();
   run.suite = suite;

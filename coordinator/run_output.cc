@@ -101,7 +101,8 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
       if (!rec.worker().empty()) workers.insert(rec.worker());
       ojson other = in.is_object() && in.contains("other") ? in["other"] : ojson(nullptr);
       absl::StrAppend(&records,
-                      RecordJson(ds.file.name, lineno, other, rec, is_failed)
+                      RecordJson(ds.file.name, lineno, other, rec, is_failed,
+                                 ds.images(static_cast<size_t>(gq - q)))
                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                       "\n");
     }

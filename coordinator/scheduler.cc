@@ -36,6 +36,7 @@ struct Scheduler::Run {
   uint32_t num = 0;
   v1::RunSpec spec;
   std::shared_ptr<const Suite> suite;
+  std::shared_ptr<const RunImages> images;
   std::vector<uint32_t> starts;  // first question index of each dataset
   std::shared_ptr<JournalFile> journal;
   std::string output_dir;
@@ -129,6 +130,7 @@ absl::Status Scheduler::AddRun(LoadedRun loaded) {
   run->num = static_cast<uint32_t>(runs_.size());
   run->spec = std::move(loaded.spec);
   run->suite = std::move(loaded.suite);
+  run->images = std::move(loaded.images);
   run->journal = std::move(loaded.journal);
   run->output_dir = std::move(loaded.output_dir);
   uint32_t start = 0;
@@ -405,7 +407,18 @@ void Scheduler::AddLease(Run* run, uint32_t q, Worker* w, bool backup,
   l->set_line(ds.line(local));
   absl::string_view text = ds.question(local);
   l->set_question(text.data(), text.size());
-  for (absl::string_view img : ds.images(local)) l->add_images()->set_path(std::string(img));
+  for (absl::string_view img : ds.images(local)) {
+    if (run->images == nullptr) {
+      l->add_images()->set_path(std::string(img));
+      continue;
+    }
+    for (const ImageBlob& b : run->images->Parts(img)) {
+      v1::ImagePart* part = l->add_images();
+      part->set_path(b.name);
+      part->set_mime_type(b.mime);
+      part->set_data(*b.data);
+    }
+  }
   l->set_backup(backup);
 }
 

@@ -33,6 +33,7 @@
 #include "common/suite.h"
 #include "coordinator/journal.h"
 #include "coordinator/rate_limiter.h"
+#include "coordinator/run_images.h"
 #include "proto/medeval.pb.h"
 
 namespace medeval {
@@ -65,6 +66,7 @@ const char* RunPhaseName(RunPhase phase);
 struct LoadedRun {
   v1::RunSpec spec;
   std::shared_ptr<const Suite> suite;
+  std::shared_ptr<const RunImages> images;  // VLM runs
   std::shared_ptr<JournalFile> journal;
   std::string output_dir;
   std::vector<uint8_t> state;    // kPending, kAnswered or kFailed per question

@@ -61,6 +61,27 @@ std::string StateDir::JournalPath(const std::string& id) const {
   return JoinPath(RunDir(id), "journal");
 }
 
+std::string StateDir::PdfCacheDir() const { return JoinPath(root_, "cache/pdf"); }
+
+absl::StatusOr<std::shared_ptr<const RunImages>> LoadRunImages(const StateDir& dir,
+                                                               const v1::RunSpec& spec,
+                                                               const Suite& suite) {
+  if (suite.track != Track::kV4Vlm) return std::shared_ptr<const RunImages>();
+  PdfRenderOptions pdf;
+  if (spec.pdf().max_pages() > 0) pdf.max_pages = spec.pdf().max_pages();
+  if (spec.pdf().dpi() > 0) pdf.dpi = spec.pdf().dpi();
+  auto images = RunImages::Load(suite, dir.InputDir(spec.run_id()), dir.PdfCacheDir(), pdf);
+  if (!images.ok()) {
+    return absl::Status(images.status().code(),
+                        absl::StrCat("run ", spec.run_id(), ": ", images.status().message()));
+  }
+  if ((*images)->pdf_pages_rendered() > 0) {
+    MEDEVAL_LOG(INFO) << "run " << spec.run_id() << ": rendered " << (*images)->pdf_pages_rendered()
+                      << " PDF pages";
+  }
+  return images;
+}
+
 std::string StateDir::NewRunId() {
   absl::BitGen gen;
   return absl::StrCat(absl::FormatTime("%Y%m%d-%H%M%S", absl::Now(), absl::UTCTimeZone()), "-",

@@ -43,6 +43,8 @@ class StateDir {
   std::string InputDir(const std::string& id) const;
   std::string OutputDir(const std::string& id) const;
   std::string JournalPath(const std::string& id) const;
+  // Rendered PDF pages, shared by every run (keyed by content).
+  std::string PdfCacheDir() const;
 
   // A fresh run id: "YYYYMMDD-HHMMSS-xxxx".
   static std::string NewRunId();
@@ -65,6 +67,11 @@ class StateDir {
 // Loads the suite of an existing run from its input folder (validated as at
 // submission) and replays its journal.
 absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec);
+
+// The images of a VLM run (nullptr for other tracks).
+absl::StatusOr<std::shared_ptr<const RunImages>> LoadRunImages(const StateDir& dir,
+                                                               const v1::RunSpec& spec,
+                                                               const Suite& suite);
 
 // Loads and validates the suite stored under `input_dir` for `spec` (track,
 // datasets). Lines that fail validation are an error unless the spec allows

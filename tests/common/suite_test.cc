@@ -142,6 +142,48 @@ TEST(LoadSuiteTest, RealSharedSuites) {
   }
 }
 
+TEST(LoadSuiteTest, VlmImagesAreCheckedBeforeTheRun) {
+  TempDir dir;
+  testing::WriteImage(dir / "MedVQA/ok.png", "png", 8, 8);
+  testing::WriteImage(dir / "MedVQA/ok.jpg", "jpeg", 8, 8);
+  testing::WritePdf(dir / "MedVQA/ok.pdf", 2);
+  testing::WriteText(dir / "MedVQA/cut.png", std::string("\x89PNG\r\n\x1a\n", 8) + "xx");
+  testing::WriteText(dir / "MedVQA/text.png", "not an image at all");
+  testing::WriteText(dir / "MedVQA/cut.pdf", "%PDF-1.4\nnothing\n");
+  auto line = [](const std::string& img) {
+    return R"({"question": "q", "answer": "", "other": {"id": 1}, "img_path": )" + img + "}\n";
+  };
+  testing::WriteText(dir / "MedVQA.jsonl",
+                     line(R"(["MedVQA/ok.png", "MedVQA/ok.jpg"])") +        // 1
+                         line(R"("MedVQA/ok.pdf")") +                       // 2
+                         line(R"(["MedVQA/ok.png", "MedVQA/gone.png"])") +  // 3
+                         line(R"("MedVQA/cut.png")") +                      // 4
+                         line(R"("MedVQA/text.png")") +                     // 5
+                         line(R"("MedVQA/cut.pdf")") +                      // 6
+                         line(R"("../outside.png")") +                      // 7
+                         line(R"("MedVQA")"));                              // 8
+  auto suite = LoadSuite(dir.path(), LoadOptions());
+  ASSERT_TRUE(suite.ok()) << suite.status();
+  EXPECT_EQ(suite->track, Track::kV4Vlm);
+  const Dataset& ds = suite->datasets.at(0);
+  ASSERT_EQ(ds.size(), 2u);
+  EXPECT_EQ(ds.images(0).size(), 2u);
+  auto issues = suite->issues();
+  ASSERT_EQ(issues.size(), 6u);
+  const std::string f = dir / "MedVQA.jsonl";
+  EXPECT_EQ(issues[0].ToString(), f + ":3: missing image MedVQA/gone.png");
+  EXPECT_EQ(issues[0].files, std::vector<std::string>{"MedVQA/ok.png"})
+      << "files that exist travel with a submission";
+  EXPECT_EQ(issues[1].ToString(),
+            f + ":4: damaged image MedVQA/cut.png (image/png header unreadable)");
+  EXPECT_EQ(issues[2].ToString(),
+            f + ":5: unsupported image type: MedVQA/text.png (PNG, JPEG, GIF, WebP or PDF)");
+  EXPECT_TRUE(absl::StartsWith(issues[3].ToString(), f + ":6: damaged PDF MedVQA/cut.pdf"))
+      << issues[3].ToString();
+  EXPECT_EQ(issues[4].ToString(), f + ":7: image path escapes the suite folder: ../outside.png");
+  EXPECT_EQ(issues[5].ToString(), f + ":8: image path is a folder: MedVQA");
+}
+
 TEST(LoadSuiteTest, RealVlmSuiteReportsMissingImages) {
   std::string root = testing::SharedMedbench("v4/VLM");
   if (root.empty()) GTEST_SKIP() << "../shared/medbench is absent";
@@ -150,7 +192,14 @@ TEST(LoadSuiteTest, RealVlmSuiteReportsMissingImages) {
   EXPECT_EQ(suite->track, Track::kV4Vlm);
   auto issues = suite->issues();
   ASSERT_FALSE(issues.empty());
-  EXPECT_TRUE(absl::StrContains(issues[0].message, "missing image")) << issues[0].ToString();
+  int missing = 0;
+  for (const InputIssue& i : issues) {
+    missing += absl::StartsWith(i.message, "missing image") ? 1 : 0;
+    EXPECT_TRUE(absl::StartsWith(i.message, "missing image") ||
+                absl::StartsWith(i.message, "damaged"))
+        << i.ToString();
+  }
+  EXPECT_GT(missing, 0);
   EXPECT_EQ(suite->question_count() + issues.size(), 270u);
 }
 
