@@ -274,7 +274,7 @@ absl::StatusOr<Suite> LoadSuite(const std::string& root, const LoadOptions& opti
       ds.Add(lineno, question, images);
     }
     if (ds.size() == 0 && ds.issues.empty()) {
-      ds.issues.push_back({path, 0, "no questions in this file"});
+      ds.issues.push_back({path, 0, "no questions in this file", {}});
     }
     ds.ShrinkToFit();
     suite.datasets.push_back(std::move(ds));

@@ -119,7 +119,9 @@ class VlmTest : public ::testing::Test {
       }
     }
     for (const auto& [key, counts] : wanted) {
-      if (counts.size() == 1) EXPECT_EQ(stats["per_question"][key]["images"], *counts.begin());
+      if (counts.size() == 1) {
+        EXPECT_EQ(stats["per_question"][key]["images"], *counts.begin());
+      }
     }
     EXPECT_EQ(answered, expect_answered);
     EXPECT_EQ(stats["images"]["valid"], parts);
