@@ -148,7 +148,7 @@ absl::Status ModelServer::WaitReady(absl::Duration timeout,
       return absl::UnavailableError(
           absl::StrCat("the model server ", ExitDescription(), " before it was ready"));
     }
-    for (const std::string& path : {"/health", "/v1/models"}) {
+    for (const char* path : {"/health", "/v1/models"}) {
       if (HttpGetStatus(&http, origin + path) == 200) {
         MEDEVAL_LOG(INFO) << "the model server is ready after "
                           << absl::FormatDuration(
