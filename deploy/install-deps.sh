@@ -6,7 +6,7 @@ set -euo pipefail
 
 RUNTIME=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 libcurl4 libssl3 zlib1g libyaml-cpp0.7 libzip4
-  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libpoppler-cpp0v5 ca-certificates
+  libprometheus-cpp-core1.0 libpoppler-cpp0v5 ca-certificates
 )
 BUILD=(
   build-essential cmake pkg-config

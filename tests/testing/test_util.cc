@@ -12,8 +12,11 @@
 #include <future>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/suite.h"
@@ -248,6 +251,36 @@ std::string MakePdf(int pages, int w, int h) {
 
 void WritePdf(const std::string& path, int pages, int w, int h) {
   WriteText(path, MakePdf(pages, w, h));
+}
+
+std::optional<double> PromValue(const std::string& text, const std::string& name,
+                                const std::map<std::string, std::string>& labels) {
+  for (absl::string_view line : SplitLines(text)) {
+    if (line.empty() || line[0] == '#') continue;
+    const size_t name_end = line.find_first_of("{ ");
+    if (name_end == absl::string_view::npos || line.substr(0, name_end) != name) continue;
+    std::map<std::string, std::string> have;
+    size_t at = name_end;
+    if (line[at] == '{') {
+      const size_t close = line.find('}', at);
+      if (close == absl::string_view::npos) continue;
+      // name="value" pairs; our label values hold no quotes or commas.
+      for (absl::string_view pair : absl::StrSplit(line.substr(at + 1, close - at - 1), ',')) {
+        const size_t eq = pair.find('=');
+        if (eq == absl::string_view::npos || pair.size() < eq + 3) continue;
+        have[std::string(pair.substr(0, eq))] = std::string(pair.substr(eq + 2, pair.size() - eq - 3));
+      }
+      at = close + 1;
+    }
+    bool match = true;
+    for (const auto& [k, v] : labels) {
+      auto it = have.find(k);
+      match = match && it != have.end() && it->second == v;
+    }
+    double value = 0;
+    if (match && absl::SimpleAtod(absl::StripAsciiWhitespace(line.substr(at)), &value)) return value;
+  }
+  return std::nullopt;
 }
 
 int FreePort() {

@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -112,6 +113,11 @@ void WriteImage(const std::string& path, const std::string& format, int w, int h
 void WritePdf(const std::string& path, int pages, int w = 200, int h = 100);
 // The bytes of that PDF.
 std::string MakePdf(int pages, int w = 200, int h = 100);
+
+// The value of the first sample named `name` whose labels include `labels`
+// in a Prometheus text exposition, or nullopt.
+std::optional<double> PromValue(const std::string& text, const std::string& name,
+                                const std::map<std::string, std::string>& labels = {});
 
 // A free TCP port on 127.0.0.1 (bound and released).
 int FreePort();
