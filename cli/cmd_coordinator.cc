@@ -30,6 +30,8 @@ Command AddCoordinatorCommand(CLI::App& app) {
   sub->add_option("--state-dir", f->o.state_dir, "Folder for runs, journals and outputs")
       ->required();
   sub->add_option("--port-file", f->port_file, "Write the bound port to this file");
+  sub->add_option("--metrics-listen", f->o.metrics_listen,
+                  "HOST:PORT for Prometheus /metrics and the /healthz and /readyz probes");
   sub->add_option("--tls-cert", f->o.tls.cert_file, "Server certificate (enables TLS)");
   sub->add_option("--tls-key", f->o.tls.key_file, "Server private key");
   sub->add_option("--client-ca", f->o.tls.client_ca_file,
@@ -82,7 +84,13 @@ Command AddCoordinatorCommand(CLI::App& app) {
             std::string host = f->o.listen.substr(0, f->o.listen.rfind(':'));
             std::cout << "medeval coordinator listening on " << host << ":" << (*c)->port()
                       << (f->o.tls.cert_file.empty() ? "" : " (TLS)")
-                      << (f->o.token.empty() ? "" : ", token required") << std::endl;
+                      << (f->o.token.empty() ? "" : ", token required");
+            if ((*c)->metrics_port() != 0) {
+              std::cout << "; metrics on "
+                        << f->o.metrics_listen.substr(0, f->o.metrics_listen.rfind(':')) << ":"
+                        << (*c)->metrics_port();
+            }
+            std::cout << std::endl;
             for (const auto& e : (*c)->recovery_errors()) {
               std::cerr << "medeval coordinator: not recovered: " << e << "\n";
             }

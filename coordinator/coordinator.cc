@@ -1,11 +1,14 @@
 #include "coordinator/coordinator.h"
 
+#include <grpcpp/health_check_service_interface.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/track.h"
+#include "coordinator/coordinator_metrics.h"
 #include "coordinator/run_output.h"
 #include "coordinator/service.h"
 
@@ -58,6 +61,7 @@ absl::Status Coordinator::Init() {
   auto state = StateDir::Open(options_.state_dir);
   if (!state.ok()) return state.status();
   state_ = std::move(*state);
+  if (absl::Status st = StartOps(); !st.ok()) return st;
   journal_ = std::make_unique<JournalWriter>();
   executor_ = std::make_unique<Executor>(2);
   Scheduler::Options sopts = options_.scheduler;
@@ -70,6 +74,8 @@ absl::Status Coordinator::Init() {
   auto creds = MakeServerCredentials(options_.tls);
   if (!creds.ok()) return creds.status();
   service_ = std::make_unique<CoordinatorService>(this);
+  // The standard grpc.health.v1 service, for gRPC probes and load balancers.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   ConfigureServerBuilder(&builder);
   builder.AddListeningPort(options_.listen, *creds, &port_);
@@ -79,9 +85,33 @@ absl::Status Coordinator::Init() {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options_.listen, " (address in use or not local?)"));
   }
+  server_->GetHealthCheckService()->SetServingStatus(true);
   ticker_ = std::thread([this] { TickLoop(); });
+  ready_ = true;
   return absl::OkStatus();
 }
+
+absl::Status Coordinator::StartOps() {
+  if (options_.metrics_listen.empty()) return absl::OkStatus();
+  OpsServer::Options o;
+  o.listen = options_.metrics_listen;
+  o.collectables.push_back(std::make_shared<CoordinatorMetrics>(
+      [this]() -> Scheduler* { return ready_.load() ? scheduler_.get() : nullptr; }));
+  o.live = [this]() -> absl::Status {
+    return shut_down_.load() ? absl::UnavailableError("shutting down") : absl::OkStatus();
+  };
+  o.ready = [this]() -> absl::Status {
+    if (shut_down_.load()) return absl::UnavailableError("shutting down");
+    if (!ready_.load()) return absl::UnavailableError("recovering runs from the journal");
+    return absl::OkStatus();
+  };
+  auto ops = OpsServer::Start(std::move(o));
+  if (!ops.ok()) return ops.status();
+  ops_ = std::move(*ops);
+  return absl::OkStatus();
+}
+
+int Coordinator::metrics_port() const { return ops_ != nullptr ? ops_->port() : 0; }
 
 void Coordinator::Recover() {
   auto ids = state_->ListRuns();
@@ -208,7 +238,10 @@ void Coordinator::Shutdown() {
   }
   tick_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
-  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (server_) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  }
   // Every accepted answer goes to disk (which may complete runs), then the
   // merges of completed runs finish.
   if (journal_) journal_->Flush();
@@ -217,8 +250,9 @@ void Coordinator::Shutdown() {
 
 Coordinator::~Coordinator() {
   Shutdown();
-  // Order matters: the server's reactors use the scheduler, and journal
-  // callbacks still reach the scheduler until the writer stops.
+  // Order matters: scrapes and the server's reactors use the scheduler, and
+  // journal callbacks still reach the scheduler until the writer stops.
+  ops_.reset();
   server_.reset();
   service_.reset();
   journal_.reset();

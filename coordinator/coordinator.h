@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "common/executor.h"
 #include "common/grpc_util.h"
+#include "common/ops_server.h"
 #include "coordinator/journal.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/state_dir.h"
@@ -41,6 +42,8 @@ class Coordinator {
     absl::Duration tick_interval = absl::Milliseconds(200);
     // Largest accepted submission (questions and images), bytes.
     uint64_t max_upload_bytes = uint64_t{4} << 30;
+    // HOST:PORT for /metrics, /healthz and /readyz; empty: none.
+    std::string metrics_listen;
   };
 
   static absl::StatusOr<std::unique_ptr<Coordinator>> Start(Options options);
@@ -53,6 +56,8 @@ class Coordinator {
   void Shutdown();
 
   int port() const { return port_; }
+  // The port of /metrics (0 without metrics_listen).
+  int metrics_port() const;
   Scheduler& scheduler() { return *scheduler_; }
   Executor& executor() { return *executor_; }
   const Options& options() const { return options_; }
@@ -72,6 +77,10 @@ class Coordinator {
   void TickLoop();
 
   const Options options_;
+  absl::Status StartOps();
+
+  std::unique_ptr<OpsServer> ops_;
+  std::atomic<bool> ready_{false};  // runs recovered and gRPC serving
   std::unique_ptr<StateDir> state_;
   std::unique_ptr<JournalWriter> journal_;
   std::unique_ptr<Executor> executor_;
