@@ -14,9 +14,11 @@
 #include "client/run_job.h"
 #include "common/log.h"
 #include "common/model_config.h"
+#include "common/ops_server.h"
 #include "common/url.h"
 #include "worker/api_key.h"
 #include "worker/managed_worker.h"
+#include "worker/worker_metrics.h"
 
 namespace medeval::cli {
 
@@ -35,6 +37,7 @@ Command AddWorkerCommand(CLI::App& app) {
     int prefetch = -1;
     bool adaptive = false;
     double drain_grace_s = 60;
+    std::string metrics_listen;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
@@ -65,6 +68,8 @@ Command AddWorkerCommand(CLI::App& app) {
   sub->add_option("--drain-grace", f->drain_grace_s,
                   "On SIGTERM, seconds to let questions in flight finish")
       ->capture_default_str();
+  sub->add_option("--metrics-listen", f->metrics_listen,
+                  "HOST:PORT for Prometheus /metrics and the /healthz and /readyz probes");
   return {sub, [f]() -> int {
             auto fail = [](absl::Status st) {
               std::cerr << "medeval worker: " << st.message() << "\n";
@@ -132,7 +137,22 @@ Command AddWorkerCommand(CLI::App& app) {
               o.adaptive_concurrency = f->adaptive;
             }
             if (!f->served_model.empty()) o.backend.served_model = f->served_model;
+            auto metrics = std::make_shared<WorkerMetrics>(o.model);
+            o.on_attempt_done = [metrics](const AttemptReport& r) { metrics->OnAttempt(r); };
             auto worker = std::make_shared<ManagedWorker>(o, serve);
+            std::unique_ptr<OpsServer> ops;
+            if (!f->metrics_listen.empty()) {
+              OpsServer::Options oo;
+              oo.listen = f->metrics_listen;
+              oo.collectables = {metrics->registry(), std::make_shared<WorkerStateMetrics>(
+                                                          [worker] { return worker->Snapshot(); })};
+              oo.live = [worker] { return worker->Live(); };
+              oo.ready = [worker] { return worker->Ready(); };
+              auto started = OpsServer::Start(std::move(oo));
+              if (!started.ok()) return fail(started.status());
+              ops = std::move(*started);
+              MEDEVAL_LOG(INFO) << "metrics on port " << ops->port();
+            }
             absl::Status st = worker->Start();
             if (!st.ok()) return fail(st);
             const absl::Duration grace = absl::Seconds(f->drain_grace_s);

@@ -305,6 +305,8 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
   AskOutcome out;
   Done done;
   std::optional<absl::Duration> pause;
+  AttemptReport report;
+  report.elapsed = resp.elapsed;
   const bool throttled = resp.status == 429;
   if (hooks_.on_attempt && (resp.status > 0 || !resp.error.empty())) hooks_.on_attempt(throttled);
   {
@@ -318,12 +320,14 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
     std::optional<absl::Duration> retry_after;
     std::string error;
     if (!resp.error.empty()) {
+      report.outcome = resp.timed_out ? "timeout" : "connection";
       kind = ClassifyTransportError(resp.curl_code);
       error = resp.timed_out ? absl::StrCat("no response within ",
                                             absl::FormatDuration(st.request.timeout), " (timeout)")
                              : absl::StrCat("connection error: ", resp.error);
     } else if (resp.status >= 200 && resp.status < 300) {
       auto parsed = ParseChatCompletion(resp.body);
+      report.outcome = "bad_response";
       if (!parsed.ok()) {
         error = absl::StrCat("HTTP ", resp.status, " with an unusable body: ",
                              parsed.status().message());
@@ -363,12 +367,19 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
         r.set_finished_unix_ms(absl::ToUnixMillis(now));
         r.set_last_error(st.last_error);
         out.kind = AskOutcome::kAnswered;
+        report.outcome = "ok";
+        report.answered = true;
+        report.prompt_tokens = parsed->prompt_tokens;
+        report.completion_tokens = parsed->completion_tokens;
         ++stats_.answered;
         done = std::move(st.done);
         asks_.erase(it);
       }
     } else {
       kind = ClassifyHttpStatus(resp.status);
+      report.outcome = resp.status == 429   ? "rate_limited"
+                       : resp.status >= 500 ? "server_error"
+                                            : "client_error";
       error = absl::StrCat("HTTP ", resp.status, ": ", ServerErrorMessage(resp.body));
       retry_after = ParseRetryAfter(resp.retry_after, now);
       if (resp.status == 429 && retry_after.has_value() && *retry_after > absl::ZeroDuration()) {
@@ -395,7 +406,9 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
         if (delay.has_value()) {
           st.timer_id = http_->After(*delay, [this, id] { StartAttempt(id); });
           retrying = true;
+          report.retrying = true;
         } else {
+          report.failed = true;
           out.kind = AskOutcome::kFailed;
           v1::AnswerRecord& r = out.record;
           r.set_attempts(st.attempt);
@@ -416,6 +429,7 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
     }
   }
   if (pause.has_value() && hooks_.on_rate_limited) hooks_.on_rate_limited(*pause);
+  if (hooks_.on_attempt_done) hooks_.on_attempt_done(report);
   if (done) done(std::move(out));
 }
 

@@ -70,6 +70,19 @@ std::string BuildChatRequest(const std::string& model, const v1::RequestParams& 
 // {"message"}} and the common variants), or a prefix of the body.
 std::string ServerErrorMessage(absl::string_view body);
 
+// One attempt as metrics see it.
+struct AttemptReport {
+  // ok, rate_limited (429), server_error (5xx), client_error (other 4xx),
+  // timeout, connection, bad_response (a 2xx without a usable answer)
+  const char* outcome = "ok";
+  absl::Duration elapsed;  // request sent to response (or to giving up)
+  bool retrying = false;   // another attempt follows
+  bool answered = false;   // the question is answered (outcome ok)
+  bool failed = false;     // the question failed for good
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+};
+
 // What the backend tells its owner. Called without the backend's locks held;
 // on_grant_demand may be called with the caller of Ask's locks held, so it
 // must not take them.
@@ -77,6 +90,7 @@ struct BackendHooks {
   std::function<void()> on_grant_demand;                 // attempts waiting for grants changed
   std::function<void(absl::Duration)> on_rate_limited;   // a 429 with Retry-After
   std::function<void(bool throttled)> on_attempt;        // every attempt: 429 or not
+  std::function<void(const AttemptReport&)> on_attempt_done;  // every attempt that ended
 };
 
 class ChatBackend {

@@ -72,6 +72,10 @@ void ManagedWorker::Supervise() {
     }
     failed_starts = 0;
     backoff = absl::Seconds(1);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      server_ready_ = true;
+    }
     Endpoint ep = *ParseEndpoint(server_->base_url());
     Worker* w = worker();
     if (w == nullptr) {
@@ -103,6 +107,7 @@ void ManagedWorker::Supervise() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++restarts_;
+      server_ready_ = false;
     }
     w->Pause(absl::StrCat("the model server ", server_->ExitDescription()));
     MEDEVAL_LOG(WARNING) << "the model server " << server_->ExitDescription()
@@ -132,6 +137,9 @@ void ManagedWorker::Drain(absl::Duration grace) {
 }
 
 void ManagedWorker::Stop() {
+  // A drain (signal thread) and the main thread may stop at once; only one
+  // may join the threads.
+  std::lock_guard<std::mutex> stop_lock(stop_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -164,6 +172,51 @@ absl::Status ManagedWorker::error() {
 int ManagedWorker::restarts() {
   std::lock_guard<std::mutex> lock(mu_);
   return restarts_;
+}
+
+absl::Status ManagedWorker::Live() {
+  absl::Status st = error();
+  if (!st.ok()) return absl::UnavailableError(st.message());
+  return absl::OkStatus();
+}
+
+absl::Status ManagedWorker::Ready() {
+  absl::Status live = Live();
+  if (!live.ok()) return live;
+  Worker* w;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return absl::UnavailableError("stopping");
+    if (server_ != nullptr && !server_ready_) {
+      return absl::UnavailableError("the model server is not ready");
+    }
+    w = worker_.get();
+  }
+  if (w == nullptr) return absl::UnavailableError("starting");
+  Worker::Stats s = w->stats();
+  if (s.draining) return absl::UnavailableError("draining");
+  if (s.paused) return absl::UnavailableError("paused");
+  if (!s.connected) return absl::UnavailableError("not connected to the coordinator");
+  return absl::OkStatus();
+}
+
+WorkerSnapshot ManagedWorker::Snapshot() {
+  WorkerSnapshot s;
+  s.model = options_.model;
+  Worker* w;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    w = worker_.get();
+    s.serving_model = server_ != nullptr;
+    s.server_ready = server_ready_;
+    s.server_restarts = restarts_;
+  }
+  s.name = w != nullptr ? w->name() : options_.name;
+  if (w != nullptr) {
+    s.started = true;
+    s.stats = w->stats();
+  }
+  return s;
 }
 
 }  // namespace medeval

@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "worker/model_server.h"
 #include "worker/worker.h"
+#include "worker/worker_metrics.h"
 
 namespace medeval {
 
@@ -39,6 +40,12 @@ class ManagedWorker {
   const std::string& name() const { return options_.name; }
   // Restarts of the model server so far.
   int restarts();
+  // For probes: live unless a fatal error stopped it; ready while it is
+  // connected to the coordinator and can take work (its model server is
+  // up, it is not draining).
+  absl::Status Live();
+  absl::Status Ready();
+  WorkerSnapshot Snapshot();
 
  private:
   void Supervise();
@@ -51,6 +58,7 @@ class ManagedWorker {
   std::optional<ServeOptions> serve_options_;
   std::unique_ptr<ModelServer> server_;
   std::thread supervisor_;
+  std::mutex stop_mu_;  // held through Stop, so the threads are joined once
 
   std::mutex mu_;
   std::unique_ptr<Worker> worker_;  // guarded by mu_; created once the server is ready
@@ -59,6 +67,7 @@ class ManagedWorker {
   bool done_ = false;
   absl::Status error_;
   int restarts_ = 0;
+  bool server_ready_ = false;  // guarded by mu_
 };
 
 }  // namespace medeval

@@ -148,6 +148,7 @@ Worker::Worker(WorkerOptions options)
   hooks.on_grant_demand = [this] { OnGrantDemand(); };
   hooks.on_rate_limited = [this](absl::Duration d) { OnRateLimited(d); };
   hooks.on_attempt = [this](bool throttled) { OnAttempt(throttled); };
+  hooks.on_attempt_done = options_.on_attempt_done;
   backend_.SetHooks(std::move(hooks));
 }
 
@@ -495,6 +496,7 @@ void Worker::Drain(absl::Duration grace) {
 }
 
 void Worker::Stop() {
+  std::lock_guard<std::mutex> stop_lock(stop_mu_);  // one joiner at a time
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -522,6 +524,8 @@ Worker::Stats Worker::stats() {
   s.queued = static_cast<int>(queued_.size());
   s.unacked = static_cast<int>(unacked_.size());
   s.concurrency_limit = limit_;
+  s.paused = paused_;
+  s.draining = draining_;
   return s;
 }
 

@@ -15,6 +15,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -46,6 +47,8 @@ struct WorkerOptions {
   // Halve the requests in flight on a 429, add one back after each window of
   // answers without one (up to `concurrency`).
   bool adaptive_concurrency = false;
+  // Every attempt that ended (metrics); runs on the HTTP loop thread.
+  std::function<void(const AttemptReport&)> on_attempt_done;
 };
 
 class Worker {
@@ -83,6 +86,8 @@ class Worker {
     int queued = 0;
     int unacked = 0;
     int concurrency_limit = 0;  // current limit (adaptive concurrency)
+    bool paused = false;        // its model server is restarting
+    bool draining = false;
   };
   Stats stats();
   const std::string& name() const { return options_.name; }
@@ -146,6 +151,7 @@ class Worker {
   HttpClient http_;
   ChatBackend backend_;
   std::thread thread_;
+  std::mutex stop_mu_;  // held through Stop, so the thread is joined once
 };
 
 }  // namespace medeval
