@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages medeval needs (only those missing).
 #   deploy/install-deps.sh            build + test dependencies
+#   deploy/install-deps.sh --build    build dependencies only (container images)
 #   deploy/install-deps.sh --runtime  what the built binary needs to run
 set -euo pipefail
 
@@ -14,13 +15,16 @@ BUILD=(
   libcurl4-openssl-dev libssl-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   libzip-dev prometheus-cpp-dev libpoppler-cpp-dev libboost-dev
 )
-# Tests also use real TLS certificates, network namespaces and a headless browser.
-TEST=(libgtest-dev libgmock-dev openssl iproute2 chromium fonts-wqy-microhei)
+# Tests also use real TLS certificates, network namespaces, a headless browser, and
+# Python to check the chart values and the deployment files.
+TEST=(libgtest-dev libgmock-dev openssl iproute2 chromium fonts-wqy-microhei
+  python3 python3-yaml python3-jsonschema)
 
 case "${1:-}" in
   --runtime) wanted=("${RUNTIME[@]}") ;;
+  --build) wanted=("${BUILD[@]}") ;;
   "") wanted=("${BUILD[@]}" "${TEST[@]}") ;;
-  *) echo "usage: $0 [--runtime]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--build|--runtime]" >&2; exit 2 ;;
 esac
 
 missing=()
