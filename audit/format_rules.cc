@@ -44,8 +44,8 @@ std::string Quote(absl::string_view t) {
 }
 
 std::string Article(absl::string_view type) {
-  return absl::StrCat(type.empty() || std::string("aeiou").find(type[0]) == std::string::npos ? "a " : "an ",
-                      type);
+  return absl::StrCat(
+      type.empty() || std::string("aeiou").find(type[0]) == std::string::npos ? "a " : "an ", type);
 }
 
 std::string CheckLetterSet(absl::string_view inner, const std::vector<ChoiceOption>& options,
@@ -94,15 +94,24 @@ absl::string_view Unfence(absl::string_view t) {
 
 const char* AnswerFormatName(AnswerFormat f) {
   switch (f) {
-    case AnswerFormat::kLetter: return "one letter";
-    case AnswerFormat::kLetterInBrackets: return "one letter in <>";
-    case AnswerFormat::kLetters: return "letters together (ABC)";
-    case AnswerFormat::kLettersComma: return "letters separated by ','";
-    case AnswerFormat::kLettersInBracketsComma: return "letters in <> separated by ','";
-    case AnswerFormat::kJsonObject: return "JSON object";
-    case AnswerFormat::kJsonArray: return "JSON list";
-    case AnswerFormat::kList: return "separated list";
-    case AnswerFormat::kFreeText: return "free text";
+    case AnswerFormat::kLetter:
+      return "one letter";
+    case AnswerFormat::kLetterInBrackets:
+      return "one letter in <>";
+    case AnswerFormat::kLetters:
+      return "letters together (ABC)";
+    case AnswerFormat::kLettersComma:
+      return "letters separated by ','";
+    case AnswerFormat::kLettersInBracketsComma:
+      return "letters in <> separated by ','";
+    case AnswerFormat::kJsonObject:
+      return "JSON object";
+    case AnswerFormat::kJsonArray:
+      return "JSON list";
+    case AnswerFormat::kList:
+      return "separated list";
+    case AnswerFormat::kFreeText:
+      return "free text";
   }
   return "?";
 }
@@ -187,7 +196,7 @@ FormatRule RuleFor(Track track, const std::string& dataset, absl::string_view sa
   if (f.choice == ChoiceKind::kSingle) {
     r.format = f.brackets ? AnswerFormat::kLetterInBrackets : AnswerFormat::kLetter;
   } else if (f.choice == ChoiceKind::kMulti) {
-    r.format = f.brackets ? AnswerFormat::kLettersInBracketsComma
+    r.format = f.brackets                  ? AnswerFormat::kLettersInBracketsComma
                : f.multi_separator.empty() ? AnswerFormat::kLetters
                                            : AnswerFormat::kLettersComma;
   } else if (f.json) {

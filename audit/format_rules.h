@@ -22,15 +22,15 @@
 namespace medeval {
 
 enum class AnswerFormat {
-  kLetter,                   // A
-  kLetterInBrackets,         // <A>
-  kLetters,                  // ACD
-  kLettersComma,             // A,C,D (spaces allowed after commas)
-  kLettersInBracketsComma,   // <A, C, D>
-  kJsonObject,               // {"诊断": "..."}
-  kJsonArray,                // [{...}, {...}]
-  kList,                     // 消化内科、普外科 (separator per rule)
-  kFreeText,                 // anything non-empty
+  kLetter,                  // A
+  kLetterInBrackets,        // <A>
+  kLetters,                 // ACD
+  kLettersComma,            // A,C,D (spaces allowed after commas)
+  kLettersInBracketsComma,  // <A, C, D>
+  kJsonObject,              // {"诊断": "..."}
+  kJsonArray,               // [{...}, {...}]
+  kList,                    // 消化内科、普外科 (separator per rule)
+  kFreeText,                // anything non-empty
 };
 
 const char* AnswerFormatName(AnswerFormat format);
@@ -56,7 +56,8 @@ std::string CheckAnswer(const FormatRule& rule, absl::string_view answer,
 
 // The one option letter an answer chose, read leniently ("<B>", "< B >",
 // "B.", "答案是B"), or nullopt when there is none or more than one.
-std::optional<char> ChosenLetter(absl::string_view answer, const std::vector<ChoiceOption>& options);
+std::optional<char> ChosenLetter(absl::string_view answer,
+                                 const std::vector<ChoiceOption>& options);
 
 // v4 datasets that ask each question several times with shuffled options.
 bool HasShuffledRepeats(Track track, const std::string& dataset);

@@ -20,7 +20,8 @@ const std::vector<Dimension>& V4Dimensions() {
       {"language understanding",
        {"SMDoc", "MedRxCheck", "MedInsureCalc", "MedInsureCheck", "MedChartQC", "MedPathQC",
         "MedTerm", "MedSynonym", "MedReportQC"}},
-      {"language generation", {"MedRecordGen", "MedSummary", "MedExplain", "MedPopular", "MedTeach"}},
+      {"language generation",
+       {"MedRecordGen", "MedSummary", "MedExplain", "MedPopular", "MedTeach"}},
       {"complex reasoning",
        {"CMB-Clin-extended", "MedDiag", "MedCare", "MedAnalysis", "MedPHM", "MedTreat",
         "MedPrimary", "MedDiffer", "DDx-advanced", "MedOutcome"}},
@@ -110,9 +111,8 @@ absl::StatusOr<Scores> ParseScoresCsv(const std::string& text, const std::string
     if (IsBlankLine(lines[i])) continue;
     std::vector<std::string> f = SplitCsvLine(std::string(lines[i]));
     if (f.size() != header.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", i + 1, ": ", f.size(),
-                                                     " fields where the header has ",
-                                                     header.size()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", i + 1, ": ", f.size(), " fields where the header has ", header.size()));
     }
     const std::string& model = f[static_cast<size_t>(model_col)];
     if (model.empty()) {

@@ -81,8 +81,9 @@ void WriteSyntheticSuite(const std::string& dir, const std::string& dataset, int
   std::string text;
   text.reserve(static_cast<size_t>(n) * 96);
   for (int i = 0; i < n; ++i) {
-    absl::StrAppend(&text, R"({"question": "合成问题 )", i, R"(：请简要回答。", "answer": "", "other": {"id": )",
-                    i, R"(, "source": "Synthetic"}})", "\n");
+    absl::StrAppend(&text, R"({"question": "合成问题 )", i,
+                    R"(：请简要回答。", "answer": "", "other": {"id": )", i,
+                    R"(, "source": "Synthetic"}})", "\n");
   }
   WriteFileAtomic(JoinPath(dir, dataset + ".jsonl"), text, false).IgnoreError();
 }

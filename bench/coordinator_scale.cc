@@ -46,10 +46,10 @@ int WaitPort(const std::string& file, pid_t pid, double timeout_s = 600) {
 pid_t StartCoordinator(const std::string& dir, int* port) {
   const std::string port_file = JoinPath(dir, "coordinator.port");
   RemoveAll(port_file).IgnoreError();
-  pid_t pid = bench::Spawn({bench::MedevalBinary(), "coordinator", "--listen", "127.0.0.1:0",
-                            "--state-dir", JoinPath(dir, "state"), "--port-file", port_file,
-                            "--startup-grace", "0"},
-                           JoinPath(dir, "coordinator.log"));
+  pid_t pid =
+      bench::Spawn({bench::MedevalBinary(), "coordinator", "--listen", "127.0.0.1:0", "--state-dir",
+                    JoinPath(dir, "state"), "--port-file", port_file, "--startup-grace", "0"},
+                   JoinPath(dir, "coordinator.log"));
   *port = WaitPort(port_file, pid);
   return pid;
 }
@@ -126,14 +126,16 @@ void Throughput(int questions, int workers, int concurrency) {
               static_cast<unsigned long long>(r.answered()),
               static_cast<unsigned long long>(r.failed()),
               static_cast<unsigned long long>(r.duplicates()));
-  std::printf("  run time            %10.2f s (submission stored -> last answer journaled)\n", secs);
+  std::printf("  run time            %10.2f s (submission stored -> last answer journaled)\n",
+              secs);
   std::printf("  answers/s           %10.0f\n", static_cast<double>(r.answered()) / secs);
   const double n = static_cast<double>(r.answered());
-  std::printf("  coordinator CPU     %10.1f us per answer while serving (%.2f s; %.2f s more to "
-              "store the submission and write the outputs)\n",
-              cpu_serving / n * 1e6, cpu_serving, cpu - cpu_serving);
-  std::printf("  workers CPU         %10.1f us per answer (all %d together)\n", workers_cpu / n * 1e6,
-              workers);
+  std::printf(
+      "  coordinator CPU     %10.1f us per answer while serving (%.2f s; %.2f s more to "
+      "store the submission and write the outputs)\n",
+      cpu_serving / n * 1e6, cpu_serving, cpu - cpu_serving);
+  std::printf("  workers CPU         %10.1f us per answer (all %d together)\n",
+              workers_cpu / n * 1e6, workers);
   std::printf("  sim CPU             %10.1f us per answer\n", sim_cpu / n * 1e6);
   RemoveAll(dir).IgnoreError();
 }
@@ -150,9 +152,11 @@ void Memory(int questions) {
   ::kill(coord, SIGTERM);
   bench::WaitChild(coord);
   std::printf("memory: %d questions queued (run %s), no workers\n", questions, run.c_str());
-  std::printf("  coordinator RSS     %10.1f MiB (%.1f MiB before the submission; %.0f bytes per question)\n",
-              rss / 1048576.0, idle / 1048576.0,
-              static_cast<double>(rss - idle) / static_cast<double>(questions));
+  std::printf(
+      "  coordinator RSS     %10.1f MiB (%.1f MiB before the submission; %.0f bytes per "
+      "question)\n",
+      rss / 1048576.0, idle / 1048576.0,
+      static_cast<double>(rss - idle) / static_cast<double>(questions));
   RemoveAll(dir).IgnoreError();
 }
 
@@ -170,7 +174,8 @@ void Restart(int questions) {
   uint64_t bytes = 0;
   {
     uint64_t dropped = 0;
-    auto f = JournalFile::Open(journal_path, [](uint64_t, absl::string_view) {}, &dropped);
+    auto f = JournalFile::Open(
+        journal_path, [](uint64_t, absl::string_view) {}, &dropped);
     JournalWriter w;
     for (int q = 0; q < questions; ++q) {
       v1::JournalEntry e;
@@ -208,13 +213,19 @@ void Restart(int questions) {
   std::printf("  start -> serving    %10.2f s (port open, run recovered)\n", serving);
   std::printf("  start -> status     %10.2f s (%s: %llu/%llu answered)\n", answered,
               st.ok() && st->runs_size() == 1 ? st->runs(0).state().c_str() : "?",
-              st.ok() && st->runs_size() == 1 ? static_cast<unsigned long long>(st->runs(0).answered()) : 0ull,
-              st.ok() && st->runs_size() == 1 ? static_cast<unsigned long long>(st->runs(0).total()) : 0ull);
-  std::printf("  %s\n", [&] {
-    std::string log = ReadFile(JoinPath(dir, "coordinator.log")).value_or("");
-    size_t at = log.rfind("recovered run");
-    return at == std::string::npos ? std::string() : log.substr(at, log.find('\n', at) - at);
-  }().c_str());
+              st.ok() && st->runs_size() == 1
+                  ? static_cast<unsigned long long>(st->runs(0).answered())
+                  : 0ull,
+              st.ok() && st->runs_size() == 1 ? static_cast<unsigned long long>(st->runs(0).total())
+                                              : 0ull);
+  std::printf("  %s\n",
+              [&] {
+                std::string log = ReadFile(JoinPath(dir, "coordinator.log")).value_or("");
+                size_t at = log.rfind("recovered run");
+                return at == std::string::npos ? std::string()
+                                               : log.substr(at, log.find('\n', at) - at);
+              }()
+                  .c_str());
   RemoveAll(dir).IgnoreError();
 }
 

@@ -54,14 +54,14 @@ int main(int argc, char** argv) {
     }
   }
   std::vector<pid_t> sims;
-  std::string yaml = absl::StrCat("defaults:\n  workers: 1\n  concurrency: ", concurrency,
-                                  "\nmodels:\n");
+  std::string yaml =
+      absl::StrCat("defaults:\n  workers: 1\n  concurrency: ", concurrency, "\nmodels:\n");
   for (int m = 0; m < models; ++m) {
     const std::string port_file = JoinPath(dir, absl::StrCat("sim", m, ".port"));
-    sims.push_back(bench::Spawn({bench::MedevalBinary(), "sim", "--port-file", port_file,
-                                 "--capacity", std::to_string(capacity), "--latency-ms",
-                                 absl::StrCat(latency_ms), "--threads", "1"},
-                                JoinPath(dir, absl::StrCat("sim", m, ".log"))));
+    sims.push_back(bench::Spawn(
+        {bench::MedevalBinary(), "sim", "--port-file", port_file, "--capacity",
+         std::to_string(capacity), "--latency-ms", absl::StrCat(latency_ms), "--threads", "1"},
+        JoinPath(dir, absl::StrCat("sim", m, ".log"))));
     int port = 0;
     for (int i = 0; i < 500 && port == 0; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -83,9 +83,10 @@ int main(int argc, char** argv) {
   for (pid_t s : sims) bench::WaitChild(s);
 
   const double ideal = capacity / (latency_ms / 1000.0);
-  std::printf("%d models at once, each behind its own sim: capacity %d, latency %.0f ms -> ideal "
-              "%.0f answers/s each\n",
-              models, capacity, latency_ms, ideal);
+  std::printf(
+      "%d models at once, each behind its own sim: capacity %d, latency %.0f ms -> ideal "
+      "%.0f answers/s each\n",
+      models, capacity, latency_ms, ideal);
   std::printf("suite: %s; one worker per model, --concurrency %d\n\n", data.c_str(), concurrency);
   std::printf("%-10s %9s %8s %11s %7s\n", "model", "questions", "run s", "answers/s", "/ideal");
   double worst = 1e9;

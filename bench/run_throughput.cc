@@ -39,8 +39,8 @@ double IsoToSeconds(const std::string& iso) {
   return absl::ToDoubleSeconds(t - absl::UnixEpoch());
 }
 
-Result RunOnce(const std::string& data, const std::string& url, const std::string& out,
-               int workers, int concurrency, const std::string& log) {
+Result RunOnce(const std::string& data, const std::string& url, const std::string& out, int workers,
+               int concurrency, const std::string& log) {
   Result r;
   const double t0 = bench::NowSeconds();
   pid_t p = bench::Spawn({bench::MedevalBinary(), "run", "--data", data, "--model", "bench-model",
@@ -49,8 +49,8 @@ Result RunOnce(const std::string& data, const std::string& url, const std::strin
                          log);
   r.exit_code = bench::WaitChild(p);
   r.wall_seconds = bench::NowSeconds() - t0;
-  auto m = nlohmann::json::parse(ReadFile(JoinPath(out, "bench-model/manifest.json")).value_or("{}"),
-                                 nullptr, false);
+  auto m = nlohmann::json::parse(
+      ReadFile(JoinPath(out, "bench-model/manifest.json")).value_or("{}"), nullptr, false);
   if (m.is_object() && m.contains("started")) {
     r.questions = m["counts"]["answered"].get<size_t>();
     r.run_seconds = IsoToSeconds(m["finished"]) - IsoToSeconds(m["started"]);
@@ -96,8 +96,8 @@ int main(int argc, char** argv) {
   const double ideal = capacity / (latency_ms / 1000.0);
   const double serial_ideal = 1.0 / (latency_ms / 1000.0);
 
-  Result fast = RunOnce(data, url, JoinPath(dir, "fast"), workers, concurrency,
-                        JoinPath(dir, "fast.log"));
+  Result fast =
+      RunOnce(data, url, JoinPath(dir, "fast"), workers, concurrency, JoinPath(dir, "fast.log"));
   Result serial = RunOnce(small, url, JoinPath(dir, "serial"), 1, 1, JoinPath(dir, "serial.log"));
   ::kill(sim, SIGTERM);
   bench::WaitChild(sim);
@@ -105,16 +105,16 @@ int main(int argc, char** argv) {
   std::printf("simulated server: capacity %d, latency %.0f ms -> ideal %.0f answers/s\n", capacity,
               latency_ms, ideal);
   std::printf("suite: %s\n\n", data.c_str());
-  std::printf("%-40s %9s %10s %12s %9s %8s\n", "mode", "questions", "run s", "answers/s",
-              "/ideal", "wall s");
+  std::printf("%-40s %9s %10s %12s %9s %8s\n", "mode", "questions", "run s", "answers/s", "/ideal",
+              "wall s");
   auto row = [&](const char* name, const Result& r, double ideal_rate) {
     double rate = r.run_seconds > 0 ? static_cast<double>(r.questions) / r.run_seconds : 0;
     std::printf("%-40s %9zu %10.2f %12.1f %9.3f %8.2f%s\n", name, r.questions, r.run_seconds, rate,
                 rate / ideal_rate, r.wall_seconds, r.exit_code == 0 ? "" : "  (FAILED)");
     return rate;
   };
-  std::string label = absl::StrCat("medeval run --workers ", workers, " --concurrency ",
-                                   concurrency);
+  std::string label =
+      absl::StrCat("medeval run --workers ", workers, " --concurrency ", concurrency);
   double a = row(label.c_str(), fast, ideal);
   double b = row("one question at a time (--workers 1 --concurrency 1)", serial, serial_ideal);
   if (b > 0) std::printf("\nspeed-up over one at a time: %.1fx\n", a / b);

@@ -72,8 +72,8 @@ int main(int argc, char** argv) {
   ::kill(sim, SIGTERM);
   bench::WaitChild(sim);
   RemoveAll(dir).IgnoreError();
-  std::printf("medeval sim, zero latency, %d keep-alive connections, %.0f s window\n",
-              concurrency, elapsed);
+  std::printf("medeval sim, zero latency, %d keep-alive connections, %.0f s window\n", concurrency,
+              elapsed);
   std::printf("  requests/s      %10.0f\n", n / elapsed);
   std::printf("  sim CPU/request %10.1f us  (%.2f cores busy in the server)\n",
               cpu / static_cast<double>(n) * 1e6, cpu / elapsed);

@@ -22,10 +22,10 @@ Command AddAuditCommand(CLI::App& app) {
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
-      "audit", "Check submissions: completeness, answer formats, consistency under shuffled "
-               "options, reasoning leaks; exit 0 only if complete and well-formed");
-  sub->add_option("paths", f->paths, "Run folders, submission folders or upload zips")
-      ->required();
+      "audit",
+      "Check submissions: completeness, answer formats, consistency under shuffled "
+      "options, reasoning leaks; exit 0 only if complete and well-formed");
+  sub->add_option("paths", f->paths, "Run folders, submission folders or upload zips")->required();
   sub->add_option("--data", f->data, "The original questions (checks every line against them)");
   sub->add_option("--track", f->track, "Track, when the folder name does not tell")
       ->check(CLI::IsMember({"v4-llm", "v4-agent", "v4-vlm", "legacy-llm"}));
@@ -33,49 +33,49 @@ Command AddAuditCommand(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--strict", f->strict,
                 "Also fail on answers not in their format and on reasoning leaks");
-  return {sub, [f]() -> int {
-            std::optional<Track> track;
-            if (!f->track.empty()) track = *ParseTrack(f->track);
-            std::optional<Suite> reference;
-            if (!f->data.empty()) {
-              LoadOptions lo;
-              lo.forced_track = track.has_value() ? &*track : nullptr;
-              lo.check_images = false;
-              auto suite = LoadSuite(f->data, lo);
-              if (!suite.ok()) {
-                std::cerr << "medeval audit: --data: " << suite.status().message() << "\n";
-                return kExitBadInput;
-              }
-              reference = std::move(*suite);
-            }
-            nlohmann::ordered_json all = nlohmann::ordered_json::array();
-            bool ok = true, unreadable = false;
-            for (const std::string& path : f->paths) {
-              auto s = ReadSubmission(path, track.has_value() ? &*track : nullptr);
-              if (!s.ok()) {
-                std::cerr << "medeval audit: " << s.status().message() << "\n";
-                unreadable = true;
-                continue;
-              }
-              AuditReport r = Audit(*s, reference.has_value() ? &*reference : nullptr);
-              std::cout << AuditTable(r) << "\n";
-              ok = ok && r.ok(f->strict);
-              all.push_back(AuditJson(r, f->strict));
-            }
-            if (!f->json.empty() && !all.empty()) {
-              auto doc = all.size() == 1 ? all[0] : nlohmann::ordered_json{{"reports", all}};
-              absl::Status st = WriteFileAtomic(f->json, doc.dump(2) + "\n", false);
-              if (!st.ok()) {
-                std::cerr << "medeval audit: " << st.message() << "\n";
-                return kExitFailed;
-              }
-              std::cout << "full report: " << f->json << "\n";
-            }
-            if (unreadable) return kExitBadInput;
-            std::cout << (ok ? "OK: complete and well-formed\n"
-                             : "NOT OK: see the problems above\n");
-            return ok ? kExitOk : kExitFailed;
-          }};
+  return {
+      sub, [f]() -> int {
+        std::optional<Track> track;
+        if (!f->track.empty()) track = *ParseTrack(f->track);
+        std::optional<Suite> reference;
+        if (!f->data.empty()) {
+          LoadOptions lo;
+          lo.forced_track = track.has_value() ? &*track : nullptr;
+          lo.check_images = false;
+          auto suite = LoadSuite(f->data, lo);
+          if (!suite.ok()) {
+            std::cerr << "medeval audit: --data: " << suite.status().message() << "\n";
+            return kExitBadInput;
+          }
+          reference = std::move(*suite);
+        }
+        nlohmann::ordered_json all = nlohmann::ordered_json::array();
+        bool ok = true, unreadable = false;
+        for (const std::string& path : f->paths) {
+          auto s = ReadSubmission(path, track.has_value() ? &*track : nullptr);
+          if (!s.ok()) {
+            std::cerr << "medeval audit: " << s.status().message() << "\n";
+            unreadable = true;
+            continue;
+          }
+          AuditReport r = Audit(*s, reference.has_value() ? &*reference : nullptr);
+          std::cout << AuditTable(r) << "\n";
+          ok = ok && r.ok(f->strict);
+          all.push_back(AuditJson(r, f->strict));
+        }
+        if (!f->json.empty() && !all.empty()) {
+          auto doc = all.size() == 1 ? all[0] : nlohmann::ordered_json{{"reports", all}};
+          absl::Status st = WriteFileAtomic(f->json, doc.dump(2) + "\n", false);
+          if (!st.ok()) {
+            std::cerr << "medeval audit: " << st.message() << "\n";
+            return kExitFailed;
+          }
+          std::cout << "full report: " << f->json << "\n";
+        }
+        if (unreadable) return kExitBadInput;
+        std::cout << (ok ? "OK: complete and well-formed\n" : "NOT OK: see the problems above\n");
+        return ok ? kExitOk : kExitFailed;
+      }};
 }
 
 }  // namespace medeval::cli

@@ -24,8 +24,7 @@ Command AddCompareCommand(CLI::App& app) {
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
       "compare", "Compare models' submissions: a self-contained HTML report (and Markdown)");
-  sub->add_option("paths", f->paths, "Run folders, submission folders or upload zips")
-      ->required();
+  sub->add_option("paths", f->paths, "Run folders, submission folders or upload zips")->required();
   sub->add_option("--html", f->html, "Write the HTML report here");
   sub->add_option("--markdown", f->markdown, "Write the tables as Markdown here");
   sub->add_option("--scores", f->scores,

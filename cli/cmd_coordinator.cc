@@ -3,9 +3,9 @@
 #include <iostream>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "cli/commands.h"
 #include "cli/signals.h"
-#include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"
 #include "common/log.h"

@@ -9,8 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "cli/commands.h"
-#include "cli/signals.h"
 #include "cli/model_flags.h"
+#include "cli/signals.h"
 #include "client/run_job.h"
 #include "common/file_util.h"
 #include "common/log.h"

@@ -24,7 +24,8 @@ Command AddFetchCommand(CLI::App& app) {
   sub->add_option("--out", f->out, "Output folder")->required();
   return {sub, [f]() -> int {
             if (f->security.coordinator.empty()) {
-              if (const char* env = std::getenv("MEDEVAL_COORDINATOR")) f->security.coordinator = env;
+              if (const char* env = std::getenv("MEDEVAL_COORDINATOR"))
+                f->security.coordinator = env;
             }
             auto security = f->security.Resolve();
             if (!security.ok()) {

@@ -39,9 +39,9 @@ Command AddSimCommand(CLI::App& app) {
   sub->add_option("--fail-rate", f->o.fail_rate, "Fraction answered 500")->check(rate);
   sub->add_option("--ratelimit-rate", f->o.ratelimit_rate, "Fraction answered 429 + Retry-After")
       ->check(rate);
-  sub->add_option("--drop-rate", f->o.drop_rate, "Fraction whose connection is reset")
-      ->check(rate);
-  sub->add_option("--garbage-rate", f->o.garbage_rate, "Fraction answered 200 with a malformed body")
+  sub->add_option("--drop-rate", f->o.drop_rate, "Fraction whose connection is reset")->check(rate);
+  sub->add_option("--garbage-rate", f->o.garbage_rate,
+                  "Fraction answered 200 with a malformed body")
       ->check(rate);
   sub->add_option("--hang-rate", f->o.hang_rate, "Fraction never answered")->check(rate);
   sub->add_option("--retry-after", f->o.retry_after_s, "Retry-After seconds of 429 answers")
@@ -95,8 +95,8 @@ Command AddSimCommand(CLI::App& app) {
             }
             std::string host = f->o.listen.substr(0, f->o.listen.rfind(':'));
             if (host.empty() || host == "0.0.0.0") host = "127.0.0.1";
-            std::cout << "medeval sim listening on http://" << host << ":" << server.port()
-                      << "/v1" << std::endl;
+            std::cout << "medeval sim listening on http://" << host << ":" << server.port() << "/v1"
+                      << std::endl;
             WaitForTerminationSignal();
             server.Stop();
             return kExitOk;

@@ -24,66 +24,65 @@ Command AddStatusCommand(CLI::App& app) {
   f->security.Add(sub);
   sub->add_option("run_id", f->run_id, "Only this run (with its failed questions)");
   sub->add_flag("--json", f->json, "Print the status as JSON");
-  return {sub, [f]() -> int {
-            if (f->security.coordinator.empty()) {
-              if (const char* env = std::getenv("MEDEVAL_COORDINATOR")) f->security.coordinator = env;
-            }
-            auto security = f->security.Resolve();
-            if (!security.ok()) {
-              std::cerr << "medeval status: " << security.status().message() << "\n";
-              return kExitBadInput;
-            }
-            auto client = CoordinatorClient::Connect(f->security.coordinator, *security);
-            if (!client.ok()) {
-              std::cerr << "medeval status: " << client.status().message() << "\n";
-              return kExitBadInput;
-            }
-            auto st = (*client)->Status(f->run_id);
-            if (!st.ok()) {
-              std::cerr << "medeval status: " << st.status().message() << "\n";
-              return st.status().code() == absl::StatusCode::kNotFound ? kExitBadInput : kExitFailed;
-            }
-            if (f->json) {
-              std::string out;
-              google::protobuf::util::JsonPrintOptions opts;
-              opts.add_whitespace = true;
-              opts.always_print_primitive_fields = true;
-              opts.preserve_proto_field_names = true;
-              (void)google::protobuf::util::MessageToJsonString(*st, &out, opts);
-              std::cout << out;
-              return kExitOk;
-            }
-            std::cout << absl::StrFormat("%-22s %-28s %-10s %-10s %13s %9s %7s %6s %7s\n", "RUN",
-                                         "MODEL", "TRACK", "STATE", "DONE/TOTAL", "RATE/s", "ETA",
-                                         "FAILED", "RETRIES");
-            for (const auto& r : st->runs()) {
-              std::cout << absl::StrFormat(
-                  "%-22s %-28s %-10s %-10s %13s %9.1f %7s %6d %7d\n", r.run_id(), r.model(),
-                  r.track(), r.state(),
-                  absl::StrCat(r.answered() + r.failed(), "/", r.total()), r.rate(),
-                  r.state() == "running" ? ShortDuration(r.eta_s()) : "-", r.failed(),
-                  r.retries());
-              if (!f->run_id.empty()) {
-                if (!r.error().empty()) std::cout << "  error: " << r.error() << "\n";
-                for (const auto& q : r.failed_questions()) std::cout << "  failed: " << q << "\n";
-              }
-            }
-            if (st->runs().empty()) std::cout << "(no runs)\n";
-            std::cout << "\n"
-                      << absl::StrFormat("%-26s %-28s %9s %9s  %s\n", "WORKER", "MODEL", "IN FLIGHT",
-                                         "ANSWERED", "ENDPOINT / STATE");
-            for (const auto& w : st->workers()) {
-              std::string state = w.endpoint();
-              if (w.draining()) state += " (draining)";
-              if (!w.connected()) state += " (gone)";
-              if (!w.error().empty()) state += absl::StrCat(" error: ", w.error());
-              std::cout << absl::StrFormat("%-26s %-28s %9s %9d  %s\n", w.worker_id(), w.model(),
-                                           absl::StrCat(w.leased(), "/", w.max_inflight()),
-                                           w.answered(), state);
-            }
-            if (st->workers().empty()) std::cout << "(no workers connected)\n";
-            return kExitOk;
-          }};
+  return {
+      sub, [f]() -> int {
+        if (f->security.coordinator.empty()) {
+          if (const char* env = std::getenv("MEDEVAL_COORDINATOR")) f->security.coordinator = env;
+        }
+        auto security = f->security.Resolve();
+        if (!security.ok()) {
+          std::cerr << "medeval status: " << security.status().message() << "\n";
+          return kExitBadInput;
+        }
+        auto client = CoordinatorClient::Connect(f->security.coordinator, *security);
+        if (!client.ok()) {
+          std::cerr << "medeval status: " << client.status().message() << "\n";
+          return kExitBadInput;
+        }
+        auto st = (*client)->Status(f->run_id);
+        if (!st.ok()) {
+          std::cerr << "medeval status: " << st.status().message() << "\n";
+          return st.status().code() == absl::StatusCode::kNotFound ? kExitBadInput : kExitFailed;
+        }
+        if (f->json) {
+          std::string out;
+          google::protobuf::util::JsonPrintOptions opts;
+          opts.add_whitespace = true;
+          opts.always_print_primitive_fields = true;
+          opts.preserve_proto_field_names = true;
+          (void)google::protobuf::util::MessageToJsonString(*st, &out, opts);
+          std::cout << out;
+          return kExitOk;
+        }
+        std::cout << absl::StrFormat("%-22s %-28s %-10s %-10s %13s %9s %7s %6s %7s\n", "RUN",
+                                     "MODEL", "TRACK", "STATE", "DONE/TOTAL", "RATE/s", "ETA",
+                                     "FAILED", "RETRIES");
+        for (const auto& r : st->runs()) {
+          std::cout << absl::StrFormat(
+              "%-22s %-28s %-10s %-10s %13s %9.1f %7s %6d %7d\n", r.run_id(), r.model(), r.track(),
+              r.state(), absl::StrCat(r.answered() + r.failed(), "/", r.total()), r.rate(),
+              r.state() == "running" ? ShortDuration(r.eta_s()) : "-", r.failed(), r.retries());
+          if (!f->run_id.empty()) {
+            if (!r.error().empty()) std::cout << "  error: " << r.error() << "\n";
+            for (const auto& q : r.failed_questions()) std::cout << "  failed: " << q << "\n";
+          }
+        }
+        if (st->runs().empty()) std::cout << "(no runs)\n";
+        std::cout << "\n"
+                  << absl::StrFormat("%-26s %-28s %9s %9s  %s\n", "WORKER", "MODEL", "IN FLIGHT",
+                                     "ANSWERED", "ENDPOINT / STATE");
+        for (const auto& w : st->workers()) {
+          std::string state = w.endpoint();
+          if (w.draining()) state += " (draining)";
+          if (!w.connected()) state += " (gone)";
+          if (!w.error().empty()) state += absl::StrCat(" error: ", w.error());
+          std::cout << absl::StrFormat("%-26s %-28s %9s %9d  %s\n", w.worker_id(), w.model(),
+                                       absl::StrCat(w.leased(), "/", w.max_inflight()),
+                                       w.answered(), state);
+        }
+        if (st->workers().empty()) std::cout << "(no workers connected)\n";
+        return kExitOk;
+      }};
 }
 
 }  // namespace medeval::cli

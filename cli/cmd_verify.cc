@@ -33,8 +33,8 @@ Command AddVerifyCommand(CLI::App& app) {
               }
               std::cout << "\n";
             }
-            std::cout << r->files.size() - bad << " of " << r->files.size()
-                      << " files match " << r->manifest << "\n";
+            std::cout << r->files.size() - bad << " of " << r->files.size() << " files match "
+                      << r->manifest << "\n";
             return r->ok() ? kExitOk : kExitFailed;
           }};
 }

@@ -76,7 +76,8 @@ Command AddWorkerCommand(CLI::App& app) {
               return kExitBadInput;
             };
             if (f->security.coordinator.empty()) {
-              if (const char* env = std::getenv("MEDEVAL_COORDINATOR")) f->security.coordinator = env;
+              if (const char* env = std::getenv("MEDEVAL_COORDINATOR"))
+                f->security.coordinator = env;
             }
             if (f->security.coordinator.empty()) {
               return fail(absl::InvalidArgumentError("--coordinator HOST:PORT is required"));
@@ -97,10 +98,11 @@ Command AddWorkerCommand(CLI::App& app) {
               if (!config.ok()) return fail(config.status());
               const ModelEntry* e = config->Find(f->endpoint.model);
               if (e == nullptr) {
-                return fail(absl::InvalidArgumentError(
-                    "--model " + f->endpoint.model + " is not in " + f->config));
+                return fail(absl::InvalidArgumentError("--model " + f->endpoint.model +
+                                                       " is not in " + f->config));
               }
-              auto m = ModelRunFromEntry(*config, *e, absl::Milliseconds(f->endpoint.retry_base_ms));
+              auto m =
+                  ModelRunFromEntry(*config, *e, absl::Milliseconds(f->endpoint.retry_base_ms));
               if (!m.ok()) return fail(m.status());
               o.model = m->model;
               o.backend = m->backend;

@@ -13,18 +13,19 @@ int main(int argc, char** argv) {
   medeval::cli::BlockTerminationSignals();
   // Lock-order checking costs a graph update per lock; the tests run it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  CLI::App app{"medeval: run the MedBench benchmark against OpenAI-compatible models, "
-               "on one machine or a cluster, and publish every answer."};
+  CLI::App app{
+      "medeval: run the MedBench benchmark against OpenAI-compatible models, "
+      "on one machine or a cluster, and publish every answer."};
   app.set_version_flag("--version", std::string("medeval ") + medeval::kVersion);
   app.require_subcommand(1);
   app.fallthrough(false);
 
   std::vector<medeval::cli::Command> commands = {
-      medeval::cli::AddRunCommand(app),         medeval::cli::AddDemoCommand(app),
-      medeval::cli::AddSimCommand(app),         medeval::cli::AddCoordinatorCommand(app),
-      medeval::cli::AddWorkerCommand(app),      medeval::cli::AddSubmitCommand(app),
-      medeval::cli::AddStatusCommand(app),      medeval::cli::AddFetchCommand(app),
-      medeval::cli::AddAuditCommand(app),       medeval::cli::AddCompareCommand(app),
+      medeval::cli::AddRunCommand(app),    medeval::cli::AddDemoCommand(app),
+      medeval::cli::AddSimCommand(app),    medeval::cli::AddCoordinatorCommand(app),
+      medeval::cli::AddWorkerCommand(app), medeval::cli::AddSubmitCommand(app),
+      medeval::cli::AddStatusCommand(app), medeval::cli::AddFetchCommand(app),
+      medeval::cli::AddAuditCommand(app),  medeval::cli::AddCompareCommand(app),
       medeval::cli::AddVerifyCommand(app),
   };
   try {

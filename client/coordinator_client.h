@@ -20,8 +20,8 @@ namespace medeval {
 
 class CoordinatorClient {
  public:
-  static absl::StatusOr<std::unique_ptr<CoordinatorClient>> Connect(
-      const std::string& target, const ClientSecurity& security);
+  static absl::StatusOr<std::unique_ptr<CoordinatorClient>> Connect(const std::string& target,
+                                                                    const ClientSecurity& security);
 
   // Uploads the files of `suite` (its dataset files and the images its
   // questions use) and creates a run with `spec`, or resumes the run with the
@@ -33,8 +33,7 @@ class CoordinatorClient {
 
   // Downloads the outputs of a finished run into `dir` (the model's folder),
   // replacing what an earlier fetch put there. Returns the files written.
-  absl::StatusOr<std::vector<std::string>> Fetch(const std::string& run_id,
-                                                 const std::string& dir);
+  absl::StatusOr<std::vector<std::string>> Fetch(const std::string& run_id, const std::string& dir);
 
   const std::string& target() const { return target_; }
 

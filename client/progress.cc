@@ -21,7 +21,8 @@ ProgressReporter::ProgressReporter(std::ostream& out, bool tty, absl::Duration p
 
 std::string ProgressReporter::Line(const v1::RunStatus& r, bool bar, int width) {
   const uint64_t done = r.answered() + r.failed();
-  const double frac = r.total() > 0 ? static_cast<double>(done) / static_cast<double>(r.total()) : 0;
+  const double frac =
+      r.total() > 0 ? static_cast<double>(done) / static_cast<double>(r.total()) : 0;
   std::string s = absl::StrCat(r.model(), " ");
   if (bar) {
     int filled = static_cast<int>(frac * width);

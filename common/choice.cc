@@ -48,8 +48,7 @@ std::vector<Marker> FindMarkers(absl::string_view s) {
     size_t sep = SeparatorLength(s, after);
     if (sep > 0) {
       out.push_back({i, after + sep, c});
-    } else if (after < s.size() && (s[after] == ' ' || s[after] == '\t') &&
-               AtLineStart(s, i)) {
+    } else if (after < s.size() && (s[after] == ' ' || s[after] == '\t') && AtLineStart(s, i)) {
       out.push_back({i, after + 1, c});  // "A 选项" at a line start
     }
   }

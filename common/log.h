@@ -44,12 +44,10 @@ struct LogVoidify {
 #define MEDEVAL_LOG_LEVEL_WARNING ::medeval::LogLevel::kWarning
 #define MEDEVAL_LOG_LEVEL_ERROR ::medeval::LogLevel::kError
 
-#define MEDEVAL_LOG(severity)                                             \
-  (MEDEVAL_LOG_LEVEL_##severity < ::medeval::GetLogLevel())               \
-      ? (void)0                                                           \
-      : ::medeval::LogVoidify() &                                         \
-            ::medeval::LogMessage(MEDEVAL_LOG_LEVEL_##severity, __FILE__, \
-                                  __LINE__)                               \
-                .stream()
+#define MEDEVAL_LOG(severity)                               \
+  (MEDEVAL_LOG_LEVEL_##severity < ::medeval::GetLogLevel()) \
+      ? (void)0                                             \
+      : ::medeval::LogVoidify() &                           \
+            ::medeval::LogMessage(MEDEVAL_LOG_LEVEL_##severity, __FILE__, __LINE__).stream()
 
 #endif  // MEDEVAL_COMMON_LOG_H_

@@ -49,8 +49,8 @@ class Reader {
       for (const auto& a : allowed) {
         if (EditDistance(key, a) <= 2) hint = absl::StrCat(" (did you mean '", a, "'?)");
       }
-      return Error(kv.first, absl::StrCat("unknown key '", key, "' in ", where, hint, "; known: ",
-                                          absl::StrJoin(allowed, ", ")));
+      return Error(kv.first, absl::StrCat("unknown key '", key, "' in ", where, hint,
+                                          "; known: ", absl::StrJoin(allowed, ", ")));
     }
     return absl::OkStatus();
   }
@@ -233,10 +233,10 @@ absl::Status ReadServe(const Reader& r, const YAML::Node& n, ServeConfig* s) {
 }
 
 // Fields shared by `defaults` and each model.
-absl::Status ReadModelFields(const Reader& r, const YAML::Node& n, bool is_default,
-                             ModelEntry* m) {
-  std::vector<std::string> keys = {"base_url", "api_key_env", "api_key_file", "workers",
-                                   "concurrency", "adaptive_concurrency", "limits", "request"};
+absl::Status ReadModelFields(const Reader& r, const YAML::Node& n, bool is_default, ModelEntry* m) {
+  std::vector<std::string> keys = {"base_url", "api_key_env", "api_key_file",
+                                   "workers",  "concurrency", "adaptive_concurrency",
+                                   "limits",   "request"};
   if (!is_default) {
     for (const char* k : {"name", "served_model_name", "serve"}) keys.push_back(k);
   }
@@ -246,8 +246,8 @@ absl::Status ReadModelFields(const Reader& r, const YAML::Node& n, bool is_defau
     const std::string key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
     absl::Status s;
-    if (key == "name" || key == "served_model_name" || key == "base_url" ||
-        key == "api_key_env" || key == "api_key_file") {
+    if (key == "name" || key == "served_model_name" || key == "base_url" || key == "api_key_env" ||
+        key == "api_key_file") {
       auto x = r.String(v, key);
       if (!x.ok()) return x.status();
       if (key == "name") m->name = *x;
@@ -330,8 +330,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& text, const std:
         return r.Error(n, absl::StrCat("model '", m.name, "' is listed twice"));
       }
       if (m.has_serve && n["base_url"]) {
-        return r.Error(n, absl::StrCat("model '", m.name,
-                                       "' has both 'serve' and 'base_url'; give one"));
+        return r.Error(
+            n, absl::StrCat("model '", m.name, "' has both 'serve' and 'base_url'; give one"));
       }
       config.models.push_back(std::move(m));
     }

@@ -61,8 +61,7 @@ struct ModelConfig {
 };
 
 // Reads and checks the file. `base` gives the request defaults (MedBench's).
-absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& path,
-                                            const v1::RequestParams& base);
+absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& path, const v1::RequestParams& base);
 absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& text, const std::string& path,
                                              const v1::RequestParams& base);
 

@@ -78,11 +78,11 @@ class OpsServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void Read() {
     req_ = {};
     stream_.expires_after(kIdleTimeout);
-    http::async_read(stream_, buffer_, req_, [self = shared_from_this()](beast::error_code ec,
-                                                                         size_t) {
-      if (ec) return;  // closed, timed out or garbage: drop the connection
-      self->Respond();
-    });
+    http::async_read(stream_, buffer_, req_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return;  // closed, timed out or garbage: drop the connection
+                       self->Respond();
+                     });
   }
 
  private:

@@ -24,12 +24,11 @@ ReasoningSplit SplitReasoning(absl::string_view content) {
       return out;
     }
     out.reasoning = std::string(absl::StripAsciiWhitespace(body.substr(0, close)));
-    out.answer =
-        std::string(absl::StripLeadingAsciiWhitespace(body.substr(close + kClose.size())));
+    out.answer = std::string(absl::StripLeadingAsciiWhitespace(body.substr(close + kClose.size())));
     out.flags.emplace_back(kFlagThinkBlock);
-  } else if (size_t close = content.find(kClose); close != absl::string_view::npos &&
-                                                  content.substr(0, close).find(kOpen) ==
-                                                      absl::string_view::npos) {
+  } else if (size_t close = content.find(kClose);
+             close != absl::string_view::npos &&
+             content.substr(0, close).find(kOpen) == absl::string_view::npos) {
     out.reasoning = std::string(absl::StripAsciiWhitespace(content.substr(0, close)));
     out.answer =
         std::string(absl::StripLeadingAsciiWhitespace(content.substr(close + kClose.size())));

@@ -12,11 +12,11 @@ namespace medeval {
 namespace {
 
 constexpr absl::string_view kAgentDatasets[] = {
-    "MedCOT",      "MedCallAPI",  "MedCollab",   "MedDBOps",    "MedDecomp",
-    "MedDefend",   "MedIntentID", "MedLongConv", "MedLongQA",   "MedPathPlan",
-    "MedReflect",  "MedRetAPI",   "MedRoleAdapt", "MedShield"};
-constexpr absl::string_view kVlmDatasets[] = {"MedCourse", "MedDetect", "MedDiffDx",
-                                              "MedGen",    "MedOCR",    "MedQC",
+    "MedCOT",     "MedCallAPI",  "MedCollab",    "MedDBOps",  "MedDecomp",
+    "MedDefend",  "MedIntentID", "MedLongConv",  "MedLongQA", "MedPathPlan",
+    "MedReflect", "MedRetAPI",   "MedRoleAdapt", "MedShield"};
+constexpr absl::string_view kVlmDatasets[] = {"MedCourse", "MedDetect",  "MedDiffDx",
+                                              "MedGen",    "MedOCR",     "MedQC",
                                               "MedSeqIm",  "MedTherapy", "MedVQA"};
 
 template <size_t N>
@@ -39,10 +39,14 @@ std::string ListSubfolders(const std::string& root) {
 
 absl::string_view TrackName(Track track) {
   switch (track) {
-    case Track::kV4Llm: return "v4-llm";
-    case Track::kV4Agent: return "v4-agent";
-    case Track::kV4Vlm: return "v4-vlm";
-    case Track::kLegacyLlm: return "legacy-llm";
+    case Track::kV4Llm:
+      return "v4-llm";
+    case Track::kV4Agent:
+      return "v4-agent";
+    case Track::kV4Vlm:
+      return "v4-vlm";
+    case Track::kLegacyLlm:
+      return "legacy-llm";
   }
   return "unknown";
 }
@@ -51,16 +55,20 @@ absl::StatusOr<Track> ParseTrack(absl::string_view name) {
   for (Track t : {Track::kV4Llm, Track::kV4Agent, Track::kV4Vlm, Track::kLegacyLlm}) {
     if (name == TrackName(t)) return t;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown track '", name, "' (expected v4-llm, v4-agent, v4-vlm or legacy-llm)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown track '", name, "' (expected v4-llm, v4-agent, v4-vlm or legacy-llm)"));
 }
 
 absl::string_view SubmissionFolder(Track track) {
   switch (track) {
-    case Track::kV4Llm: return "MedBench_LLM";
-    case Track::kV4Agent: return "MedBench_Agent";
-    case Track::kV4Vlm: return "MedBench_VLM_QA";
-    case Track::kLegacyLlm: return "MedBench";
+    case Track::kV4Llm:
+      return "MedBench_LLM";
+    case Track::kV4Agent:
+      return "MedBench_Agent";
+    case Track::kV4Vlm:
+      return "MedBench_VLM_QA";
+    case Track::kLegacyLlm:
+      return "MedBench";
   }
   return "MedBench";
 }
@@ -71,8 +79,9 @@ bool IsKnownV4VlmDataset(absl::string_view name) { return Contains(kVlmDatasets,
 absl::StatusOr<SuiteLayout> DetectSuite(const std::string& root, const Track* forced,
                                         const std::vector<std::string>& only) {
   if (!IsDirectory(root)) {
-    return absl::NotFoundError(absl::StrCat(root, ": not a directory (--data names the folder "
-                                                  "holding the dataset files)"));
+    return absl::NotFoundError(absl::StrCat(root,
+                                            ": not a directory (--data names the folder "
+                                            "holding the dataset files)"));
   }
   auto names = ListDir(root);
   if (!names.ok()) return names.status();
@@ -92,15 +101,17 @@ absl::StatusOr<SuiteLayout> DetectSuite(const std::string& root, const Track* fo
   }
   if (v4.empty() && legacy.empty()) {
     std::string sub = ListSubfolders(root);
-    return absl::NotFoundError(absl::StrCat(
-        root, ": no dataset files (expected <Dataset>.jsonl for v4 or "
-              "<Dataset>/<Dataset>_test.jsonl for legacy)",
-        sub.empty() ? "" : absl::StrCat("; subfolders here: ", sub)));
+    return absl::NotFoundError(
+        absl::StrCat(root,
+                     ": no dataset files (expected <Dataset>.jsonl for v4 or "
+                     "<Dataset>/<Dataset>_test.jsonl for legacy)",
+                     sub.empty() ? "" : absl::StrCat("; subfolders here: ", sub)));
   }
   if (!v4.empty() && !legacy.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        root, ": holds both v4 files (<Dataset>.jsonl) and legacy folders "
-              "(<Dataset>/<Dataset>_test.jsonl); point --data at one suite"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(root,
+                     ": holds both v4 files (<Dataset>.jsonl) and legacy folders "
+                     "(<Dataset>/<Dataset>_test.jsonl); point --data at one suite"));
   }
 
   SuiteLayout layout;
@@ -108,16 +119,16 @@ absl::StatusOr<SuiteLayout> DetectSuite(const std::string& root, const Track* fo
     layout.track = Track::kLegacyLlm;
     layout.files = std::move(legacy);
     if (forced != nullptr && *forced != Track::kLegacyLlm) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          root, ": is a legacy suite (<Dataset>/<Dataset>_test.jsonl) but --track is ",
-          TrackName(*forced)));
+      return absl::InvalidArgumentError(
+          absl::StrCat(root, ": is a legacy suite (<Dataset>/<Dataset>_test.jsonl) but --track is ",
+                       TrackName(*forced)));
     }
   } else {
     layout.files = std::move(v4);
     if (forced != nullptr) {
       if (*forced == Track::kLegacyLlm) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            root, ": holds v4 files (<Dataset>.jsonl) but --track is legacy-llm"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(root, ": holds v4 files (<Dataset>.jsonl) but --track is legacy-llm"));
       }
       layout.track = *forced;
     } else {
@@ -131,9 +142,10 @@ absl::StatusOr<SuiteLayout> DetectSuite(const std::string& root, const Track* fo
       } else if (vlm > 0 && vlm == layout.files.size()) {
         layout.track = Track::kV4Vlm;
       } else if (agent > 0 || vlm > 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            root, ": mixes datasets of different v4 tracks; pass --track "
-                  "v4-llm|v4-agent|v4-vlm"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(root,
+                         ": mixes datasets of different v4 tracks; pass --track "
+                         "v4-llm|v4-agent|v4-vlm"));
       } else {
         layout.track = Track::kV4Llm;
       }

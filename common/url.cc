@@ -31,16 +31,15 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view url) {
   } else if (absl::StartsWith(lower, "https://")) {
     scheme_len = 8;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "base URL '", RedactUrl(u), "' must start with http:// or https:// "
-        "(e.g. http://localhost:8000/v1)"));
+    return absl::InvalidArgumentError(absl::StrCat("base URL '", RedactUrl(u),
+                                                   "' must start with http:// or https:// "
+                                                   "(e.g. http://localhost:8000/v1)"));
   }
   absl::string_view rest = u.substr(scheme_len);
   size_t slash = rest.find_first_of("/?#");
   absl::string_view host = rest.substr(0, slash);
   if (host.empty() || host.find('@') == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("base URL '", RedactUrl(u), "' has no host"));
+    return absl::InvalidArgumentError(absl::StrCat("base URL '", RedactUrl(u), "' has no host"));
   }
   if (u.find('#') != absl::string_view::npos) {
     return absl::InvalidArgumentError(

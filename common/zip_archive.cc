@@ -31,7 +31,8 @@ absl::Status WriteZip(const std::string& zip_path, const std::vector<std::string
   int code = 0;
   zip_t* za = zip_open(tmp.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &code);
   if (za == nullptr) {
-    return absl::InternalError(absl::StrCat(zip_path, ": cannot create zip: ", ZipErrorString(code)));
+    return absl::InternalError(
+        absl::StrCat(zip_path, ": cannot create zip: ", ZipErrorString(code)));
   }
   auto fail = [&](const std::string& what) {
     std::string msg = absl::StrCat(zip_path, ": ", what, ": ", zip_strerror(za));
@@ -46,7 +47,7 @@ absl::Status WriteZip(const std::string& zip_path, const std::vector<std::string
     zip_file_set_dostime(za, static_cast<zip_uint64_t>(idx), kDosTime, kDosDate, 0);
   }
   for (const ZipEntry& e : entries) {
-    zip_source_t* src = zip_source_file(za, e.file_path.c_str(), 0, 0)  /* 0: to the end */;
+    zip_source_t* src = zip_source_file(za, e.file_path.c_str(), 0, 0) /* 0: to the end */;
     if (src == nullptr) return fail(absl::StrCat("read ", e.file_path));
     zip_int64_t idx = zip_file_add(za, e.name.c_str(), src, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
     if (idx < 0) {

@@ -42,14 +42,14 @@ std::vector<prometheus::MetricFamily> CoordinatorMetrics::Collect() const {
             1);
     f.Gauge("medeval_run_answers_per_second", "Answers per second, recent", run, r.rate());
     if (r.eta_s() >= 0) {
-      f.Gauge("medeval_run_eta_seconds", "Estimated seconds until every question is settled",
-              run, r.eta_s());
+      f.Gauge("medeval_run_eta_seconds", "Estimated seconds until every question is settled", run,
+              r.eta_s());
     }
-    f.Counter("medeval_run_retries_total", "Attempts beyond the first, over the run's answers",
-              run, static_cast<double>(r.retries()));
+    f.Counter("medeval_run_retries_total", "Attempts beyond the first, over the run's answers", run,
+              static_cast<double>(r.retries()));
     f.Counter("medeval_run_duplicate_answers_total",
-              "Answers that arrived after another copy of the question was answered (backups)",
-              run, static_cast<double>(r.duplicates()));
+              "Answers that arrived after another copy of the question was answered (backups)", run,
+              static_cast<double>(r.duplicates()));
   }
 
   std::map<std::string, int> connected;  // by model
@@ -76,11 +76,13 @@ std::vector<prometheus::MetricFamily> CoordinatorMetrics::Collect() const {
             static_cast<double>(c.results));
   f.Counter("medeval_coordinator_backup_leases_total", "Second copies of stragglers handed out", {},
             static_cast<double>(c.backups));
-  f.Counter("medeval_coordinator_workers_expired_total", "Workers presumed gone after missed heartbeats", {},
+  f.Counter("medeval_coordinator_workers_expired_total",
+            "Workers presumed gone after missed heartbeats", {},
             static_cast<double>(c.expired_workers));
-  f.Counter("medeval_coordinator_rate_grants_total", "Request grants issued under rpm/tpm limits", {},
-            static_cast<double>(c.grants));
-  f.Counter("medeval_coordinator_model_pauses_total", "Model-wide pauses after a 429 with Retry-After", {},
+  f.Counter("medeval_coordinator_rate_grants_total", "Request grants issued under rpm/tpm limits",
+            {}, static_cast<double>(c.grants));
+  f.Counter("medeval_coordinator_model_pauses_total",
+            "Model-wide pauses after a 429 with Retry-After", {},
             static_cast<double>(c.model_pauses));
   return f.Take();
 }

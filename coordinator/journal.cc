@@ -185,8 +185,7 @@ absl::Status JournalFile::WriteAndSync() {
   return absl::OkStatus();
 }
 
-JournalWriter::JournalWriter(Options options)
-    : options_(options), thread_([this] { Loop(); }) {}
+JournalWriter::JournalWriter(Options options) : options_(options), thread_([this] { Loop(); }) {}
 
 JournalWriter::~JournalWriter() {
   {

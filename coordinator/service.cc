@@ -274,8 +274,8 @@ class FetchStream : public grpc::ServerWriteReactor<v1::FileChunk> {
     data->resize(static_cast<size_t>(std::min<uint64_t>(kFetchChunk, size_ - offset_)));
     size_t got = 0;
     while (got < data->size()) {
-      ssize_t n = ::pread(fd_, &(*data)[got], data->size() - got,
-                          static_cast<off_t>(offset_ + got));
+      ssize_t n =
+          ::pread(fd_, &(*data)[got], data->size() - got, static_cast<off_t>(offset_ + got));
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return absl::DataLossError(absl::StrCat(files_[index_], ": short read"));
       got += static_cast<size_t>(n);
@@ -334,8 +334,8 @@ grpc::ServerUnaryReactor* CoordinatorService::Status(grpc::CallbackServerContext
     return reactor;
   }
   if (!request->run_id().empty() && !coordinator_->scheduler().HasRun(request->run_id())) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                 absl::StrCat("no run ", request->run_id())));
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no run ", request->run_id())));
     return reactor;
   }
   *response = coordinator_->scheduler().Status(request->run_id());
@@ -355,14 +355,14 @@ grpc::ServerWriteReactor<v1::FileChunk>* CoordinatorService::Fetch(
     std::string progress;
     if (st.runs_size() == 1) {
       const auto& r = st.runs(0);
-      progress = absl::StrCat(" (", r.answered() + r.failed(), "/", r.total(), " settled, state ",
-                              r.state(), r.error().empty() ? "" : absl::StrCat(": ", r.error()),
-                              ")");
+      progress =
+          absl::StrCat(" (", r.answered() + r.failed(), "/", r.total(), " settled, state ",
+                       r.state(), r.error().empty() ? "" : absl::StrCat(": ", r.error()), ")");
     }
-    return new RejectWrite<v1::FileChunk>(grpc::Status(
-        grpc::StatusCode::FAILED_PRECONDITION,
-        absl::StrCat("run ", request->run_id(), " is not finished", progress,
-                     "; watch it with `medeval status`")));
+    return new RejectWrite<v1::FileChunk>(
+        grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                     absl::StrCat("run ", request->run_id(), " is not finished", progress,
+                                  "; watch it with `medeval status`")));
   }
   return new FetchStream(&coordinator_->executor(), out->output_dir);
 }

@@ -22,8 +22,8 @@ namespace medeval::sim {
 
 struct AnswerStyle {
   uint64_t seed = 0;
-  bool think = false;            // prefix a <think>...</think> block
-  bool reasoning_field = false;  // put the reasoning in reasoning_content
+  bool think = false;                // prefix a <think>...</think> block
+  bool reasoning_field = false;      // put the reasoning in reasoning_content
   double format_violation_rate = 0;  // answer in prose instead of the format
   double flip_rate = 0;  // choose by option position instead of text (inconsistent model)
 };

@@ -20,19 +20,19 @@
 namespace medeval::sim {
 
 struct SimOptions {
-  std::string listen = "127.0.0.1:0";  // HOST:PORT; port 0 picks a free one
-  int threads = 0;                     // I/O threads; 0: one per core
-  double latency_ms = 0;               // service time of one request
-  double jitter_sigma = 0;             // log-normal jitter of the latency (mean kept)
-  int capacity = 0;                    // concurrent requests served; 0: unlimited
-  bool overflow_reject = false;        // over capacity: 429 (true) or wait (false)
-  double fail_rate = 0;                // 500
-  double ratelimit_rate = 0;           // 429 with Retry-After
-  double drop_rate = 0;                // connection closed without a response
-  double garbage_rate = 0;             // 200 with a malformed body
-  double hang_rate = 0;                // never answered
-  int retry_after_s = 1;               // Retry-After of 429 responses
-  std::string api_key;                 // require "Authorization: Bearer KEY"
+  std::string listen = "127.0.0.1:0";      // HOST:PORT; port 0 picks a free one
+  int threads = 0;                         // I/O threads; 0: one per core
+  double latency_ms = 0;                   // service time of one request
+  double jitter_sigma = 0;                 // log-normal jitter of the latency (mean kept)
+  int capacity = 0;                        // concurrent requests served; 0: unlimited
+  bool overflow_reject = false;            // over capacity: 429 (true) or wait (false)
+  double fail_rate = 0;                    // 500
+  double ratelimit_rate = 0;               // 429 with Retry-After
+  double drop_rate = 0;                    // connection closed without a response
+  double garbage_rate = 0;                 // 200 with a malformed body
+  double hang_rate = 0;                    // never answered
+  int retry_after_s = 1;                   // Retry-After of 429 responses
+  std::string api_key;                     // require "Authorization: Bearer KEY"
   std::string model_name = "medeval-sim";  // listed by /v1/models
   AnswerStyle style;
 };

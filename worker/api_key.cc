@@ -16,14 +16,14 @@ absl::StatusOr<std::string> ResolveApiKey(const std::string& env, const std::str
       return absl::InvalidArgumentError(absl::StrCat("API key file: ", data.status().message()));
     }
     std::string key(absl::StripAsciiWhitespace(*data));
-    if (key.empty()) return absl::InvalidArgumentError(absl::StrCat("API key file ", file, " is empty"));
+    if (key.empty())
+      return absl::InvalidArgumentError(absl::StrCat("API key file ", file, " is empty"));
     return key;
   }
   if (!env.empty()) {
     const char* v = std::getenv(env.c_str());
     if (v == nullptr || *v == '\0') {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the API key variable ", env, " is not set"));
+      return absl::InvalidArgumentError(absl::StrCat("the API key variable ", env, " is not set"));
     }
     return std::string(v);
   }

@@ -107,10 +107,10 @@ std::string BuildChatRequest(const std::string& model, const v1::RequestParams& 
     // OpenAI vision format: the question, then each image in img_path order.
     json parts = json::array({{{"type", "text"}, {"text", lease.question()}}});
     for (const v1::ImagePart& img : lease.images()) {
-      parts.push_back(
-          {{"type", "image_url"},
-           {"image_url",
-            {{"url", absl::StrCat("data:", img.mime_type(), ";base64,", absl::Base64Escape(img.data()))}}}});
+      parts.push_back({{"type", "image_url"},
+                       {"image_url",
+                        {{"url", absl::StrCat("data:", img.mime_type(), ";base64,",
+                                              absl::Base64Escape(img.data()))}}}});
     }
     messages.push_back({{"role", "user"}, {"content", std::move(parts)}});
   }
@@ -329,13 +329,14 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
       auto parsed = ParseChatCompletion(resp.body);
       report.outcome = "bad_response";
       if (!parsed.ok()) {
-        error = absl::StrCat("HTTP ", resp.status, " with an unusable body: ",
-                             parsed.status().message());
+        error = absl::StrCat("HTTP ", resp.status,
+                             " with an unusable body: ", parsed.status().message());
       } else if (!parsed->has_content && parsed->reasoning_field.empty()) {
         if (parsed->finish_reason == "length") {
           kind = FailureKind::kQuestion;
-          error = "the model produced no answer within max_tokens (finish_reason length); "
-                  "raise --max-tokens";
+          error =
+              "the model produced no answer within max_tokens (finish_reason length); "
+              "raise --max-tokens";
         } else {
           error = absl::StrCat("response has no message content (finish_reason '",
                                parsed->finish_reason, "')");
@@ -348,7 +349,8 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
         r.set_answer(split.answer);
         std::string reasoning = parsed->reasoning_field;
         if (!split.reasoning.empty()) {
-          reasoning = reasoning.empty() ? split.reasoning : absl::StrCat(reasoning, "\n\n", split.reasoning);
+          reasoning = reasoning.empty() ? split.reasoning
+                                        : absl::StrCat(reasoning, "\n\n", split.reasoning);
         }
         r.set_reasoning(reasoning);
         for (const auto& f : split.flags) r.add_flags(f);

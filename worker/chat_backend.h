@@ -87,9 +87,9 @@ struct AttemptReport {
 // on_grant_demand may be called with the caller of Ask's locks held, so it
 // must not take them.
 struct BackendHooks {
-  std::function<void()> on_grant_demand;                 // attempts waiting for grants changed
-  std::function<void(absl::Duration)> on_rate_limited;   // a 429 with Retry-After
-  std::function<void(bool throttled)> on_attempt;        // every attempt: 429 or not
+  std::function<void()> on_grant_demand;                      // attempts waiting for grants changed
+  std::function<void(absl::Duration)> on_rate_limited;        // a 429 with Retry-After
+  std::function<void(bool throttled)> on_attempt;             // every attempt: 429 or not
   std::function<void(const AttemptReport&)> on_attempt_done;  // every attempt that ended
 };
 

@@ -25,15 +25,15 @@ absl::Status ProbeEndpoint(const BackendConfig& backend, const v1::RequestParams
   HttpResponse r = done.get_future().get();
   const std::string url = RedactUrl(backend.endpoint.base);
   if (!r.error.empty()) {
-    return absl::UnavailableError(absl::StrCat("cannot reach the model server at ", url, ": ",
-                                               r.error, "; is it running?"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot reach the model server at ", url, ": ", r.error, "; is it running?"));
   }
   if (r.status == 401 || r.status == 403) {
     std::string msg = ServerErrorMessage(r.body);
     if (backend.api_key.size() >= 4) msg = absl::StrReplaceAll(msg, {{backend.api_key, "***"}});
-    return absl::UnauthenticatedError(absl::StrCat(
-        "the model server at ", url, " refused the API key (HTTP ", r.status, ": ", msg,
-        "); set it with --api-key-env VAR, API_TOKEN or OPENAI_API_KEY"));
+    return absl::UnauthenticatedError(
+        absl::StrCat("the model server at ", url, " refused the API key (HTTP ", r.status, ": ",
+                     msg, "); set it with --api-key-env VAR, API_TOKEN or OPENAI_API_KEY"));
   }
   return absl::OkStatus();
 }

@@ -27,10 +27,10 @@ struct HttpRequest {
 };
 
 struct HttpResponse {
-  int status = 0;             // HTTP status; 0 when no response arrived
+  int status = 0;  // HTTP status; 0 when no response arrived
   std::string body;
-  std::string retry_after;    // Retry-After header, raw
-  std::string error;          // transport error (curl's words); empty on a response
+  std::string retry_after;  // Retry-After header, raw
+  std::string error;        // transport error (curl's words); empty on a response
   bool timed_out = false;
   int curl_code = 0;
   absl::Duration elapsed;

@@ -61,8 +61,7 @@ void ManagedWorker::Supervise() {
       server_->Stop();
       if (++failed_starts >= kMaxFailedStarts) {
         Finish(absl::UnavailableError(absl::StrCat("the model server failed to start ",
-                                                   failed_starts, " times; last: ",
-                                                   st.message())));
+                                                   failed_starts, " times; last: ", st.message())));
         return;
       }
       MEDEVAL_LOG(WARNING) << st.message() << "; trying again in " << backoff;

@@ -58,7 +58,9 @@ ModelServer::ModelServer(ServeOptions options) : options_(std::move(options)) {}
 
 ModelServer::~ModelServer() { Stop(); }
 
-std::string ModelServer::base_url() const { return absl::StrCat("http://127.0.0.1:", port_, "/v1"); }
+std::string ModelServer::base_url() const {
+  return absl::StrCat("http://127.0.0.1:", port_, "/v1");
+}
 
 absl::Status ModelServer::Start() {
   if (options_.command.empty()) return absl::InvalidArgumentError("--serve needs a command");
@@ -87,7 +89,8 @@ absl::Status ModelServer::Start() {
   wait_status_ = 0;
   if (forwarder_.joinable()) forwarder_.join();
   forwarder_ = std::thread([this, fd = pipefd[0]] { Forward(fd); });
-  MEDEVAL_LOG(INFO) << "started the model server (pid " << pid << ", port " << port_ << "): " << cmd;
+  MEDEVAL_LOG(INFO) << "started the model server (pid " << pid << ", port " << port_
+                    << "): " << cmd;
   return absl::OkStatus();
 }
 
@@ -159,13 +162,12 @@ absl::Status ModelServer::WaitReady(absl::Duration timeout,
     if (cancelled && cancelled()) return absl::CancelledError("stopped while waiting");
     const absl::Time now = absl::Now();
     if (now - start > timeout) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "the model server was not ready within ", absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("the model server was not ready within ", absl::FormatDuration(timeout)));
     }
     if (now > next_note) {
       MEDEVAL_LOG(INFO) << "still waiting for the model server to load ("
-                        << absl::FormatDuration(absl::Trunc(now - start, absl::Seconds(1)))
-                        << ")";
+                        << absl::FormatDuration(absl::Trunc(now - start, absl::Seconds(1))) << ")";
       next_note = now + absl::Seconds(30);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));

@@ -258,7 +258,8 @@ void Worker::Loop() {
       stats_.connected = false;
       if (stopping_) break;
       const auto code = status.error_code();
-      if (code == grpc::StatusCode::UNAUTHENTICATED || code == grpc::StatusCode::PERMISSION_DENIED ||
+      if (code == grpc::StatusCode::UNAUTHENTICATED ||
+          code == grpc::StatusCode::PERMISSION_DENIED ||
           code == grpc::StatusCode::INVALID_ARGUMENT) {
         fatal_ = absl::FailedPreconditionError(
             absl::StrCat("the coordinator refused this worker: ", status.error_message()));

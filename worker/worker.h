@@ -34,10 +34,10 @@ namespace medeval {
 struct WorkerOptions {
   std::string coordinator;  // host:port
   ClientSecurity security;
-  std::string name;         // unique per coordinator; default host-pid
-  std::string model;        // the model this worker serves
-  int concurrency = 16;     // requests in flight to the model
-  int prefetch = -1;        // extra leases queued locally; -1: concurrency / 4 (at least 2)
+  std::string name;      // unique per coordinator; default host-pid
+  std::string model;     // the model this worker serves
+  int concurrency = 16;  // requests in flight to the model
+  int prefetch = -1;     // extra leases queued locally; -1: concurrency / 4 (at least 2)
   BackendConfig backend;
   absl::Duration reconnect_min = absl::Milliseconds(250);
   absl::Duration reconnect_max = absl::Seconds(15);
@@ -124,14 +124,14 @@ class Worker {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  Stream* stream_ = nullptr;           // current stream, if any
+  Stream* stream_ = nullptr;  // current stream, if any
   bool stream_done_ = false;
   grpc::Status stream_status_;
   bool welcomed_ = false;
   absl::Duration heartbeat_interval_ = absl::Seconds(5);
   absl::flat_hash_map<std::string, v1::RunInfo> runs_;
   std::deque<v1::Lease> queued_;
-  absl::flat_hash_map<uint64_t, Inflight> inflight_;  // by lease id
+  absl::flat_hash_map<uint64_t, Inflight> inflight_;      // by lease id
   absl::flat_hash_map<std::string, v1::Result> unacked_;  // by "run#index"
   bool draining_ = false;
   bool paused_ = false;
@@ -139,10 +139,10 @@ class Worker {
   bool stopped_ = false;
   absl::Status fatal_;
   Stats stats_;
-  v1::WorkerMessage outbox_;     // results waiting for the linger to pass
+  v1::WorkerMessage outbox_;  // results waiting for the linger to pass
   bool flush_scheduled_ = false;
-  int limit_ = 0;                // requests in flight allowed now
-  int ok_streak_ = 0;            // attempts since the last 429 or raise
+  int limit_ = 0;      // requests in flight allowed now
+  int ok_streak_ = 0;  // attempts since the last 429 or raise
   bool logged_backoff_ = false;
   std::atomic<bool> grant_report_pending_{false};
 

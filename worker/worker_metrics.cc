@@ -10,8 +10,9 @@ WorkerMetrics::WorkerMetrics(std::string model)
   const prometheus::Labels m = {{"model", model_}};
   requests_ = &prometheus::BuildCounter()
                    .Name("medeval_requests_total")
-                   .Help("Requests to the model by outcome: ok, rate_limited, server_error, "
-                         "client_error, timeout, connection, bad_response")
+                   .Help(
+                       "Requests to the model by outcome: ok, rate_limited, server_error, "
+                       "client_error, timeout, connection, bad_response")
                    .Register(*registry_);
   retries_ = &prometheus::BuildCounter()
                   .Name("medeval_request_retries_total")
@@ -21,8 +22,8 @@ WorkerMetrics::WorkerMetrics(std::string model)
                   .Name("medeval_request_duration_seconds")
                   .Help("Time from sending a request to its response (or giving up on it)")
                   .Register(*registry_)
-                  .Add(m, prometheus::Histogram::BucketBoundaries{
-                              0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600});
+                  .Add(m, prometheus::Histogram::BucketBoundaries{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10,
+                                                                  20, 30, 60, 120, 300, 600});
   auto& tokens = prometheus::BuildCounter()
                      .Name("medeval_tokens_total")
                      .Help("Tokens of answered requests, as the server reported them")
@@ -59,8 +60,8 @@ std::vector<prometheus::MetricFamily> WorkerStateMetrics::Collect() const {
   MetricFamilies f;
   const MetricLabels m = {{"model", s.model}};
   f.Gauge("medeval_build_info", "medeval version", {{"version", kVersion}}, 1);
-  f.Gauge("medeval_worker_info", "The worker's name and model", {{"model", s.model}, {"worker", s.name}},
-          1);
+  f.Gauge("medeval_worker_info", "The worker's name and model",
+          {{"model", s.model}, {"worker", s.name}}, 1);
   f.Gauge("medeval_worker_connected", "1 while the stream to the coordinator is up", m,
           s.stats.connected ? 1 : 0);
   f.Gauge("medeval_requests_in_flight", "Requests to the model in flight", m, s.stats.inflight);
@@ -73,8 +74,8 @@ std::vector<prometheus::MetricFamily> WorkerStateMetrics::Collect() const {
           s.stats.concurrency_limit);
   f.Counter("medeval_worker_leases_received_total", "Questions leased to this worker", m,
             static_cast<double>(s.stats.leases));
-  f.Counter("medeval_worker_reconnects_total", "Streams to the coordinator re-established",
-            m, static_cast<double>(s.stats.reconnects));
+  f.Counter("medeval_worker_reconnects_total", "Streams to the coordinator re-established", m,
+            static_cast<double>(s.stats.reconnects));
   if (s.serving_model) {
     f.Gauge("medeval_model_server_ready", "1 while the local model server answers its health check",
             m, s.server_ready ? 1 : 0);

@@ -8,7 +8,8 @@ namespace {
 
 FormatRule Rule(Track t, const std::string& dataset) { return RuleFor(t, dataset, ""); }
 
-const std::vector<ChoiceOption> kFive = {{'A', "一"}, {'B', "二"}, {'C', "三"}, {'D', "四"}, {'E', "五"}};
+const std::vector<ChoiceOption> kFive = {
+    {'A', "一"}, {'B', "二"}, {'C', "三"}, {'D', "四"}, {'E', "五"}};
 
 TEST(FormatRulesTest, TheTableKnowsTheTracks) {
   EXPECT_EQ(Rule(Track::kV4Llm, "MedSafety").format, AnswerFormat::kLetter);
@@ -38,7 +39,8 @@ TEST(FormatRulesTest, OneLetterInBrackets) {
   EXPECT_EQ(CheckAnswer(r, "<AB>", kFive), "more than one letter inside <> (single choice)");
   EXPECT_TRUE(absl::StartsWith(CheckAnswer(r, "<F>", kFive), "'F' is not an option (A-E)"));
   EXPECT_TRUE(absl::StartsWith(
-      CheckAnswer(r, "根据患者的临床表现，首先考虑急性阑尾炎，因此选择C，理由是转移性右下腹痛。", kFive),
+      CheckAnswer(r, "根据患者的临床表现，首先考虑急性阑尾炎，因此选择C，理由是转移性右下腹痛。",
+                  kFive),
       "expected one letter inside <>, found 37 characters"));
 }
 
@@ -61,7 +63,8 @@ TEST(FormatRulesTest, SeveralLetters) {
   EXPECT_EQ(CheckAnswer(commas, "B", kFive), "");
   FormatRule bracketed = Rule(Track::kLegacyLlm, "DDx-basic");
   EXPECT_EQ(CheckAnswer(bracketed, "<A, B>", kFive), "");
-  EXPECT_TRUE(absl::StartsWith(CheckAnswer(bracketed, "A, B", kFive), "expected letters inside <>"));
+  EXPECT_TRUE(
+      absl::StartsWith(CheckAnswer(bracketed, "A, B", kFive), "expected letters inside <>"));
 }
 
 TEST(FormatRulesTest, JsonAndLists) {
@@ -75,7 +78,8 @@ TEST(FormatRulesTest, JsonAndLists) {
   EXPECT_EQ(CheckAnswer(list, "消化内科", {}), "");
   EXPECT_TRUE(absl::StartsWith(CheckAnswer(list, "消化内科,普外科", {}), "items separated by ','"));
   EXPECT_TRUE(absl::StrContains(
-      CheckAnswer(list, "建议您首先前往消化内科就诊，必要时再转诊至普外科进一步检查", {}), "prose"));
+      CheckAnswer(list, "建议您首先前往消化内科就诊，必要时再转诊至普外科进一步检查", {}),
+      "prose"));
 }
 
 TEST(ChosenLetterTest, ReadsLeniently) {

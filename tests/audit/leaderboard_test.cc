@@ -61,8 +61,9 @@ TEST(LeaderboardTest, WideFormAndMissingTasks) {
 }
 
 TEST(LeaderboardTest, ErrorsNameTheLine) {
-  EXPECT_TRUE(absl::StartsWith(ParseScoresCsv("task,score\nMedExam,1\n", "s.csv").status().message(),
-                               "s.csv:1: the header needs a 'model' column"));
+  EXPECT_TRUE(
+      absl::StartsWith(ParseScoresCsv("task,score\nMedExam,1\n", "s.csv").status().message(),
+                       "s.csv:1: the header needs a 'model' column"));
   EXPECT_EQ(ParseScoresCsv("model,task,score\nm,MedExam,high\n", "s.csv").status().message(),
             "s.csv:2: score 'high' is not a number");
   EXPECT_EQ(ParseScoresCsv("model,task,score\nm,MedExam\n", "s.csv").status().message(),

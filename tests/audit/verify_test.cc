@@ -13,13 +13,13 @@ TEST(VerifyTest, DetectsEditedAndMissingFiles) {
   testing::WriteText(tmp / "run/MedBench_LLM/A.jsonl", "{\"answer\": \"<A>\"}\n");
   testing::WriteText(tmp / "run/records.jsonl", "{}\n");
   testing::WriteText(tmp / "q/A.jsonl", "{\"question\": \"q\"}\n");
-  testing::WriteText(
-      tmp / "run/manifest.json",
-      std::string(R"({"outputs": [{"path": "MedBench_LLM/A.jsonl", "sha256": ")") +
-          *Sha256File(tmp / "run/MedBench_LLM/A.jsonl") +
-          R"("}, {"path": "records.jsonl", "sha256": ")" + *Sha256File(tmp / "run/records.jsonl") +
-          R"("}], "inputs": [{"path": "A.jsonl", "sha256": ")" + *Sha256File(tmp / "q/A.jsonl") +
-          R"("}]})");
+  testing::WriteText(tmp / "run/manifest.json",
+                     std::string(R"({"outputs": [{"path": "MedBench_LLM/A.jsonl", "sha256": ")") +
+                         *Sha256File(tmp / "run/MedBench_LLM/A.jsonl") +
+                         R"("}, {"path": "records.jsonl", "sha256": ")" +
+                         *Sha256File(tmp / "run/records.jsonl") +
+                         R"("}], "inputs": [{"path": "A.jsonl", "sha256": ")" +
+                         *Sha256File(tmp / "q/A.jsonl") + R"("}]})");
   auto ok = VerifyRun(tmp / "run", tmp / "q");
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_TRUE(ok->ok());

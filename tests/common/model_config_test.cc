@@ -114,7 +114,8 @@ TEST(ModelConfigTest, WrongTypesNameTheLine) {
        }) {
     auto c = Parse(k.text);
     ASSERT_FALSE(c.ok()) << k.text;
-    EXPECT_TRUE(absl::StartsWith(c.status().message(), k.want)) << c.status() << "\nwant: " << k.want;
+    EXPECT_TRUE(absl::StartsWith(c.status().message(), k.want))
+        << c.status() << "\nwant: " << k.want;
   }
 }
 

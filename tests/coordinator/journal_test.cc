@@ -35,7 +35,8 @@ TEST(JournalTest, AppendsAndReplaysInOrder) {
   uint64_t dropped = 0;
   std::vector<uint64_t> offsets;
   {
-    auto f = JournalFile::Open(path, [](uint64_t, absl::string_view) {}, &dropped);
+    auto f = JournalFile::Open(
+        path, [](uint64_t, absl::string_view) {}, &dropped);
     ASSERT_TRUE(f.ok());
     JournalWriter w;
     for (int i = 0; i < 5; ++i) offsets.push_back(AppendSync(w, *f, absl::StrCat("record-", i)));
@@ -56,7 +57,8 @@ TEST(JournalTest, DropsATornTail) {
   const std::string path = dir / "journal";
   uint64_t dropped = 0;
   {
-    auto f = JournalFile::Open(path, [](uint64_t, absl::string_view) {}, &dropped);
+    auto f = JournalFile::Open(
+        path, [](uint64_t, absl::string_view) {}, &dropped);
     JournalWriter w;
     AppendSync(w, *f, "one");
     AppendSync(w, *f, "two");
@@ -71,7 +73,8 @@ TEST(JournalTest, DropsATornTail) {
   EXPECT_EQ(ReadFile(path)->size(), data.size());  // cut back to the last good record
   // Appending after recovery continues a valid journal.
   {
-    auto f = JournalFile::Open(path, [](uint64_t, absl::string_view) {}, &dropped);
+    auto f = JournalFile::Open(
+        path, [](uint64_t, absl::string_view) {}, &dropped);
     JournalWriter w;
     AppendSync(w, *f, "three");
   }
@@ -85,7 +88,8 @@ TEST(JournalTest, StopsAtACorruptRecord) {
   const std::string path = dir / "journal";
   uint64_t dropped = 0;
   {
-    auto f = JournalFile::Open(path, [](uint64_t, absl::string_view) {}, &dropped);
+    auto f = JournalFile::Open(
+        path, [](uint64_t, absl::string_view) {}, &dropped);
     JournalWriter w;
     AppendSync(w, *f, "first");
     AppendSync(w, *f, "second");
@@ -103,7 +107,8 @@ TEST(JournalTest, StopsAtACorruptRecord) {
 TEST(JournalTest, CommitsConcurrentAppendsInGroups) {
   testing::TempDir dir;
   uint64_t dropped = 0;
-  auto f = JournalFile::Open(dir / "journal", [](uint64_t, absl::string_view) {}, &dropped);
+  auto f = JournalFile::Open(
+      dir / "journal", [](uint64_t, absl::string_view) {}, &dropped);
   JournalWriter w;
   std::atomic<int> done{0};
   std::vector<std::thread> threads;

@@ -38,8 +38,12 @@ class RecordingChannel : public WorkerChannel {
     for (const auto& m : msgs_) n += f(m);
     return n;
   }
-  int Acks() { return Count([](const auto& m) { return m.acks_size(); }); }
-  int RunInfos() { return Count([](const auto& m) { return m.runs_size(); }); }
+  int Acks() {
+    return Count([](const auto& m) { return m.acks_size(); });
+  }
+  int RunInfos() {
+    return Count([](const auto& m) { return m.runs_size(); });
+  }
   std::vector<uint64_t> Cancels() {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<uint64_t> out;
@@ -91,8 +95,8 @@ class SchedulerTest : public ::testing::Test {
     EXPECT_TRUE(suite.ok());
     r.suite = std::make_shared<const Suite>(std::move(*suite));
     uint64_t dropped;
-    r.journal = *JournalFile::Open(dir_ / (id + ".journal"), [](uint64_t, absl::string_view) {},
-                                   &dropped);
+    r.journal = *JournalFile::Open(
+        dir_ / (id + ".journal"), [](uint64_t, absl::string_view) {}, &dropped);
     r.state.assign(n, kPending);
     r.offset.assign(n, 0);
     r.output_dir = dir_ / (id + ".out");
@@ -100,8 +104,7 @@ class SchedulerTest : public ::testing::Test {
   }
 
   std::string Connect(RecordingChannel* ch, const std::string& name, const std::string& model,
-                      int inflight, int prefetch = 0,
-                      std::vector<v1::QuestionKey> holding = {}) {
+                      int inflight, int prefetch = 0, std::vector<v1::QuestionKey> holding = {}) {
     v1::Hello h;
     h.set_worker_name(name);
     h.set_model(model);
@@ -394,7 +397,8 @@ TEST_F(SchedulerTest, GrantsShareTheModelsRequestBudget) {
   RecordingChannel& b = NewChannel();
   std::string wa = Connect(&a, "a", "m", 4);
   std::string wb = Connect(&b, "b", "m", 4);
-  EXPECT_EQ(a.Count([](const auto& m) { return m.runs_size() > 0 && m.runs(0).rate_limited(); }), 1);
+  EXPECT_EQ(a.Count([](const auto& m) { return m.runs_size() > 0 && m.runs(0).rate_limited(); }),
+            1);
   auto grants = [](RecordingChannel& ch) {
     return ch.Count([](const auto& m) { return static_cast<int>(m.grants()); });
   };

@@ -164,8 +164,8 @@ TEST_F(RunOutputTest, KeepsEveryInputLineInOrderWithTheAnswerFilledIn) {
   std::string text = testing::ReadText(JoinPath(out_, "MedBench_LLM/MedExam.jsonl"));
   std::vector<absl::string_view> lines = SplitLines(text);
   ASSERT_EQ(lines.size(), in.size());
-  EXPECT_EQ(lines[1], "");        // blank stays blank
-  EXPECT_EQ(lines[3], "{oops");   // skipped line copied as it was
+  EXPECT_EQ(lines[1], "");       // blank stays blank
+  EXPECT_EQ(lines[3], "{oops");  // skipped line copied as it was
   json l2 = json::parse(lines[2]);
   json i2 = json::parse(in[2]);
   EXPECT_EQ(l2["answer"], "answer 2");
@@ -212,7 +212,8 @@ TEST_F(RunOutputTest, FailedQuestionsAreNeverSilentNulls) {
   json m = json::parse(testing::ReadText(JoinPath(out_, "manifest.json")));
   EXPECT_EQ(m["complete"], false);
   EXPECT_EQ(m["counts"]["failed"], 1);
-  EXPECT_EQ(m["failed"][0], json({{"dataset", "MedExam"}, {"line", 5}, {"error", "HTTP 400: too long"}}));
+  EXPECT_EQ(m["failed"][0],
+            json({{"dataset", "MedExam"}, {"line", 5}, {"error", "HTTP 400: too long"}}));
   auto records = testing::ReadJsonl(JoinPath(out_, "records.jsonl"));
   EXPECT_EQ(records[2]["status"], "failed");
   EXPECT_TRUE(records[2]["answer"].is_null());

@@ -51,10 +51,10 @@ TEST_F(BackendsTest, AServedModelThatCrashesIsRestartedAndTheRunCompletes) {
   const std::string pattern = absl::StrCat("[s]im --listen 127.0.0.1:", port);
   cluster_.StartCoordinator();
   cluster_.StartWorker(
-      "served", {"--model", "m", "--concurrency", "4", "--serve-port", std::to_string(port),
-                 "--serve",
-                 absl::StrCat(testing::MedevalBinary(), " sim --listen 127.0.0.1:{port} ",
-                              "--latency-ms 20 --capacity 4 --model-name ", marker)});
+      "served",
+      {"--model", "m", "--concurrency", "4", "--serve-port", std::to_string(port), "--serve",
+       absl::StrCat(testing::MedevalBinary(), " sim --listen 127.0.0.1:{port} ",
+                    "--latency-ms 20 --capacity 4 --model-name ", marker)});
   ASSERT_TRUE(testing::WaitFor([&] { return StatsAt(port).is_object(); })) << "server never up";
   std::string out, err;
   ASSERT_EQ(cluster_.Cli({"submit", "--data", tmp_ / "suite", "--model", "m"}, &out, &err), 0);
@@ -115,7 +115,8 @@ TEST_F(BackendsTest, ThreeWorkersHoldASharedRequestBudget) {
   auto st = cluster_.client().Status("");
   ASSERT_TRUE(st.ok());
   for (const auto& w : st->workers()) {
-    EXPECT_GT(w.answered(), 50u) << w.worker_id() << "\n" << cluster_.coordinator().err()
+    EXPECT_GT(w.answered(), 50u) << w.worker_id() << "\n"
+                                 << cluster_.coordinator().err()
                                  << cluster_.worker(w.worker_id()).err();
   }
 }
@@ -134,9 +135,10 @@ TEST_F(BackendsTest, A429StormPausesTheModelAndEveryQuestionFinishes) {
                              absl::StrCat("http://127.0.0.1:", sim.port(), "/v1")});
   }
   std::string out, err;
-  ASSERT_EQ(cluster_.Cli({"submit", "--data", tmp_ / "suite", "--model", "m", "--max-attempts", "50"},
-                         &out, &err),
-            0);
+  ASSERT_EQ(
+      cluster_.Cli({"submit", "--data", tmp_ / "suite", "--model", "m", "--max-attempts", "50"},
+                   &out, &err),
+      0);
   const std::string run(absl::StripAsciiWhitespace(out));
   auto stats = [&] { return json::parse(sim.StatsJson()); };
   ASSERT_TRUE(testing::WaitFor([&] { return stats()["faults"]["ratelimit"].get<int>() > 0; }));
@@ -166,9 +168,11 @@ TEST_F(BackendsTest, TwoModelsFromOneConfigFileInOneRun) {
   concurrency: 4
 models:
   - name: alpha
-    base_url: )", url, R"(
+    base_url: )",
+                                                        url, R"(
   - name: org/beta
-    base_url: )", url, R"(
+    base_url: )",
+                                                        url, R"(
     workers: 2
     request:
       max_tokens: 3
@@ -216,11 +220,27 @@ TEST_F(BackendsTest, HeadersAndAdaptiveConcurrency) {
   o.latency_ms = 20;
   sim::SimServer sim(o);
   ASSERT_TRUE(sim.Start().ok());
-  Run({"run", "--data", testing::SamplesDir(), "--model", "m", "--base-url",
-       absl::StrCat("http://127.0.0.1:", sim.port(), "/v1"), "--header",
-       "Authorization: Bearer via-header", "--workers", "1", "--concurrency", "16",
-       "--adaptive-concurrency", "--max-attempts", "50", "--retry-base-ms", "20", "--out",
-       tmp_ / "out", "-v"});
+  Run({"run",
+       "--data",
+       testing::SamplesDir(),
+       "--model",
+       "m",
+       "--base-url",
+       absl::StrCat("http://127.0.0.1:", sim.port(), "/v1"),
+       "--header",
+       "Authorization: Bearer via-header",
+       "--workers",
+       "1",
+       "--concurrency",
+       "16",
+       "--adaptive-concurrency",
+       "--max-attempts",
+       "50",
+       "--retry-base-ms",
+       "20",
+       "--out",
+       tmp_ / "out",
+       "-v"});
   ASSERT_EQ(code_, 0) << err_;
   EXPECT_TRUE(absl::StrContains(err_, "429: 8 requests in flight from now on")) << err_;
   CheckRunOutputs(testing::SamplesDir(), tmp_ / "out/m", "m", o.style);

@@ -35,8 +35,7 @@ void Cluster::StartCoordinator(const std::vector<std::string>& extra,
   ASSERT_TRUE(WaitFor([&] {
     return absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadText(port_file)), &port) ||
            !coordinator_->running();
-  }))
-      << coordinator_->err();
+  })) << coordinator_->err();
   ASSERT_GT(port, 0) << "coordinator did not start: " << coordinator_->err();
   port_ = port;
   target_ = absl::StrCat(listen_host_, ":", port_);

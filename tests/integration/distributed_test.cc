@@ -31,8 +31,10 @@ class DistributedTest : public ::testing::Test {
   }
   std::string SimUrl() const { return absl::StrCat("http://127.0.0.1:", sim_->port(), "/v1"); }
   std::vector<std::string> WorkerArgs(const std::string& model, int concurrency = 4) {
-    return {"--model", model, "--base-url", SimUrl(), "--concurrency",
-            std::to_string(concurrency), "--retry-base-ms", "10"};
+    return {"--model",         model,
+            "--base-url",      SimUrl(),
+            "--concurrency",   std::to_string(concurrency),
+            "--retry-base-ms", "10"};
   }
   int Completed() { return json::parse(sim_->StatsJson())["completed"].get<int>(); }
   // Journaled question indexes of the only run in the state directory.
@@ -64,9 +66,9 @@ TEST_F(DistributedTest, SubmitStatusFetchThroughTheCli) {
   cluster_.StartCoordinator();
   cluster_.StartWorker("w1", WorkerArgs("model-a"));
   std::string out, err;
-  ASSERT_EQ(cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "model-a"}, &out,
-                         &err),
-            0)
+  ASSERT_EQ(
+      cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "model-a"}, &out, &err),
+      0)
       << err;
   // Only the run id on stdout, so scripts can capture it.
   std::vector<std::string> ids = absl::StrSplit(out, '\n', absl::SkipEmpty());
@@ -169,11 +171,11 @@ TEST_F(DistributedTest, TwoModelsAtOnceFinishWithSeparateOutputs) {
   cluster_.StartWorker("b1", WorkerArgs("model-b"));
   cluster_.StartWorker("b2", WorkerArgs("model-b"));
   std::string out, err;
-  ASSERT_EQ(cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "model-a",
-                          "--model", "model-b", "--wait", "--out", tmp_ / "out", "--progress",
-                          "plain"},
-                         &out, &err),
-            0)
+  ASSERT_EQ(
+      cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "model-a", "--model",
+                    "model-b", "--wait", "--out", tmp_ / "out", "--progress", "plain"},
+                   &out, &err),
+      0)
       << err;
   CheckRunOutputs(testing::SamplesDir(), tmp_ / "out/model-a", "model-a", o.style);
   CheckRunOutputs(testing::SamplesDir(), tmp_ / "out/model-b", "model-b", o.style);
@@ -190,10 +192,11 @@ TEST_F(DistributedTest, ResubmittingResumesUnlessFresh) {
   cluster_.StartCoordinator();
   cluster_.StartWorker("w", WorkerArgs("m"));
   std::string first, second, third, err;
-  ASSERT_EQ(cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m"}, &first, &err), 0);
-  ASSERT_TRUE(cluster_.WaitRunFinished(std::string(absl::StripAsciiWhitespace(first))));
-  ASSERT_EQ(cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m"}, &second, &err),
+  ASSERT_EQ(cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m"}, &first, &err),
             0);
+  ASSERT_TRUE(cluster_.WaitRunFinished(std::string(absl::StripAsciiWhitespace(first))));
+  ASSERT_EQ(
+      cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m"}, &second, &err), 0);
   EXPECT_EQ(first, second);
   EXPECT_TRUE(absl::StrContains(err, "resuming identical run")) << err;
   EXPECT_EQ(json::parse(sim_->StatsJson())["requests"], 43);  // the resumed run asked nothing

@@ -83,9 +83,9 @@ TEST(NetnsTest, ACutWorkerLinkExpiresItsLeasesAndTheRunCompletesOnTheOther) {
   testing::WriteSyntheticSuite(tmp / "suite", "Synth", 400);
   testing::Subprocess sim;
   std::vector<std::string> sim_argv = hosts.Exec("sim");
-  sim_argv.insert(sim_argv.end(), {testing::MedevalBinary(), "sim", "--listen",
-                                   absl::StrCat(hosts.Ip(4), ":8000"), "--latency-ms", "20",
-                                   "--capacity", "8"});
+  sim_argv.insert(sim_argv.end(),
+                  {testing::MedevalBinary(), "sim", "--listen", absl::StrCat(hosts.Ip(4), ":8000"),
+                   "--latency-ms", "20", "--capacity", "8"});
   sim.Start(sim_argv, tmp.path());
   ASSERT_TRUE(testing::WaitFor([&] { return absl::StrContains(sim.out(), "listening"); }))
       << sim.err();
@@ -94,7 +94,7 @@ TEST(NetnsTest, ACutWorkerLinkExpiresItsLeasesAndTheRunCompletesOnTheOther) {
   cluster.set_listen_host(hosts.Ip(1));
   cluster.StartCoordinator({"--heartbeat-timeout", "3"}, hosts.Exec("coord"));
   const std::vector<std::string> worker = {
-      "--model", "m", "--base-url", absl::StrCat("http://", hosts.Ip(4), ":8000/v1"),
+      "--model",       "m", "--base-url", absl::StrCat("http://", hosts.Ip(4), ":8000/v1"),
       "--concurrency", "4"};
   cluster.StartWorker("w1", worker, hosts.Exec("w1"));
   cluster.StartWorker("w2", worker, hosts.Exec("w2"));

@@ -75,9 +75,8 @@ class OperationsTest : public ::testing::Test {
   json Stats() const { return json::parse(sim_->StatsJson()); }
   std::string Submit() {
     std::string out, err;
-    EXPECT_EQ(cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m1"}, &out,
-                           &err),
-              0)
+    EXPECT_EQ(
+        cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m1"}, &out, &err), 0)
         << err;
     return std::string(absl::StripAsciiWhitespace(out));
   }
@@ -103,9 +102,9 @@ TEST_F(OperationsTest, MetricsMatchTheRunWhileItGoesAndAtTheEnd) {
   EXPECT_EQ(ProbeStatus(cport, "/nothing"), 404);
   EXPECT_EQ(GrpcHealth(cluster_.target()), 1);  // SERVING
 
-  cluster_.StartWorker("w1", {"--model", "m1", "--base-url", SimUrl(), "--concurrency", "4",
-                              "--retry-base-ms", "5", "--metrics-listen",
-                              absl::StrCat("127.0.0.1:", wport)});
+  cluster_.StartWorker(
+      "w1", {"--model", "m1", "--base-url", SimUrl(), "--concurrency", "4", "--retry-base-ms", "5",
+             "--metrics-listen", absl::StrCat("127.0.0.1:", wport)});
   ASSERT_TRUE(testing::WaitFor([&] { return ProbeStatus(wport, "/readyz") == 200; }))
       << Scrape(wport, "/readyz") << cluster_.worker("w1").err();
   const std::string run = Submit();
@@ -117,8 +116,7 @@ TEST_F(OperationsTest, MetricsMatchTheRunWhileItGoesAndAtTheEnd) {
     mid = Scrape(cport);
     const double a = Answered(mid, run);
     return a > 0 && a < kSampleQuestions;
-  }))
-      << mid;
+  })) << mid;
   double sum = 0;
   for (const char* s : {"queued", "leased", "answered", "failed"}) {
     auto v = PromValue(mid, "medeval_questions", {{"run", run}, {"model", "m1"}, {"state", s}});
@@ -131,7 +129,8 @@ TEST_F(OperationsTest, MetricsMatchTheRunWhileItGoesAndAtTheEnd) {
   EXPECT_EQ(PromValue(mid, "medeval_workers_connected", {{"model", "m1"}}), 1);
   EXPECT_TRUE(PromValue(mid, "medeval_worker_leased_questions", {{"worker", "w1"}}).has_value());
   const std::string wmid = Scrape(wport);
-  const double inflight = PromValue(wmid, "medeval_requests_in_flight", {{"model", "m1"}}).value_or(-1);
+  const double inflight =
+      PromValue(wmid, "medeval_requests_in_flight", {{"model", "m1"}}).value_or(-1);
   EXPECT_GE(inflight, 0) << wmid;
   EXPECT_LE(inflight, 4) << wmid;
   EXPECT_EQ(PromValue(wmid, "medeval_worker_connected", {{"model", "m1"}}), 1);
@@ -149,15 +148,15 @@ TEST_F(OperationsTest, MetricsMatchTheRunWhileItGoesAndAtTheEnd) {
   EXPECT_EQ(ok, stats["completed"].get<double>()) << wend;
   EXPECT_EQ(limited, stats["faults"]["ratelimit"].get<double>()) << wend;
   EXPECT_GT(limited, 0);
-  EXPECT_EQ(PromValue(wend, "medeval_request_retries_total", {{"reason", "rate_limited"}}), limited);
+  EXPECT_EQ(PromValue(wend, "medeval_request_retries_total", {{"reason", "rate_limited"}}),
+            limited);
   EXPECT_EQ(PromValue(wend, "medeval_request_duration_seconds_count", {{"model", "m1"}}),
             ok + limited);
   EXPECT_EQ(PromValue(wend, "medeval_questions_done_total", {{"result", "answered"}}),
             kSampleQuestions);
   EXPECT_EQ(PromValue(end, "medeval_run_retries_total", {{"run", run}}), limited);
   // Latencies of 60 ms land above the 0.05 s bucket.
-  EXPECT_EQ(PromValue(wend, "medeval_request_duration_seconds_bucket", {{"le", "0.05"}}),
-            limited)
+  EXPECT_EQ(PromValue(wend, "medeval_request_duration_seconds_bucket", {{"le", "0.05"}}), limited)
       << "only the immediate 429s are faster than 50 ms\n"
       << wend;
   std::string out, err;
@@ -181,9 +180,8 @@ TEST_F(OperationsTest, ASigtermedWorkerFinishesWhatItAskedAndLosesNothing) {
                               "--metrics-listen", absl::StrCat("127.0.0.1:", wport)});
   const std::string run = Submit();
   // SIGTERM while questions are in flight at the model.
-  ASSERT_TRUE(testing::WaitFor([&] {
-    return PromValue(Scrape(wport), "medeval_requests_in_flight").value_or(0) >= 6;
-  }));
+  ASSERT_TRUE(testing::WaitFor(
+      [&] { return PromValue(Scrape(wport), "medeval_requests_in_flight").value_or(0) >= 6; }));
   cluster_.worker("w1").Kill(SIGTERM);
   ASSERT_TRUE(testing::WaitFor([&] { return ProbeStatus(wport, "/readyz") != 200; }))
       << "a draining worker is not ready";

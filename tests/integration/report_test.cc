@@ -33,21 +33,22 @@ class ReportTest : public ::testing::Test {
     sim::SimServer sim(o);
     ASSERT_TRUE(sim.Start().ok());
     std::string out, err;
-    ASSERT_EQ(testing::RunMedeval({"run", "--data", testing::SamplesDir(), "--model", model,
-                                   "--base-url",
-                                   absl::StrCat("http://127.0.0.1:", sim.port(), "/v1"), "--out",
-                                   tmp_ / "results"},
-                                  tmp_.path(), &out, &err),
+    ASSERT_EQ(testing::RunMedeval(
+                  {"run", "--data", testing::SamplesDir(), "--model", model, "--base-url",
+                   absl::StrCat("http://127.0.0.1:", sim.port(), "/v1"), "--out", tmp_ / "results"},
+                  tmp_.path(), &out, &err),
               0)
         << err;
   }
   // The page as Chromium renders it at `hash`.
   std::string Dom(const std::string& hash) {
-    std::string cmd = absl::StrCat(
-        chromium_, " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-                   "--disable-background-networking --disable-component-update --disable-sync "
-                   "--user-data-dir=", tmp_ / "chrome", " --virtual-time-budget=5000 --dump-dom '",
-        "file://", tmp_ / "report.html#", hash, "' 2>/dev/null > ", tmp_ / "dom.html");
+    std::string cmd =
+        absl::StrCat(chromium_,
+                     " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+                     "--disable-background-networking --disable-component-update --disable-sync "
+                     "--user-data-dir=",
+                     tmp_ / "chrome", " --virtual-time-budget=5000 --dump-dom '", "file://",
+                     tmp_ / "report.html#", hash, "' 2>/dev/null > ", tmp_ / "dom.html");
     EXPECT_EQ(std::system(cmd.c_str()), 0);
     return testing::ReadText(tmp_ / "dom.html");
   }
@@ -71,13 +72,14 @@ TEST_F(ReportTest, TheBrowserShowsWhatTheAuditFound) {
   sim::SimOptions prose;
   prose.style.format_violation_rate = 0.5;
   RunModel("prose", prose);
-  testing::WriteText(tmp_ / "scores.csv", "model,task,score\nsteady,MedSafety,90\nsteady,MedEthics,70\n");
+  testing::WriteText(tmp_ / "scores.csv",
+                     "model,task,score\nsteady,MedSafety,90\nsteady,MedEthics,70\n");
   std::string out, err;
-  ASSERT_EQ(testing::RunMedeval(
-                {"compare", tmp_ / "results/steady", tmp_ / "results/flipper", tmp_ / "results/prose",
-                 "--data", testing::SamplesDir(), "--html", tmp_ / "report.html", "--markdown",
-                 tmp_ / "report.md", "--scores", tmp_ / "scores.csv"},
-                tmp_.path(), &out, &err),
+  ASSERT_EQ(testing::RunMedeval({"compare", tmp_ / "results/steady", tmp_ / "results/flipper",
+                                 tmp_ / "results/prose", "--data", testing::SamplesDir(), "--html",
+                                 tmp_ / "report.html", "--markdown", tmp_ / "report.md", "--scores",
+                                 tmp_ / "scores.csv"},
+                                tmp_.path(), &out, &err),
             0)
       << err;
   const std::string html = testing::ReadText(tmp_ / "report.html");
@@ -98,8 +100,14 @@ TEST_F(ReportTest, TheBrowserShowsWhatTheAuditFound) {
   auto norm = [](const std::optional<std::string>& a) -> std::string {
     if (!a.has_value()) return "\x01";
     std::string s = absl::AsciiStrToUpper(*a);
-    return absl::StrReplaceAll(s, {{" ", ""}, {"<", ""}, {">", ""}, {"\n", ""}, {"，", ""},
-                                   {",", ""}, {"。", ""}, {".", ""}});
+    return absl::StrReplaceAll(s, {{" ", ""},
+                                   {"<", ""},
+                                   {">", ""},
+                                   {"\n", ""},
+                                   {"，", ""},
+                                   {",", ""},
+                                   {"。", ""},
+                                   {".", ""}});
   };
   int checked = 0;
   for (size_t d = 0; d < reports[0].datasets.size(); ++d) {
@@ -146,8 +154,10 @@ TEST_F(ReportTest, TheBrowserShowsWhatTheAuditFound) {
 
   // A screenshot of the question browser (kept with MEDEVAL_KEEP_TEST_DIRS=1).
   std::string shot = absl::StrCat(
-      chromium_, " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking "
-                 "--disable-component-update --disable-sync --user-data-dir=", tmp_ / "chrome",
+      chromium_,
+      " --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking "
+      "--disable-component-update --disable-sync --user-data-dir=",
+      tmp_ / "chrome",
       " --window-size=1400,1600 --virtual-time-budget=5000 --screenshot=", tmp_ / "report.png",
       " 'file://", tmp_ / "report.html#dataset=MedExam&filter=inconsistent' 2>/dev/null");
   ASSERT_EQ(std::system(shot.c_str()), 0);

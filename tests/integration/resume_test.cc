@@ -28,10 +28,20 @@ TEST(ResumeTest, KilledRunContinuesWithoutAskingAnsweredQuestionsAgain) {
   o.capacity = 4;  // about 200 answers/s: three seconds of work
   sim::SimServer sim(o);
   ASSERT_TRUE(sim.Start().ok());
-  const std::vector<std::string> args = {
-      testing::MedevalBinary(), "run", "--data", tmp / "suite", "--model", "m", "--base-url",
-      absl::StrCat("http://127.0.0.1:", sim.port(), "/v1"), "--out", tmp / "results",
-      "--workers", "2", "--concurrency", "4"};
+  const std::vector<std::string> args = {testing::MedevalBinary(),
+                                         "run",
+                                         "--data",
+                                         tmp / "suite",
+                                         "--model",
+                                         "m",
+                                         "--base-url",
+                                         absl::StrCat("http://127.0.0.1:", sim.port(), "/v1"),
+                                         "--out",
+                                         tmp / "results",
+                                         "--workers",
+                                         "2",
+                                         "--concurrency",
+                                         "4"};
   auto completed = [&] { return json::parse(sim.StatsJson())["completed"].get<int>(); };
   {
     testing::Subprocess p;

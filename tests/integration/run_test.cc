@@ -69,9 +69,9 @@ INSTANTIATE_TEST_SUITE_P(Tracks, SharedSuiteRunTest,
 
 TEST_F(RunTest, SampleSuiteThroughTheDemoCommand) {
   std::string out, err;
-  ASSERT_EQ(RunMedeval({"demo", "--out", tmp_ / "results", "--latency-ms", "1"}, tmp_.path(),
-                       &out, &err),
-            0)
+  ASSERT_EQ(
+      RunMedeval({"demo", "--out", tmp_ / "results", "--latency-ms", "1"}, tmp_.path(), &out, &err),
+      0)
       << err;
   auto zip = ReadZip(tmp_ / "results/medeval-sim/MedBench_LLM.zip");
   ASSERT_TRUE(zip.ok()) << zip.status();
@@ -81,11 +81,12 @@ TEST_F(RunTest, SampleSuiteThroughTheDemoCommand) {
 TEST_F(RunTest, InvalidLinesAreAllReportedAndNothingIsAsked) {
   Serve();
   const std::string data = tmp_ / "suite";
-  testing::WriteText(JoinPath(data, "A.jsonl"),
-                     R"({"question": "q1", "other": {"id": 1}})"
-                     "\n{\"question\": \"q2\"}\n");
+  testing::WriteText(JoinPath(data, "A.jsonl"), R"({"question": "q1", "other": {"id": 1}})"
+                                                "\n{\"question\": \"q2\"}\n");
   testing::WriteText(JoinPath(data, "B.jsonl"),
-                     "not json\n" R"({"question": "q3", "other": {"id": 3}})" "\n");
+                     "not json\n"
+                     R"({"question": "q3", "other": {"id": 3}})"
+                     "\n");
   EXPECT_EQ(Run({"--data", data, "--model", "m", "--base-url", Url(), "--out", tmp_ / "results"}),
             2);
   EXPECT_TRUE(absl::StrContains(err_, JoinPath(data, "A.jsonl") + ":2: missing \"other\"")) << err_;
@@ -103,8 +104,7 @@ TEST_F(RunTest, InvalidLinesAreAllReportedAndNothingIsAsked) {
   EXPECT_EQ(m["skipped"][0]["path"], "A.jsonl");
   EXPECT_EQ(m["skipped"][0]["line"], 2);
   // The skipped line is kept in place, unchanged.
-  EXPECT_EQ(SplitLines(testing::ReadText(tmp_ / "results/m/MedBench_LLM/B.jsonl"))[0],
-            "not json");
+  EXPECT_EQ(SplitLines(testing::ReadText(tmp_ / "results/m/MedBench_LLM/B.jsonl"))[0], "not json");
 }
 
 TEST_F(RunTest, TransientFaultsAreRetriedAndNoAnswerIsWrong) {
@@ -116,10 +116,10 @@ TEST_F(RunTest, TransientFaultsAreRetriedAndNoAnswerIsWrong) {
   o.garbage_rate = 0.05;
   o.hang_rate = 0.03;
   Serve(o);
-  ASSERT_EQ(Run({"--data", testing::SamplesDir(), "--model", "m", "--base-url", Url(), "--out",
-                 tmp_ / "results", "--timeout", "1", "--max-attempts", "20", "--retry-base-ms",
-                 "5"}),
-            0)
+  ASSERT_EQ(
+      Run({"--data", testing::SamplesDir(), "--model", "m", "--base-url", Url(), "--out",
+           tmp_ / "results", "--timeout", "1", "--max-attempts", "20", "--retry-base-ms", "5"}),
+      0)
       << err_;
   CheckRunOutputs(testing::SamplesDir(), tmp_ / "results/m", "m", style_);
   json s = Stats();
@@ -134,8 +134,9 @@ TEST_F(RunTest, ARefusedKeyStopsTheRunQuickly) {
   sim::SimOptions o;
   o.api_key = "the-right-key";
   Serve(o);
-  std::vector<std::string> args = {"--data", testing::SamplesDir(), "--model", "m", "--base-url",
-                                   Url(), "--out", tmp_ / "results"};
+  std::vector<std::string> args = {"--data", testing::SamplesDir(), "--model",
+                                   "m",      "--base-url",          Url(),
+                                   "--out",  tmp_ / "results"};
   EXPECT_EQ(Run(args, {{"API_TOKEN", "a-wrong-key"}}), 1);
   EXPECT_TRUE(absl::StrContains(err_, "refused the API key")) << err_;
   EXPECT_FALSE(absl::StrContains(err_, "a-wrong-key"));
@@ -161,8 +162,8 @@ TEST_F(RunTest, FailedQuestionsAreListedAndOnlyTheyAreAskedAgain) {
   sim::SimOptions bad;
   bad.fail_rate = 0.5;
   Serve(bad);
-  std::vector<std::string> args = {"--data", testing::SamplesDir(), "--model", "m", "--out",
-                                   tmp_ / "results", "--max-attempts", "1"};
+  std::vector<std::string> args = {"--data", testing::SamplesDir(), "--model",        "m",
+                                   "--out",  tmp_ / "results",      "--max-attempts", "1"};
   args.push_back("--base-url");
   args.push_back(Url());
   EXPECT_EQ(Run(args), 1);

@@ -21,7 +21,8 @@ namespace {
 // client certificate from another CA.
 bool MakePki(const std::string& dir) {
   const std::string script = absl::StrCat(R"(set -e
-cd ")", dir, R"("
+cd ")",
+                                          dir, R"("
 key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 ca() { key $1.key; openssl req -x509 -new -key $1.key -out $1.crt -days 2 -subj "/CN=$1" 2>/dev/null; }
 cert() {  # name ca san
@@ -77,16 +78,17 @@ TEST_F(SecurityTest, TlsEndToEnd) {
   sim::SimServer sim((sim::SimOptions()));
   ASSERT_TRUE(sim.Start().ok());
   cluster_.StartCoordinator({"--tls-cert", tmp_ / "server.crt", "--tls-key", tmp_ / "server.key"});
-  EXPECT_EQ(Status({}), 1);  // plaintext to a TLS port
+  EXPECT_EQ(Status({}), 1);                                // plaintext to a TLS port
   EXPECT_EQ(Status({"--tls-ca", tmp_ / "rogue.crt"}), 1);  // certificate not trusted
   EXPECT_EQ(Status({"--tls-ca", tmp_ / "ca.crt"}), 0) << err_;
-  cluster_.StartWorker("w", {"--model", "m", "--base-url",
-                             absl::StrCat("http://127.0.0.1:", sim.port(), "/v1"), "--tls-ca",
-                             tmp_ / "ca.crt"});
-  ASSERT_EQ(cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m", "--wait",
-                          "--out", tmp_ / "out", "--tls-ca", tmp_ / "ca.crt", "--progress", "plain"},
-                         &out_, &err_),
-            0)
+  cluster_.StartWorker(
+      "w", {"--model", "m", "--base-url", absl::StrCat("http://127.0.0.1:", sim.port(), "/v1"),
+            "--tls-ca", tmp_ / "ca.crt"});
+  ASSERT_EQ(
+      cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m", "--wait", "--out",
+                    tmp_ / "out", "--tls-ca", tmp_ / "ca.crt", "--progress", "plain"},
+                   &out_, &err_),
+      0)
       << err_;
   CheckRunOutputs(testing::SamplesDir(), tmp_ / "out/m", "m", sim::AnswerStyle());
 }
@@ -94,7 +96,8 @@ TEST_F(SecurityTest, TlsEndToEnd) {
 TEST_F(SecurityTest, MutualTlsRefusesClientsWithoutAGoodCertificate) {
   cluster_.StartCoordinator({"--tls-cert", tmp_ / "server.crt", "--tls-key", tmp_ / "server.key",
                              "--client-ca", tmp_ / "ca.crt", "--token-file", tmp_ / "token"});
-  const std::vector<std::string> tls = {"--tls-ca", tmp_ / "ca.crt", "--token-file", tmp_ / "token"};
+  const std::vector<std::string> tls = {"--tls-ca", tmp_ / "ca.crt", "--token-file",
+                                        tmp_ / "token"};
   EXPECT_EQ(Status(tls), 1);  // no client certificate
   std::vector<std::string> intruder = tls;
   intruder.insert(intruder.end(),
@@ -112,16 +115,16 @@ TEST_F(SecurityTest, TheModelApiKeyNeverLeavesTheWorker) {
   sim::SimServer sim(so);
   ASSERT_TRUE(sim.Start().ok());
   cluster_.StartCoordinator({"--token-file", tmp_ / "token"});
-  cluster_.StartWorker("w",
-                       {"--model", "m", "--base-url",
-                        absl::StrCat("http://127.0.0.1:", sim.port(), "/v1"), "--api-key-env",
-                        "SECRET_FOR_M", "--token-file", tmp_ / "token"},
-                       {}, {{"SECRET_FOR_M", key}});
-  ASSERT_EQ(cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m", "--wait",
-                          "--out", tmp_ / "out", "--token-file", tmp_ / "token", "--progress",
-                          "plain"},
-                         &out_, &err_),
-            0)
+  cluster_.StartWorker(
+      "w",
+      {"--model", "m", "--base-url", absl::StrCat("http://127.0.0.1:", sim.port(), "/v1"),
+       "--api-key-env", "SECRET_FOR_M", "--token-file", tmp_ / "token"},
+      {}, {{"SECRET_FOR_M", key}});
+  ASSERT_EQ(
+      cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m", "--wait", "--out",
+                    tmp_ / "out", "--token-file", tmp_ / "token", "--progress", "plain"},
+                   &out_, &err_),
+      0)
       << err_;
   // Every file written anywhere: state directory, outputs, every process's log.
   int files = 0;

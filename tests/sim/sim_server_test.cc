@@ -32,8 +32,9 @@ class SimServerTest : public ::testing::Test {
   }
   static json Body(const std::string& question, bool stream = false) {
     json b = {{"model", "m1"},
-              {"messages", {{{"role", "system"}, {"content", "You are a helpful assistant."}},
-                            {{"role", "user"}, {"content", question}}}},
+              {"messages",
+               {{{"role", "system"}, {"content", "You are a helpful assistant."}},
+                {{"role", "user"}, {"content", question}}}},
               {"temperature", 0}};
     if (stream) b["stream"] = true;
     return b;
@@ -114,12 +115,14 @@ TEST_F(SimServerTest, InfoEndpoints) {
 
 TEST_F(SimServerTest, MalformedRequestsGet400WithAnOpenAiErrorBody) {
   Serve(SimOptions());
-  for (const std::string& bad :
-       {std::string("{not json"), std::string("[]"), std::string(R"({"model": "m"})"),
-        std::string(R"({"model": "m", "messages": []})"),
-        std::string(R"({"model": "m", "messages": [{"role": "user", "content": 5}]})"),
-        std::string(R"({"messages": [{"role": "user", "content": "q"}]})"),
-        std::string(R"({"model": "m", "messages": [{"role": "user", "content": "q"}], "max_tokens": -1})")}) {
+  for (
+      const std::string& bad :
+      {std::string("{not json"), std::string("[]"), std::string(R"({"model": "m"})"),
+       std::string(R"({"model": "m", "messages": []})"),
+       std::string(R"({"model": "m", "messages": [{"role": "user", "content": 5}]})"),
+       std::string(R"({"messages": [{"role": "user", "content": "q"}]})"),
+       std::string(
+           R"({"model": "m", "messages": [{"role": "user", "content": "q"}], "max_tokens": -1})")}) {
     auto r = HttpCall("POST", base_ + "/v1/chat/completions", bad);
     ASSERT_EQ(r.status, 400) << bad;
     json e = json::parse(r.body);
@@ -141,7 +144,8 @@ TEST_F(SimServerTest, RequiresTheApiKeyWhenSet) {
   EXPECT_EQ(Chat(Body("q"), {"Authorization: Bearer wrong"}).status, 401);
   EXPECT_EQ(Chat(Body("q"), {"Authorization: Bearer sekret"}).status, 200);
   EXPECT_EQ(HttpCall("GET", base_ + "/v1/models").status, 401);
-  EXPECT_EQ(HttpCall("GET", base_ + "/v1/models", "", {"Authorization: Bearer sekret"}).status, 200);
+  EXPECT_EQ(HttpCall("GET", base_ + "/v1/models", "", {"Authorization: Bearer sekret"}).status,
+            200);
   EXPECT_EQ(HttpCall("GET", base_ + "/health").status, 200);  // probes need no key
   EXPECT_EQ(Stats()["unauthorized"], 3);
 }

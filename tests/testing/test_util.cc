@@ -268,7 +268,8 @@ std::optional<double> PromValue(const std::string& text, const std::string& name
       for (absl::string_view pair : absl::StrSplit(line.substr(at + 1, close - at - 1), ',')) {
         const size_t eq = pair.find('=');
         if (eq == absl::string_view::npos || pair.size() < eq + 3) continue;
-        have[std::string(pair.substr(0, eq))] = std::string(pair.substr(eq + 2, pair.size() - eq - 3));
+        have[std::string(pair.substr(0, eq))] =
+            std::string(pair.substr(eq + 2, pair.size() - eq - 3));
       }
       at = close + 1;
     }
@@ -278,7 +279,8 @@ std::optional<double> PromValue(const std::string& text, const std::string& name
       match = match && it != have.end() && it->second == v;
     }
     double value = 0;
-    if (match && absl::SimpleAtod(absl::StripAsciiWhitespace(line.substr(at)), &value)) return value;
+    if (match && absl::SimpleAtod(absl::StripAsciiWhitespace(line.substr(at)), &value))
+      return value;
   }
   return std::nullopt;
 }

@@ -32,15 +32,16 @@ TEST(ParseChatCompletionTest, ContentPartsAndNull) {
   auto parts = ParseChatCompletion(
       R"({"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}}]})");
   EXPECT_EQ(parts->content, "ab");
-  auto null = ParseChatCompletion(R"({"choices": [{"message": {"content": null}, "finish_reason": "length"}]})");
+  auto null = ParseChatCompletion(
+      R"({"choices": [{"message": {"content": null}, "finish_reason": "length"}]})");
   ASSERT_TRUE(null.ok());
   EXPECT_FALSE(null->has_content);
 }
 
 TEST(ParseChatCompletionTest, RejectsBodiesItCannotUse) {
-  for (const char* bad : {"<html>oops</html>", "[]", "{}", R"({"choices": []})",
-                          R"({"choices": [{"text": "legacy"}]})",
-                          R"({"choices": [{"message": {"content": 5}}]})"}) {
+  for (const char* bad :
+       {"<html>oops</html>", "[]", "{}", R"({"choices": []})",
+        R"({"choices": [{"text": "legacy"}]})", R"({"choices": [{"message": {"content": 5}}]})"}) {
     EXPECT_EQ(ParseChatCompletion(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
 }
@@ -60,7 +61,8 @@ TEST(BuildChatRequestTest, SendsTheQuestionAsGivenWithMedBenchDefaults) {
   p.set_temperature(0);
   json b = json::parse(BuildChatRequest("m", p, MakeLease("问题\n原文")));
   EXPECT_EQ(b["model"], "m");
-  EXPECT_EQ(b["messages"][0], json({{"role", "system"}, {"content", "You are a helpful assistant."}}));
+  EXPECT_EQ(b["messages"][0],
+            json({{"role", "system"}, {"content", "You are a helpful assistant."}}));
   EXPECT_EQ(b["messages"][1], json({{"role", "user"}, {"content", "问题\n原文"}}));
   ASSERT_TRUE(b.contains("temperature"));
   EXPECT_EQ(b["temperature"], 0.0);
