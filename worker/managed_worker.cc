@@ -211,10 +211,7 @@ WorkerSnapshot ManagedWorker::Snapshot() {
     s.server_restarts = restarts_;
   }
   s.name = w != nullptr ? w->name() : options_.name;
-  if (w != nullptr) {
-    s.started = true;
-    s.stats = w->stats();
-  }
+  if (w != nullptr) s.stats = w->stats();
   return s;
 }
 

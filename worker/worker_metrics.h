@@ -48,7 +48,6 @@ class WorkerMetrics {
 struct WorkerSnapshot {
   std::string model;
   std::string name;
-  bool started = false;  // the worker exists (with --serve: once its server was ready)
   Worker::Stats stats;
   bool serving_model = false;  // runs a model server (--serve)
   bool server_ready = false;
