@@ -14,16 +14,15 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
-#include "common/media_type.h"
 #include "common/stable_hash.h"
 #include "common/utf8.h"
+#include "sim/capacity_gate.h"
+#include "sim/chat_request.h"
 
 namespace medeval::sim {
 namespace {
@@ -38,183 +37,16 @@ using Response = http::response<http::string_body>;
 constexpr size_t kBodyLimit = 256 << 20;  // VLM requests carry images
 constexpr auto kIdleTimeout = std::chrono::minutes(5);
 
-// At most `capacity` holders at once; the rest wait in FIFO order.
-// Thread-safe.
-class Gate {
- public:
-  explicit Gate(int capacity) : capacity_(capacity) {}
-
-  // Takes a slot and returns true, or queues `on_granted` (run later by
-  // Release, with the slot) and returns false.
-  bool Acquire(std::function<void()> on_granted) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (capacity_ <= 0 || used_ < capacity_) {
-      ++used_;
-      return true;
-    }
-    waiters_.push_back(std::move(on_granted));
-    return false;
-  }
-
-  bool TryAcquire() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (capacity_ <= 0 || used_ < capacity_) {
-      ++used_;
-      return true;
-    }
-    return false;
-  }
-
-  void Release() {
-    std::function<void()> next;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (waiters_.empty()) {
-        --used_;
-        return;
-      }
-      next = std::move(waiters_.front());
-      waiters_.pop_front();
-    }
-    next();  // the slot passes to the waiter
-  }
-
-  size_t waiting() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return waiters_.size();
-  }
-
- private:
-  std::mutex mu_;
-  const int capacity_;
-  int used_ = 0;
-  std::deque<std::function<void()>> waiters_;
-};
-
 struct QuestionCount {
   uint64_t requests = 0;
   uint64_t answered = 0;
   uint64_t images = 0;  // valid image parts in the last request
 };
 
-// A parsed chat-completions request.
-struct ChatRequest {
-  std::string model;
-  std::string question;  // text of the last user message
-  bool stream = false;
-  bool include_usage = false;
-  int64_t max_tokens = 0;  // 0: no limit
-  uint64_t prompt_chars = 0;
-  int images_ok = 0;
-  int images_bad = 0;
-};
-
 json ErrorBody(absl::string_view message, absl::string_view type, absl::string_view code) {
   json e = {{"message", message}, {"type", type}, {"param", nullptr}};
   e["code"] = code.empty() ? json(nullptr) : json(code);
   return json{{"error", e}};
-}
-
-// A data URL whose bytes are an image of the type it claims, with a header
-// that declares a real size (what a vision model would need to decode it).
-bool ValidImageDataUrl(absl::string_view url) {
-  if (!absl::ConsumePrefix(&url, "data:")) return false;
-  size_t comma = url.find(',');
-  if (comma == absl::string_view::npos) return false;
-  absl::string_view mime = url.substr(0, comma);
-  if (!absl::ConsumeSuffix(&mime, ";base64")) return false;
-  std::string bytes;
-  if (!absl::Base64Unescape(url.substr(comma + 1), &bytes)) return false;
-  const MediaType type = SniffMediaType(bytes);
-  if (type == MediaType::kPdf || type == MediaType::kUnknown || mime != MimeType(type)) {
-    return false;
-  }
-  return ReadImageSize(bytes).has_value();
-}
-
-// Fills `out` or returns what is wrong with the request.
-std::string ParseChat(const std::string& body, ChatRequest* out) {
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return "request body is not valid JSON";
-  if (!j.is_object()) return "request body must be a JSON object";
-  auto model = j.find("model");
-  if (model == j.end() || !model->is_string() || model->get_ref<const std::string&>().empty()) {
-    return "'model' is required and must be a non-empty string";
-  }
-  out->model = model->get<std::string>();
-  auto messages = j.find("messages");
-  if (messages == j.end() || !messages->is_array() || messages->empty()) {
-    return "'messages' must be a non-empty array";
-  }
-  bool have_user = false;
-  for (const json& m : *messages) {
-    if (!m.is_object()) return "each message must be an object";
-    auto role = m.find("role");
-    if (role == m.end() || !role->is_string()) return "each message needs a string 'role'";
-    auto content = m.find("content");
-    if (content == m.end()) return "each message needs 'content'";
-    std::string text;
-    int ok = 0, bad = 0;
-    if (content->is_string()) {
-      text = content->get<std::string>();
-    } else if (content->is_array()) {
-      for (const json& part : *content) {
-        if (!part.is_object() || !part.contains("type") || !part["type"].is_string()) {
-          return "content parts must be objects with a 'type'";
-        }
-        const std::string& type = part["type"].get_ref<const std::string&>();
-        if (type == "text") {
-          if (!part.contains("text") || !part["text"].is_string()) {
-            return "a text part needs a string 'text'";
-          }
-          if (!text.empty()) text += "\n";
-          text += part["text"].get<std::string>();
-        } else if (type == "image_url") {
-          const json* url = nullptr;
-          if (part.contains("image_url") && part["image_url"].is_object() &&
-              part["image_url"].contains("url") && part["image_url"]["url"].is_string()) {
-            url = &part["image_url"]["url"];
-          }
-          if (url == nullptr) return "an image_url part needs image_url.url";
-          (ValidImageDataUrl(url->get_ref<const std::string&>()) ? ok : bad)++;
-        } else {
-          return absl::StrCat("unsupported content part type '", type, "'");
-        }
-      }
-    } else if (!content->is_null()) {
-      return "'content' must be a string, an array of parts or null";
-    }
-    out->prompt_chars += Utf8Length(text);
-    if (role->get_ref<const std::string&>() == "user") {
-      out->question = std::move(text);
-      out->images_ok = ok;
-      out->images_bad = bad;
-      have_user = true;
-    }
-  }
-  if (!have_user) return "'messages' holds no user message";
-  if (auto s = j.find("stream"); s != j.end() && !s->is_null()) {
-    if (!s->is_boolean()) return "'stream' must be a boolean";
-    out->stream = s->get<bool>();
-  }
-  if (auto so = j.find("stream_options"); so != j.end() && so->is_object()) {
-    auto iu = so->find("include_usage");
-    out->include_usage = iu != so->end() && iu->is_boolean() && iu->get<bool>();
-  }
-  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
-    if (auto mt = j.find(key); mt != j.end() && !mt->is_null()) {
-      if (!mt->is_number_integer() || mt->get<int64_t>() <= 0) {
-        return absl::StrCat("'", key, "' must be a positive integer");
-      }
-      out->max_tokens = mt->get<int64_t>();
-    }
-  }
-  if (auto t = j.find("temperature"); t != j.end() && !t->is_null()) {
-    if (!t->is_number() || t->get<double>() < 0 || t->get<double>() > 2) {
-      return "'temperature' must be a number between 0 and 2";
-    }
-  }
-  return "";
 }
 
 // The first `max_chars` code points of `s`.
@@ -262,7 +94,7 @@ struct SimServer::Impl {
   std::string Control(const std::string& body);
 
   SimOptions opt;
-  Gate gate;
+  CapacityGate gate;
   std::atomic<double> fail_rate, ratelimit_rate, drop_rate, garbage_rate, hang_rate, latency_ms;
   std::atomic<int> retry_after_s;
   int port = 0;
@@ -382,12 +214,13 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     Impl& s = *server_;
     s.requests.fetch_add(1, std::memory_order_relaxed);
     if (!Authorized(req)) return SendUnauthorized();
-    chat_ = ChatRequest();
-    std::string err = ParseChat(req.body(), &chat_);
-    if (!err.empty()) {
+    absl::StatusOr<ChatRequest> parsed = ParseChatRequest(req.body());
+    if (!parsed.ok()) {
       s.bad_requests.fetch_add(1, std::memory_order_relaxed);
-      return SendError(http::status::bad_request, err, "invalid_request_error", "");
+      return SendError(http::status::bad_request, std::string(parsed.status().message()),
+                       "invalid_request_error", "");
     }
+    chat_ = std::move(*parsed);
     s.CountQuestion(chat_.question, chat_.images_ok);
     s.images_ok.fetch_add(chat_.images_ok, std::memory_order_relaxed);
     s.images_bad.fetch_add(chat_.images_bad, std::memory_order_relaxed);

@@ -1,0 +1,71 @@
+// The simulated server's capacity: at most `capacity` requests are served
+// at once (like a GPU server's batch); the rest wait their turn in FIFO
+// order (vLLM's queue) or, with TryAcquire, are turned away (a hosted API's
+// 429). A capacity of 0 or less admits everyone.
+//
+// Thread-safety: thread-safe. Callbacks queued by Acquire run on the thread
+// that calls Release, without the gate's lock held.
+#ifndef MEDEVAL_SIM_CAPACITY_GATE_H_
+#define MEDEVAL_SIM_CAPACITY_GATE_H_
+
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+
+namespace medeval::sim {
+
+class CapacityGate {
+ public:
+  explicit CapacityGate(int capacity) : capacity_(capacity) {}
+
+  // Takes a slot and returns true, or queues `on_granted` (run later by
+  // Release, with the slot) and returns false.
+  bool Acquire(std::function<void()> on_granted) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (capacity_ <= 0 || used_ < capacity_) {
+      ++used_;
+      return true;
+    }
+    waiters_.push_back(std::move(on_granted));
+    return false;
+  }
+
+  bool TryAcquire() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (capacity_ <= 0 || used_ < capacity_) {
+      ++used_;
+      return true;
+    }
+    return false;
+  }
+
+  void Release() {
+    std::function<void()> next;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (waiters_.empty()) {
+        --used_;
+        return;
+      }
+      next = std::move(waiters_.front());
+      waiters_.pop_front();
+    }
+    next();  // the slot passes to the waiter
+  }
+
+  size_t waiting() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return waiters_.size();
+  }
+
+ private:
+  std::mutex mu_;
+  const int capacity_;
+  int used_ = 0;
+  std::deque<std::function<void()>> waiters_;
+};
+
+}  // namespace medeval::sim
+
+#endif  // MEDEVAL_SIM_CAPACITY_GATE_H_
