@@ -6,12 +6,12 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "coordinator/scheduler_internal.h"
 
 namespace medeval {
 namespace {
 
 constexpr size_t kMaxDeparted = 32;
-constexpr size_t kMaxFailedListed = 50;
 constexpr absl::Duration kRateWindow = absl::Seconds(10);
 
 }  // namespace
@@ -31,69 +31,6 @@ const char* RunPhaseName(RunPhase phase) {
   }
   return "unknown";
 }
-
-struct Scheduler::Run {
-  uint32_t num = 0;
-  v1::RunSpec spec;
-  std::shared_ptr<const Suite> suite;
-  std::shared_ptr<const RunImages> images;
-  std::vector<uint32_t> starts;  // first question index of each dataset
-  std::shared_ptr<JournalFile> journal;
-  std::string output_dir;
-  std::vector<uint8_t> state;
-  std::vector<uint8_t> holders;  // live leases per question
-  std::vector<uint64_t> offset;
-  std::deque<uint32_t> queue;  // pending questions; may hold stale entries
-  uint64_t pending = 0;        // questions in kPending
-  uint64_t leased = 0;         // questions in kLeased
-  uint64_t answered = 0;       // durable answers
-  uint64_t failed = 0;         // durable failures
-  uint64_t unsynced = 0;       // accepted, not yet durable
-  uint64_t duplicates = 0;
-  uint64_t retries = 0;
-  absl::flat_hash_map<uint32_t, std::string> failure_errors;
-  RunPhase phase = RunPhase::kRunning;
-  absl::Time finished = absl::InfinitePast();
-  std::string error;
-  double lease_secs_ewma = 0;                           // typical time from lease to result
-  std::deque<std::pair<absl::Time, uint64_t>> samples;  // (time, answered)
-
-  size_t total() const { return state.size(); }
-  size_t Dataset(uint32_t q) const {
-    return static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), q) - starts.begin()) -
-           1;
-  }
-  std::string Describe(uint32_t q) const {
-    size_t d = Dataset(q);
-    const medeval::Dataset& ds = suite->datasets[d];
-    return absl::StrCat(ds.file.name, ":", ds.line(q - starts[d]));
-  }
-};
-
-struct Scheduler::Worker {
-  std::string id;
-  v1::Hello hello;
-  WorkerChannel* channel = nullptr;
-  absl::flat_hash_set<uint64_t> leases;
-  absl::flat_hash_set<uint32_t> runs_sent;  // RunInfo already sent on this stream
-  absl::Time connected;
-  absl::Time last_seen;
-  bool draining = false;
-  bool paused = false;  // its model server is restarting
-  std::string error;
-  uint64_t answered = 0;
-  // Grants (rate-limited models): attempts the worker has waiting, grants it
-  // has seen, grants sent.
-  uint32_t want_grants = 0;
-  uint64_t grants_seen = 0;
-  uint64_t granted = 0;
-  uint64_t grant_demand() const {
-    const uint64_t on_the_way = granted - std::min(granted, grants_seen);
-    return want_grants > on_the_way ? want_grants - on_the_way : 0;
-  }
-  bool usable() const { return !draining && !paused && error.empty(); }
-  size_t capacity() const { return hello.max_inflight() + hello.prefetch(); }
-};
 
 Scheduler::Scheduler(Options options, JournalWriter* journal)
     : options_(std::move(options)), journal_(journal) {
@@ -708,170 +645,6 @@ void Scheduler::Backups(absl::Time now) {
     }
   }
   for (auto& [w, msg] : out) w->channel->Send(std::move(msg));
-}
-
-void Scheduler::SetLimits(const std::string& model, const v1::ModelLimits& limits) {
-  absl::MutexLock lock(&mu_);
-  SetLimitsLocked(model, limits);
-}
-
-void Scheduler::SetLimitsLocked(const std::string& model, const v1::ModelLimits& limits) {
-  if (limits.rpm() <= 0 && limits.tpm() <= 0) return;
-  Model& m = models_[model];
-  if (m.limits.rpm() == limits.rpm() && m.limits.tpm() == limits.tpm()) return;
-  const bool newly_limited = !m.limited();
-  m.limits = limits;
-  const absl::Time now = options_.clock->Now();
-  // Half a second of burst keeps the rate within a few percent over any
-  // window of seconds.
-  const double rpm = limits.rpm(), tpm = limits.tpm();
-  m.requests = rpm > 0 ? TokenBucket(rpm / 60, std::max(1.0, rpm / 120), now) : TokenBucket();
-  m.tokens = tpm > 0 ? TokenBucket(tpm / 60, tpm / 60, now) : TokenBucket();
-  MEDEVAL_LOG(INFO) << "model " << model << ": budgets of "
-                    << (rpm > 0 ? absl::StrCat(rpm, " requests") : "unlimited requests") << " and "
-                    << (tpm > 0 ? absl::StrCat(tpm, " tokens") : "unlimited tokens")
-                    << " per minute, shared by its workers";
-  if (newly_limited) {
-    // Workers that already know the model's runs must learn that they need grants.
-    for (auto& [id, w] : workers_) {
-      if (w->hello.model() == model) w->runs_sent.clear();
-    }
-  }
-}
-
-void Scheduler::Grant(const std::string& model_name) {
-  auto mit = models_.find(model_name);
-  if (mit == models_.end() || !mit->second.limited()) return;
-  Model& m = mit->second;
-  const absl::Time now = options_.clock->Now();
-  m.requests.Refill(now);
-  m.tokens.Refill(now);
-  if (now < m.paused_until) return;
-  std::vector<Worker*> wanting;
-  for (auto& [id, w] : workers_) {
-    if (w->hello.model() == model_name && w->usable() && w->grant_demand() > 0) {
-      wanting.push_back(w.get());
-    }
-  }
-  if (wanting.empty()) return;
-  std::sort(wanting.begin(), wanting.end(),
-            [](const Worker* a, const Worker* b) { return a->id < b->id; });
-  absl::flat_hash_map<Worker*, uint32_t> given;
-  // One grant per worker in turn, starting where the last round stopped, so
-  // workers share the budget evenly even when it allows one grant a tick.
-  size_t idle = 0;
-  while (idle < wanting.size()) {
-    // Tokens are charged an estimate up front and settled when the answer
-    // says what it used, so a positive balance is enough to go.
-    if (!m.requests.CanTake(1) || (m.tokens.enabled() && m.tokens.tokens() <= 0)) break;
-    Worker* w = wanting[m.next_grantee++ % wanting.size()];
-    if (w->grant_demand() == 0) {
-      ++idle;
-      continue;
-    }
-    idle = 0;
-    m.requests.Take(1);
-    m.tokens.Take(m.tokens_per_request);
-    ++w->granted;
-    ++given[w];
-    ++counters_.grants;
-  }
-  for (auto& [w, n] : given) {
-    v1::CoordinatorMessage msg;
-    msg.set_grants(n);
-    w->channel->Send(std::move(msg));
-  }
-}
-
-void Scheduler::PauseModel(Worker* from, absl::Duration d) {
-  const std::string& name = from->hello.model();
-  Model& m = models_[name];
-  const absl::Time until = options_.clock->Now() + d;
-  if (until <= m.paused_until) return;  // already paused at least that long
-  m.paused_until = until;
-  ++counters_.model_pauses;
-  MEDEVAL_LOG(WARNING) << "model " << name << ": paused for " << d << " (worker " << from->id
-                       << " got 429 with Retry-After)";
-  for (auto& [id, w] : workers_) {
-    if (w->hello.model() != name) continue;
-    v1::CoordinatorMessage msg;
-    msg.set_pause_ms(static_cast<uint32_t>(absl::ToInt64Milliseconds(d)));
-    w->channel->Send(std::move(msg));
-  }
-}
-
-void Scheduler::FillRunStatus(const Run& run, v1::RunStatus* out) {
-  out->set_run_id(run.spec.run_id());
-  out->set_model(run.spec.model());
-  out->set_track(run.spec.track());
-  out->set_state(RunPhaseName(run.phase));
-  out->set_total(run.total());
-  out->set_answered(run.answered);
-  out->set_failed(run.failed);
-  out->set_leased(run.leased);
-  out->set_retries(run.retries);
-  out->set_duplicates(run.duplicates);
-  out->set_created_unix_ms(run.spec.created_unix_ms());
-  if (run.finished != absl::InfinitePast())
-    out->set_finished_unix_ms(absl::ToUnixMillis(run.finished));
-  out->set_error(run.error);
-  double rate = 0;
-  if (run.samples.size() >= 2) {
-    const auto& a = run.samples.front();
-    const auto& b = run.samples.back();
-    double secs = absl::ToDoubleSeconds(b.first - a.first);
-    if (secs > 0) rate = static_cast<double>(b.second - a.second) / secs;
-  }
-  out->set_rate(rate);
-  uint64_t remaining = run.total() - run.answered - run.failed;
-  out->set_eta_s(remaining == 0 ? 0 : (rate > 0 ? static_cast<double>(remaining) / rate : -1));
-  std::vector<uint32_t> failed;
-  for (const auto& [q, err] : run.failure_errors) failed.push_back(q);
-  std::sort(failed.begin(), failed.end());
-  for (size_t i = 0; i < failed.size() && i < kMaxFailedListed; ++i) {
-    out->add_failed_questions(
-        absl::StrCat(run.Describe(failed[i]), ": ", run.failure_errors.at(failed[i])));
-  }
-}
-
-void Scheduler::FillWorkerStatus(const Worker& w, v1::WorkerStatus* out) {
-  out->set_worker_id(w.id);
-  out->set_name(w.hello.worker_name());
-  out->set_model(w.hello.model());
-  out->set_max_inflight(w.hello.max_inflight());
-  out->set_leased(static_cast<uint32_t>(w.leases.size()));
-  out->set_answered(w.answered);
-  out->set_endpoint(w.hello.endpoint());
-  out->set_connected_unix_ms(absl::ToUnixMillis(w.connected));
-  out->set_error(w.error);
-  out->set_draining(w.draining);
-  out->set_paused(w.paused);
-}
-
-v1::StatusResponse Scheduler::Status(const std::string& run_id) {
-  absl::MutexLock lock(&mu_);
-  v1::StatusResponse resp;
-  resp.set_coordinator_version(kVersion);
-  for (const auto& run : runs_) {
-    if (!run_id.empty() && run->spec.run_id() != run_id) continue;
-    FillRunStatus(*run, resp.add_runs());
-  }
-  for (const auto& [id, w] : workers_) {
-    v1::WorkerStatus* st = resp.add_workers();
-    FillWorkerStatus(*w, st);
-    st->set_connected(true);
-  }
-  // Workers that left with an error stay visible: the error is often the
-  // reason a run does not progress (a rejected API key, say).
-  for (const v1::WorkerStatus& st : departed_) {
-    if (!st.error().empty() && !workers_.contains(st.worker_id())) *resp.add_workers() = st;
-  }
-  return resp;
-}
-
-Scheduler::Counters Scheduler::counters() {
-  absl::MutexLock lock(&mu_);
-  return counters_;
 }
 
 }  // namespace medeval

@@ -1,0 +1,89 @@
+// The scheduler's private records of a run and of a connected worker,
+// shared by the files that implement the Scheduler (scheduler.cc, and its
+// rate limits and status reports). Not for use outside the scheduler.
+//
+// Thread-safety: every field is guarded by the owning Scheduler's mutex.
+#ifndef MEDEVAL_COORDINATOR_SCHEDULER_INTERNAL_H_
+#define MEDEVAL_COORDINATOR_SCHEDULER_INTERNAL_H_
+
+#include <algorithm>
+#include <deque>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "coordinator/scheduler.h"
+
+namespace medeval {
+
+struct Scheduler::Run {
+  uint32_t num = 0;
+  v1::RunSpec spec;
+  std::shared_ptr<const Suite> suite;
+  std::shared_ptr<const RunImages> images;
+  std::vector<uint32_t> starts;  // first question index of each dataset
+  std::shared_ptr<JournalFile> journal;
+  std::string output_dir;
+  std::vector<uint8_t> state;
+  std::vector<uint8_t> holders;  // live leases per question
+  std::vector<uint64_t> offset;
+  std::deque<uint32_t> queue;  // pending questions; may hold stale entries
+  uint64_t pending = 0;        // questions in kPending
+  uint64_t leased = 0;         // questions in kLeased
+  uint64_t answered = 0;       // durable answers
+  uint64_t failed = 0;         // durable failures
+  uint64_t unsynced = 0;       // accepted, not yet durable
+  uint64_t duplicates = 0;
+  uint64_t retries = 0;
+  absl::flat_hash_map<uint32_t, std::string> failure_errors;
+  RunPhase phase = RunPhase::kRunning;
+  absl::Time finished = absl::InfinitePast();
+  std::string error;
+  double lease_secs_ewma = 0;                           // typical time from lease to result
+  std::deque<std::pair<absl::Time, uint64_t>> samples;  // (time, answered)
+
+  size_t total() const { return state.size(); }
+  size_t Dataset(uint32_t q) const {
+    return static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), q) - starts.begin()) -
+           1;
+  }
+  std::string Describe(uint32_t q) const {
+    size_t d = Dataset(q);
+    const medeval::Dataset& ds = suite->datasets[d];
+    return absl::StrCat(ds.file.name, ":", ds.line(q - starts[d]));
+  }
+};
+
+struct Scheduler::Worker {
+  std::string id;
+  v1::Hello hello;
+  WorkerChannel* channel = nullptr;
+  absl::flat_hash_set<uint64_t> leases;
+  absl::flat_hash_set<uint32_t> runs_sent;  // RunInfo already sent on this stream
+  absl::Time connected;
+  absl::Time last_seen;
+  bool draining = false;
+  bool paused = false;  // its model server is restarting
+  std::string error;
+  uint64_t answered = 0;
+  // Grants (rate-limited models): attempts the worker has waiting, grants it
+  // has seen, grants sent.
+  uint32_t want_grants = 0;
+  uint64_t grants_seen = 0;
+  uint64_t granted = 0;
+  uint64_t grant_demand() const {
+    const uint64_t on_the_way = granted - std::min(granted, grants_seen);
+    return want_grants > on_the_way ? want_grants - on_the_way : 0;
+  }
+  bool usable() const { return !draining && !paused && error.empty(); }
+  size_t capacity() const { return hello.max_inflight() + hello.prefetch(); }
+};
+
+}  // namespace medeval
+
+#endif  // MEDEVAL_COORDINATOR_SCHEDULER_INTERNAL_H_
