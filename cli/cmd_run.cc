@@ -33,6 +33,7 @@ Command AddRunCommand(CLI::App& app) {
     bool no_probe = false;
     std::string progress = "auto";
     bool verbose = false;
+    std::string metrics_listen;
     EndpointFlags endpoint;
     RequestFlags request;
     std::vector<CLI::Option*> per_model;  // conflict with --config
@@ -71,6 +72,8 @@ Command AddRunCommand(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "bar", "plain"}))
       ->capture_default_str();
   sub->add_flag("-v,--verbose", f->verbose, "Log what the coordinator and workers do");
+  sub->add_option("--metrics-listen", f->metrics_listen,
+                  "HOST:PORT for Prometheus /metrics (runs, and requests per model) and probes");
   f->endpoint.Add(sub);
   f->request.Add(sub);
   AddPdfFlags(sub, &f->pdf);
@@ -128,6 +131,7 @@ Command AddRunCommand(CLI::App& app) {
         o.allow_incomplete_zip = f->allow_incomplete;
         o.out_dir = f->out;
         o.probe = !f->no_probe;
+        o.metrics_listen = f->metrics_listen;
         o.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
         static std::atomic<bool> interrupted{false};
         WatchTerminationSignals([](int) {

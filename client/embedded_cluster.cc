@@ -1,9 +1,11 @@
 #include "client/embedded_cluster.h"
 
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/records.h"
+#include "worker/worker_metrics.h"
 
 namespace medeval {
 
@@ -13,6 +15,18 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(Options 
   copts.listen = "127.0.0.1:0";
   copts.state_dir = options.state_dir;
   copts.scheduler = options.scheduler;
+  copts.metrics_listen = options.metrics_listen;
+  // One set of request metrics per model, shared by its workers.
+  std::map<std::string, std::shared_ptr<WorkerMetrics>> metrics;
+  if (!options.metrics_listen.empty()) {
+    for (const WorkerGroup& g : options.groups) {
+      auto& m = metrics[g.model];
+      if (m == nullptr) {
+        m = std::make_shared<WorkerMetrics>(g.model);
+        copts.extra_metrics.push_back(m->registry());
+      }
+    }
+  }
   auto coordinator = Coordinator::Start(std::move(copts));
   if (!coordinator.ok()) return coordinator.status();
   c->coordinator_ = std::move(*coordinator);
@@ -27,6 +41,9 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(Options 
       w.concurrency = g.concurrency;
       w.adaptive_concurrency = g.adaptive_concurrency;
       w.backend = g.backend;
+      if (auto m = metrics.find(g.model); m != metrics.end()) {
+        w.on_attempt_done = [m = m->second](const AttemptReport& r) { m->OnAttempt(r); };
+      }
       std::optional<ServeOptions> serve = g.serve;
       if (serve.has_value()) serve->log_prefix = absl::StrCat("[", w.name, " server]");
       auto worker = std::make_unique<ManagedWorker>(std::move(w), std::move(serve));

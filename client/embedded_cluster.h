@@ -30,6 +30,9 @@ class EmbeddedCluster {
     std::string state_dir;
     std::vector<WorkerGroup> groups;
     Scheduler::Options scheduler;
+    // HOST:PORT for the coordinator's /metrics (with the workers' request
+    // metrics, per model) and probes; empty: none.
+    std::string metrics_listen;
   };
 
   static absl::StatusOr<std::unique_ptr<EmbeddedCluster>> Start(Options options);

@@ -276,6 +276,7 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   EmbeddedCluster::Options eo;
   eo.state_dir = JoinPath(options.out_dir, ".medeval");
   eo.scheduler = options.scheduler;
+  eo.metrics_listen = options.metrics_listen;
   for (const ModelRun& m : options.models) {
     eo.groups.push_back(
         {m.model, m.backend, m.serve, m.workers, m.concurrency, m.adaptive_concurrency});
@@ -284,6 +285,11 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   if (!cluster.ok()) {
     err << "medeval: " << cluster.status().message() << "\n";
     return kJobFailed;
+  }
+  if (!options.metrics_listen.empty()) {
+    const std::string& l = options.metrics_listen;
+    err << "medeval: metrics on http://" << l.substr(0, l.rfind(':')) << ":"
+        << (*cluster)->coordinator().metrics_port() << "/metrics\n";
   }
   auto client = CoordinatorClient::Connect((*cluster)->target(), ClientSecurity{});
   if (!client.ok()) {

@@ -54,6 +54,7 @@ struct RunJobOptions {
   bool probe = true;  // check each endpoint before starting
   absl::Duration drain_grace = absl::Seconds(3);
   Scheduler::Options scheduler;
+  std::string metrics_listen;  // see EmbeddedCluster::Options
 };
 
 // Exit codes.

@@ -97,6 +97,7 @@ absl::Status Coordinator::StartOps() {
   o.listen = options_.metrics_listen;
   o.collectables.push_back(std::make_shared<CoordinatorMetrics>(
       [this]() -> Scheduler* { return ready_.load() ? scheduler_.get() : nullptr; }));
+  for (const auto& c : options_.extra_metrics) o.collectables.push_back(c);
   o.live = [this]() -> absl::Status {
     return shut_down_.load() ? absl::UnavailableError("shutting down") : absl::OkStatus();
   };

@@ -44,6 +44,9 @@ class Coordinator {
     uint64_t max_upload_bytes = uint64_t{4} << 30;
     // HOST:PORT for /metrics, /healthz and /readyz; empty: none.
     std::string metrics_listen;
+    // More metrics served beside the coordinator's own (an embedded run's
+    // workers, say).
+    std::vector<std::shared_ptr<const prometheus::Collectable>> extra_metrics;
   };
 
   static absl::StatusOr<std::unique_ptr<Coordinator>> Start(Options options);

@@ -170,6 +170,42 @@ TEST_F(OperationsTest, MetricsMatchTheRunWhileItGoesAndAtTheEnd) {
   EXPECT_EQ(PromValue(wend, "medeval_tokens_total", {{"type", "completion"}}), completion);
 }
 
+TEST_F(OperationsTest, AnEmbeddedRunServesRunAndRequestMetrics) {
+  sim::SimOptions o;
+  o.latency_ms = 300;
+  o.capacity = 4;
+  Serve(o);
+  const int port = testing::FreePort();
+  testing::Subprocess run;
+  run.Start({testing::MedevalBinary(), "run", "--data", testing::SamplesDir(), "--model", "m1",
+             "--base-url", SimUrl(), "--out", tmp_ / "out", "--progress", "plain",
+             "--metrics-listen", absl::StrCat("127.0.0.1:", port)},
+            tmp_.path());
+  std::string mid;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    mid = Scrape(port);
+    const double a = PromValue(mid, "medeval_questions", {{"state", "answered"}}).value_or(-1);
+    return a > 0 && a < kSampleQuestions;
+  })) << mid
+      << run.err();
+  double sum = 0;
+  for (const char* s : {"queued", "leased", "answered", "failed"}) {
+    sum += PromValue(mid, "medeval_questions", {{"model", "m1"}, {"state", s}}).value_or(-1);
+  }
+  EXPECT_EQ(sum, kSampleQuestions) << mid;
+  // The workers' request metrics, per model, beside the coordinator's.
+  EXPECT_GT(
+      PromValue(mid, "medeval_requests_total", {{"model", "m1"}, {"outcome", "ok"}}).value_or(-1),
+      0)
+      << mid;
+  EXPECT_TRUE(PromValue(mid, "medeval_request_duration_seconds_count", {{"model", "m1"}})) << mid;
+  EXPECT_EQ(ProbeStatus(port, "/readyz"), 200);
+  ASSERT_EQ(run.Wait(), 0) << run.err();
+  EXPECT_TRUE(absl::StrContains(run.err(), absl::StrCat("metrics on http://127.0.0.1:", port)))
+      << run.err();
+  EXPECT_EQ(Stats()["completed"], kSampleQuestions);
+}
+
 TEST_F(OperationsTest, ASigtermedWorkerFinishesWhatItAskedAndLosesNothing) {
   sim::SimOptions o;
   o.latency_ms = 400;
