@@ -23,10 +23,6 @@ Command AddFetchCommand(CLI::App& app) {
   sub->add_option("run_id", f->run_id, "Run id (from submit or status)")->required();
   sub->add_option("--out", f->out, "Output folder")->required();
   return {sub, [f]() -> int {
-            if (f->security.coordinator.empty()) {
-              if (const char* env = std::getenv("MEDEVAL_COORDINATOR"))
-                f->security.coordinator = env;
-            }
             auto security = f->security.Resolve();
             if (!security.ok()) {
               std::cerr << "medeval fetch: " << security.status().message() << "\n";

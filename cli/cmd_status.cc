@@ -26,9 +26,6 @@ Command AddStatusCommand(CLI::App& app) {
   sub->add_flag("--json", f->json, "Print the status as JSON");
   return {
       sub, [f]() -> int {
-        if (f->security.coordinator.empty()) {
-          if (const char* env = std::getenv("MEDEVAL_COORDINATOR")) f->security.coordinator = env;
-        }
         auto security = f->security.Resolve();
         if (!security.ok()) {
           std::cerr << "medeval status: " << security.status().message() << "\n";

@@ -58,9 +58,6 @@ Command AddSubmitCommand(CLI::App& app) {
   AddPdfFlags(sub, &f->pdf);
   return {
       sub, [f]() -> int {
-        if (f->security.coordinator.empty()) {
-          if (const char* env = std::getenv("MEDEVAL_COORDINATOR")) f->security.coordinator = env;
-        }
         auto security = f->security.Resolve();
         if (!security.ok()) {
           std::cerr << "medeval submit: " << security.status().message() << "\n";

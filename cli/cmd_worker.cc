@@ -76,10 +76,6 @@ Command AddWorkerCommand(CLI::App& app) {
               return kExitBadInput;
             };
             if (f->security.coordinator.empty()) {
-              if (const char* env = std::getenv("MEDEVAL_COORDINATOR"))
-                f->security.coordinator = env;
-            }
-            if (f->security.coordinator.empty()) {
               return fail(absl::InvalidArgumentError("--coordinator HOST:PORT is required"));
             }
             auto security = f->security.Resolve();

@@ -5,7 +5,8 @@
 namespace medeval::cli {
 
 void ClientSecurityFlags::Add(CLI::App* app) {
-  app->add_option("--coordinator", coordinator, "Coordinator HOST:PORT (env MEDEVAL_COORDINATOR)");
+  app->add_option("--coordinator", coordinator, "Coordinator HOST:PORT (env MEDEVAL_COORDINATOR)")
+      ->envname("MEDEVAL_COORDINATOR");
   app->add_option("--tls-ca", tls_ca, "CA certificate to verify the coordinator (enables TLS)");
   app->add_option("--tls-cert", tls_cert, "Client certificate (mutual TLS)");
   app->add_option("--tls-key", tls_key, "Client private key (mutual TLS)");
