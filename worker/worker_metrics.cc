@@ -1,5 +1,7 @@
 #include "worker/worker_metrics.h"
 
+#include <string_view>
+
 #include "common/metric_families.h"
 #include "common/version.h"
 
@@ -39,14 +41,24 @@ WorkerMetrics::WorkerMetrics(std::string model)
   // Outcomes appear from the start with 0, so rates work from the first scrape.
   for (const char* o : {"ok", "rate_limited", "server_error", "client_error", "timeout",
                         "connection", "bad_response"}) {
-    requests_->Add({{"model", model_}, {"outcome", o}});
+    // An answer is never retried: no "ok" retry series.
+    outcomes_[o] = {
+        &requests_->Add({{"model", model_}, {"outcome", o}}),
+        std::string_view(o) == "ok" ? nullptr : &retries_->Add({{"model", model_}, {"reason", o}})};
   }
 }
 
 void WorkerMetrics::OnAttempt(const AttemptReport& r) {
-  requests_->Add({{"model", model_}, {"outcome", r.outcome}}).Increment();
+  // outcomes_ is only read here: workers of one model share these metrics.
+  auto it = outcomes_.find(absl::string_view(r.outcome));
+  OutcomeCounters c =
+      it != outcomes_.end()
+          ? it->second
+          : OutcomeCounters{&requests_->Add({{"model", model_}, {"outcome", r.outcome}}),
+                            &retries_->Add({{"model", model_}, {"reason", r.outcome}})};
+  c.requests->Increment();
   latency_->Observe(absl::ToDoubleSeconds(r.elapsed));
-  if (r.retrying) retries_->Add({{"model", model_}, {"reason", r.outcome}}).Increment();
+  if (r.retrying && c.retries != nullptr) c.retries->Increment();
   if (r.answered) {
     answered_->Increment();
     prompt_tokens_->Increment(static_cast<double>(r.prompt_tokens));

@@ -17,6 +17,7 @@
 #include <prometheus/registry.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,13 @@ class WorkerMetrics {
  private:
   const std::string model_;
   std::shared_ptr<prometheus::Registry> registry_;
+  // Per outcome (AttemptReport::outcome), made once: attempts and retries
+  // are counted on the HTTP loop without a family lookup.
+  struct OutcomeCounters {
+    prometheus::Counter* requests;
+    prometheus::Counter* retries;
+  };
+  std::map<std::string, OutcomeCounters, std::less<>> outcomes_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Family<prometheus::Counter>* retries_;
   prometheus::Histogram* latency_;
