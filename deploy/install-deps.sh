@@ -15,10 +15,14 @@ BUILD=(
   libcurl4-openssl-dev libssl-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libyaml-cpp-dev
   libzip-dev prometheus-cpp-dev libpoppler-cpp-dev libboost-dev
 )
-# Tests also use real TLS certificates, network namespaces, a headless browser, and
-# Python to check the chart values and the deployment files.
+# Tests also use real TLS certificates, network namespaces, a headless browser, Python to
+# check the chart values and the deployment files, and Go with the Go libraries an offline
+# `helm template`/`helm lint` is built from when Helm itself is not installed.
 TEST=(libgtest-dev libgmock-dev openssl iproute2 chromium fonts-wqy-microhei
-  python3 python3-yaml python3-jsonschema)
+  python3 python3-yaml python3-jsonschema
+  golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-gopkg-yaml.v3-dev
+  golang-github-xeipuuv-gojsonschema-dev golang-github-burntsushi-toml-dev
+  golang-github-gobwas-glob-dev golang-github-pkg-errors-dev)
 
 case "${1:-}" in
   --runtime) wanted=("${RUNTIME[@]}") ;;
