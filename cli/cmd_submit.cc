@@ -1,10 +1,14 @@
 // `medeval submit`: create runs (one per model) on a coordinator.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <iostream>
 #include <memory>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "cli/security_flags.h"
@@ -13,6 +17,26 @@
 #include "common/model_config.h"
 
 namespace medeval::cli {
+namespace {
+
+// "90s", "10m", "1h30m" (absl::ParseDuration), or a bare number of seconds.
+absl::StatusOr<absl::Duration> ParseWaitDuration(const std::string& text) {
+  absl::Duration d;
+  double seconds = 0;
+  if (absl::SimpleAtod(text, &seconds)) {
+    if (!std::isfinite(seconds)) return absl::InvalidArgumentError("a duration must be finite");
+    d = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(text, &d)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "' is not a duration (90s, 10m, 1h)"));
+  }
+  if (d <= absl::ZeroDuration() || d == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", text, "' must be a positive duration"));
+  }
+  return d;
+}
+
+}  // namespace
 
 Command AddSubmitCommand(CLI::App& app) {
   struct Flags {
@@ -30,6 +54,7 @@ Command AddSubmitCommand(CLI::App& app) {
     v1::PdfOptions pdf;
     bool allow_incomplete = false;
     std::string progress = "auto";
+    std::string wait_for_coordinator;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
@@ -54,6 +79,14 @@ Command AddSubmitCommand(CLI::App& app) {
   sub->add_option("--progress", f->progress, "auto, bar or plain")
       ->check(CLI::IsMember({"auto", "bar", "plain"}))
       ->capture_default_str();
+  sub->add_option("--wait-for-coordinator", f->wait_for_coordinator,
+                  "Retry with back-off while the coordinator is unreachable or starting, for up "
+                  "to DURATION (90s, 10m, 1h; a bare number is seconds)")
+      ->type_name("DURATION")
+      ->check([](const std::string& v) -> std::string {
+        auto d = ParseWaitDuration(v);
+        return d.ok() ? std::string() : std::string(d.status().message());
+      });
   f->request.Add(sub);
   AddPdfFlags(sub, &f->pdf);
   return {
@@ -81,6 +114,18 @@ Command AddSubmitCommand(CLI::App& app) {
         if (!client.ok()) {
           std::cerr << "medeval submit: " << client.status().message() << "\n";
           return kExitBadInput;
+        }
+        if (!f->wait_for_coordinator.empty()) {
+          absl::Status up = (*client)->WaitUntilAnswering(
+              *ParseWaitDuration(f->wait_for_coordinator),
+              [](const absl::Status& why, absl::Duration next) {
+                std::cerr << "medeval submit: waiting for the coordinator (" << why.message()
+                          << "); next try in " << absl::FormatDuration(next) << std::endl;
+              });
+          if (!up.ok()) {
+            std::cerr << "medeval submit: " << up.message() << "\n";
+            return up.code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitFailed;
+          }
         }
         // (model, request settings, limits) of each run to create.
         struct Wanted {

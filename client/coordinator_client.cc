@@ -3,10 +3,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/version.h"
 
@@ -111,6 +113,33 @@ absl::StatusOr<v1::StatusResponse> CoordinatorClient::Status(const std::string& 
   grpc::Status st = stub_->Status(&ctx, req, &resp);
   if (!st.ok()) return Explain(st, "status");
   return resp;
+}
+
+absl::Status CoordinatorClient::WaitUntilAnswering(
+    absl::Duration max_wait,
+    const std::function<void(const absl::Status&, absl::Duration)>& on_retry) {
+  const absl::Time give_up = absl::Now() + max_wait;
+  absl::Duration backoff = absl::Milliseconds(500);
+  for (;;) {
+    const absl::Duration left = give_up - absl::Now();
+    // A reachable coordinator answers a status request in well under 5 s.
+    absl::StatusOr<v1::StatusResponse> st =
+        Status("", std::max(absl::Seconds(1), std::min(absl::Seconds(5), left)));
+    if (st.ok()) return absl::OkStatus();
+    if (!absl::IsUnavailable(st.status()) && !absl::IsDeadlineExceeded(st.status())) {
+      return st.status();
+    }
+    const absl::Duration wait =
+        absl::Trunc(std::min(backoff, give_up - absl::Now()), absl::Milliseconds(1));
+    if (wait <= absl::ZeroDuration()) {
+      return absl::UnavailableError(absl::StrCat("the coordinator did not answer within ",
+                                                 absl::FormatDuration(max_wait), " (",
+                                                 st.status().message(), ")"));
+    }
+    if (on_retry) on_retry(st.status(), wait);
+    absl::SleepFor(wait);
+    backoff = std::min(backoff * 2, absl::Seconds(8));
+  }
 }
 
 absl::StatusOr<std::vector<std::string>> CoordinatorClient::Fetch(const std::string& run_id,

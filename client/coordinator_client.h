@@ -6,6 +6,7 @@
 #ifndef MEDEVAL_CLIENT_COORDINATOR_CLIENT_H_
 #define MEDEVAL_CLIENT_COORDINATOR_CLIENT_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,16 @@ class CoordinatorClient {
 
   absl::StatusOr<v1::StatusResponse> Status(const std::string& run_id,
                                             absl::Duration timeout = absl::Seconds(10));
+
+  // Asks for the status until the coordinator answers, for at most `max_wait`:
+  // while it is unreachable or not serving yet (kUnavailable, kDeadlineExceeded)
+  // it waits with back-off (0.5 s doubling to 8 s) and tells `on_retry` why and
+  // for how long. Any other answer, an error such as a wrong token included,
+  // ends the wait and is returned. A coordinator that starts after its clients
+  // (a Job beside a StatefulSet) is the case this is for.
+  absl::Status WaitUntilAnswering(
+      absl::Duration max_wait,
+      const std::function<void(const absl::Status&, absl::Duration)>& on_retry = nullptr);
 
   // Downloads the outputs of a finished run into `dir` (the model's folder),
   // replacing what an earlier fetch put there. Returns the files written.

@@ -38,6 +38,11 @@ class Cluster {
   // "127.0.0.1:PORT" (or the address given with --listen).
   const std::string& target() const { return target_; }
   int port() const { return port_; }
+  // The port the next StartCoordinator listens on (default: one it picks).
+  void set_port(int port) {
+    port_ = port;
+    target_ = "127.0.0.1:" + std::to_string(port);
+  }
   const std::string& state_dir() const { return state_dir_; }
   void set_listen_host(const std::string& host) { listen_host_ = host; }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "coordinator/journal.h"
 #include "gtest/gtest.h"
@@ -205,6 +206,52 @@ TEST_F(DistributedTest, ResubmittingResumesUnlessFresh) {
             0);
   EXPECT_NE(first, third);
   ASSERT_TRUE(cluster_.WaitRunFinished(std::string(absl::StripAsciiWhitespace(third))));
+}
+
+// A submit Job starts beside the coordinator's pod and often before it serves:
+// --wait-for-coordinator retries until it answers instead of failing at once.
+TEST_F(DistributedTest, SubmitWaitsForACoordinatorThatStartsLater) {
+  const int port = testing::FreePort();
+  const std::string target = absl::StrCat("127.0.0.1:", port);
+  testing::Subprocess submit;
+  submit.Start({testing::MedevalBinary(), "submit", "--data", testing::SamplesDir(), "--model", "m",
+                "--coordinator", target, "--wait-for-coordinator", "2m"},
+               tmp_.path());
+  ASSERT_TRUE(testing::WaitFor([&] { return absl::StrContains(submit.err(), "waiting"); }))
+      << submit.err();
+  absl::SleepFor(absl::Seconds(2));
+  ASSERT_TRUE(submit.running()) << submit.err();
+  cluster_.set_port(port);
+  cluster_.StartCoordinator();
+  ASSERT_EQ(submit.Wait(absl::Seconds(60)), 0) << submit.err();
+  const std::string run_id(absl::StripAsciiWhitespace(submit.out()));
+  ASSERT_FALSE(run_id.empty());
+  auto st = cluster_.client().Status(run_id);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->runs_size(), 1);
+}
+
+TEST_F(DistributedTest, SubmitGivesUpWaitingAfterTheDurationAndFailsAtOnceWithout) {
+  const std::string target = absl::StrCat("127.0.0.1:", testing::FreePort());
+  std::string out, err;
+  absl::Time start = absl::Now();
+  EXPECT_EQ(testing::RunMedeval({"submit", "--data", testing::SamplesDir(), "--model", "m",
+                                 "--coordinator", target, "--wait-for-coordinator", "3s"},
+                                tmp_.path(), &out, &err),
+            1);
+  EXPECT_GE(absl::Now() - start, absl::Seconds(2)) << err;
+  EXPECT_TRUE(absl::StrContains(err, "did not answer within 3s")) << err;
+  EXPECT_TRUE(out.empty()) << out;
+  EXPECT_EQ(testing::RunMedeval({"submit", "--data", testing::SamplesDir(), "--model", "m",
+                                 "--coordinator", target},
+                                tmp_.path(), &out, &err),
+            1);
+  EXPECT_TRUE(absl::StrContains(err, "cannot reach the coordinator")) << err;
+  EXPECT_EQ(testing::RunMedeval({"submit", "--data", testing::SamplesDir(), "--model", "m",
+                                 "--coordinator", target, "--wait-for-coordinator", "soon"},
+                                tmp_.path(), &out, &err),
+            2);
+  EXPECT_TRUE(absl::StrContains(err, "not a duration")) << err;
 }
 
 }  // namespace
