@@ -4,9 +4,14 @@
   chart_test.py values   values.yaml and every examples/*.yaml (merged over the
                          defaults, as helm does) satisfy values.schema.json, and
                          values that are wrong are refused, naming the key
-  chart_test.py flags    every medeval flag the templates pass exists in the binary
-  chart_test.py helm     `helm lint` and `helm template` (exit 77 = skipped when
-                         helm is not installed)
+  chart_test.py flags    every medeval flag on the rendered command lines (all
+                         scenarios of scenarios.py) exists in the binary's --help
+  chart_test.py helm     `helm lint --strict`, `helm template` of every scenario,
+                         each rendered object validated against the Kubernetes
+                         API schema, and the values that must be refused
+
+helm is the one on PATH, else the offline one beside the source tree (render.py);
+flags and helm exit 77 (skipped) only when neither can run.
 
 Usage: chart_test.py MODE CHART_DIR [MEDEVAL_BINARY]
 """
@@ -15,13 +20,18 @@ import glob
 import json
 import os
 import re
-import shutil
+import shlex
 import subprocess
 import sys
 import tempfile
 
 import jsonschema
 import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import render  # noqa: E402
+import scenarios  # noqa: E402
+from scenarios import API_POOL, SERVE_POOL  # noqa: E402
 
 SKIP = 77
 
@@ -50,18 +60,6 @@ def describe(error):
 
 
 # Values that must be refused, each with a fragment of the key path the error names.
-API_POOL = {"name": "gpt4o", "model": "gpt-4o", "api": {"baseUrl": "https://api.example.com/v1"}}
-SERVE_POOL = {
-    "name": "qwen",
-    "model": "Qwen2.5-72B-Instruct",
-    "serve": {
-        "image": {"repository": "medeval-vllm"},
-        "command": "vllm serve /models/q --port {port}",
-        "gpus": 4,
-    },
-}
-
-
 def pool(base, **changes):
     p = copy.deepcopy(base)
     for key, value in changes.items():
@@ -128,6 +126,27 @@ BAD_VALUES = [
      {"networkPolicy": {"clientLabels": {"medeval.io/client": None}}},
      "networkPolicy.clientLabels"),
     ("an unknown top-level key", {"workers": []}, "(top)"),
+    ("a storage size given as a number (it would be read as bytes)",
+     {"coordinator": {"persistence": {"size": 20}}}, "coordinator.persistence.size"),
+    ("a PodDisruptionBudget with both minAvailable and maxUnavailable",
+     {"workerPools": [pool(API_POOL, podDisruptionBudget={"minAvailable": 1,
+                                                          "maxUnavailable": 1})]},
+     "workerPools.0.podDisruptionBudget"),
+    ("a submit wait that is no duration", {"submit": {"waitForCoordinator": "10"}},
+     "submit.waitForCoordinator"),
+    ("an unknown onUpgrade", {"submit": {"onUpgrade": "always"}}, "submit.onUpgrade"),
+    ("a volume mount without a path",
+     {"workerDefaults": {"extraVolumeMounts": [{"name": "x"}]}},
+     "workerDefaults.extraVolumeMounts.0"),
+    ("a toleration with a misspelt key",
+     {"coordinator": {"tolerations": [{"key": "a", "operater": "Exists"}]}},
+     "coordinator.tolerations.0"),
+    ("a spread constraint without a topologyKey",
+     {"submit": {"topologySpreadConstraints": [{"maxSkew": 1,
+                                                "whenUnsatisfiable": "DoNotSchedule"}]}},
+     "submit.topologySpreadConstraints.0"),
+    ("a runtimeClassName on an API pool",
+     {"workerPools": [pool(API_POOL, api__runtimeClassName="nvidia")]}, "workerPools.0"),
 ]
 
 
@@ -143,6 +162,7 @@ def check_values(chart):
         good.append((os.path.relpath(path, chart), merge(defaults, load_yaml(path))))
     good.append(("an API pool and a serve pool",
                  merge(defaults, {"workerPools": [API_POOL, SERVE_POOL]})))
+    good.append(("every production setting", merge(defaults, scenarios.PRODUCTION)))
     for name, values in good:
         errors = [describe(e) for e in validator.iter_errors(values)]
         if errors:
@@ -163,69 +183,136 @@ def check_values(chart):
     return failures
 
 
-def template_flags(chart):
-    """(file, subcommand, flag) for every `- --flag` under a medeval subcommand."""
-    found = []
-    for path in sorted(glob.glob(os.path.join(chart, "templates", "*"))):
-        sub = None
-        for line in open(path, encoding="utf-8"):
-            m = re.match(r"\s*- (coordinator|worker|submit)\s*$", line)
-            if m:
-                sub = m.group(1)
-                continue
-            m = re.match(r"\s*- (--[a-z][a-z0-9-]*)", line)
-            if m and sub:
-                found.append((os.path.basename(path), sub, m.group(1)))
-    return found
-
-
 def help_flags(binary, sub):
     out = subprocess.run([binary, sub, "--help"], capture_output=True, text=True, check=True)
     return set(re.findall(r"(--[a-z][a-z0-9-]*)", out.stdout))
 
 
 def check_flags(chart, binary):
-    failures = []
-    known = {}
-    found = template_flags(chart)
-    subs = {s for _, s, _ in found}
+    """Every flag on a rendered medeval command line is one the binary has."""
+    helm = render.Helm(chart)
+    failures, known, checked = [], {}, set()
+    for name, values, release, args, _ in scenarios.renderings(chart):
+        rc, objs, _, err, _ = helm.template(values, release, args)
+        if rc != 0:
+            failures.append(f"{name}: helm template failed: {err}")
+            continue
+        for obj, sub, flag in scenarios.flags_of(objs):
+            if sub not in known:
+                known[sub] = help_flags(binary, sub)
+            checked.add((sub, flag))
+            if flag not in known[sub]:
+                failures.append(f"{name}: {obj}: `medeval {sub}` has no flag {flag}")
+    subs = {s for s, _ in checked}
     if subs != {"coordinator", "worker", "submit"}:
         failures.append(f"expected coordinator, worker and submit commands, found {sorted(subs)}")
-    for path, sub, flag in found:
-        if sub not in known:
-            known[sub] = help_flags(binary, sub)
-        if flag not in known[sub]:
-            failures.append(f"{path}: `medeval {sub}` has no flag {flag}")
-    print(f"checked {len(found)} flags in the templates")
+    print(f"checked {len(checked)} distinct flags on the rendered command lines: "
+          + " ".join(sorted(f"{s}:{f}" for s, f in checked)))
     return failures
 
 
 def check_helm(chart):
-    helm = shutil.which("helm")
-    if helm is None:
-        print("helm is not installed: skipping helm lint and helm template")
-        return None
+    helm = render.Helm(chart)
     failures = []
-    defaults = os.path.join(chart, "values.yaml")
-    runs = [["lint", chart, "--strict"]]
-    for path in [defaults] + sorted(glob.glob(os.path.join(chart, "examples", "*.yaml"))):
-        runs.append(["lint", chart, "--strict", "-f", path])
-        runs.append(["template", "medbench", chart, "-f", path])
-    for args in runs:
-        r = subprocess.run([helm] + args, capture_output=True, text=True)
-        if r.returncode != 0:
-            failures.append(f"helm {' '.join(args)}: {r.stdout}{r.stderr}")
-        else:
-            print(f"ok: helm {' '.join(args[:1] + args[-2:])}")
     with tempfile.TemporaryDirectory() as tmp:
-        for what, override, _ in BAD_VALUES:
-            bad = os.path.join(tmp, "bad.yaml")
-            with open(bad, "w", encoding="utf-8") as f:
-                yaml.safe_dump(override, f)
-            r = subprocess.run([helm, "template", "x", chart, "-f", bad],
-                               capture_output=True, text=True)
-            if r.returncode == 0:
-                failures.append(f"helm template accepted {what}")
+        production = os.path.join(tmp, "production.yaml")
+        with open(production, "w", encoding="utf-8") as f:
+            yaml.safe_dump(scenarios.PRODUCTION, f)
+        for path in [None, production] + sorted(glob.glob(os.path.join(chart, "examples", "*.yaml"))):
+            r = helm.lint([path] if path else [])
+            what = f"helm lint --strict {os.path.basename(path) if path else ''}".strip()
+            if r.returncode != 0:
+                failures.append(f"{what}: {r.stdout}{r.stderr}")
+            else:
+                print(f"ok: {what}")
+
+    rendered = {}
+    for name, values, release, args, check in scenarios.renderings(chart):
+        rc, objs, text, err, _ = helm.template(values, release, args)
+        if rc != 0:
+            failures.append(f"{name}: helm template failed: {err}")
+            continue
+        rendered[name] = text
+        c = scenarios.Checks()
+        scenarios.check_objects(c, name, objs)
+        if check:
+            c.run(name, check, objs)
+        failures += c.failures
+        print(f"{'FAIL' if c.failures else 'ok'}: {name} ({len(objs)} objects)")
+    failures += helm.validate(rendered)
+
+    # Two renderings compared: only the changed pool restarts.
+    gpu_api = scenarios.with_pools(SERVE_POOL, API_POOL)
+    rpm = copy.deepcopy(gpu_api)
+    rpm["workerPools"][1]["api"]["rpm"] = 100
+    zero = scenarios.with_pools(dict(API_POOL, replicas=0), SERVE_POOL,
+                                workerDefaults={"replicas": 3})
+    c = scenarios.Checks()
+    r1, before, _, e1, _ = helm.template(gpu_api)
+    r2, after, _, e2, _ = helm.template(rpm)
+    if c.expect(r1 == 0 and r2 == 0, f"helm template: {e1}{e2}"):
+        c.run("per-pool checksums", scenarios.check_checksums, before, after)
+    r3, objs, _, e3, notes = helm.template(zero, notes=True)
+    if c.expect(r3 == 0, f"helm template: {e3}"):
+        c.run("replicas 0", scenarios.check_replicas_zero, objs, notes)
+    failures += c.failures
+    print(f"{'FAIL' if c.failures else 'ok'}: per-pool checksums, replicas in NOTES")
+
+    failures += check_docs(helm, chart)
+
+    refused = [(w, v, frag) for w, v, frag in scenarios.REFUSED]
+    refused += [(w, merge({}, v), None) for w, v, _ in BAD_VALUES]
+    for what, values, fragment in refused:
+        rc, _, _, err, _ = helm.template(values)
+        if rc == 0:
+            failures.append(f"helm template accepted {what}")
+        elif fragment and fragment not in err:
+            failures.append(f"{what}: refused, but the message lacks {fragment!r}: {err}")
+        else:
+            print(f"ok: refused {what}: {err.strip().splitlines()[-1] if err.strip() else ''}")
+    return failures
+
+
+def helm_args(command, chart):
+    """`helm install|upgrade RELEASE CHART ARGS...` from the docs as `helm template` args."""
+    words = shlex.split(command)
+    assert words[:2] in (["helm", "install"], ["helm", "upgrade"]), words
+    args = []
+    for w in words[4:]:
+        args.append(os.path.join(os.path.dirname(os.path.dirname(chart)), w)
+                    if w.startswith("helm/medeval/") else w)
+    return words[2], args + (["--is-upgrade"] if words[1] == "upgrade" else [])
+
+
+def check_docs(helm, chart):
+    """The commands docs/kubernetes.md shows do what it says."""
+    path = os.path.join(render.source_dir(chart), "docs", "kubernetes.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    failures = []
+    # The sample schema error: the command shown and its output, as helm prints them.
+    m = re.search(r"```\n\$ (helm install .*?)\n(Error: values don't meet.*?)```", text, re.S)
+    if not m:
+        return [f"{path}: no sample schema error"]
+    release, args = helm_args(m.group(1).replace("\\\n", " "), chart)
+    rc, _, _, err, _ = helm.template(release=release, args=args)
+    for line in m.group(2).strip().splitlines():
+        if rc == 0 or line not in err:
+            failures.append(f"{path}: the sample error line {line!r} is not what helm says: {err}")
+    # Scaling a pool with --set, as shown.
+    m = re.search(r"^\s*(helm upgrade .*--set 'workerPools\[1\]\.replicas=4'.*)$", text, re.M)
+    if not m:
+        return failures + [f"{path}: no `helm upgrade --set workerPools[1].replicas=4` example"]
+    release, args = helm_args(m.group(1), chart)
+    rc, objs, _, err, _ = helm.template(release=release, args=args)
+    if rc != 0:
+        failures.append(f"{path}: {m.group(1)} fails: {err}")
+    else:
+        replicas = {d["metadata"]["labels"]["medeval.io/pool"]: d["spec"]["replicas"]
+                    for d in scenarios.kinds(objs, "Deployment")}
+        if replicas.get("gpt4o") != 4 or replicas.get("llama70b") != 2:
+            failures.append(f"{path}: {m.group(1)} gives replicas {replicas}")
+    print(f"{'FAIL' if failures else 'ok'}: the commands in docs/kubernetes.md")
     return failures
 
 
@@ -236,11 +323,11 @@ def main():
     mode, chart = sys.argv[1], sys.argv[2]
     if mode == "values":
         failures = check_values(chart)
-    elif mode == "flags":
-        failures = check_flags(chart, sys.argv[3])
-    elif mode == "helm":
-        failures = check_helm(chart)
-        if failures is None:
+    elif mode in ("flags", "helm"):
+        try:
+            failures = check_flags(chart, sys.argv[3]) if mode == "flags" else check_helm(chart)
+        except render.Unavailable as e:
+            print(f"skipped: {e}")
             return SKIP
     else:
         print(__doc__, file=sys.stderr)
