@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
 #include "sim/sim_server.h"
@@ -72,6 +73,21 @@ TEST_F(SecurityTest, TokenIsRequiredAndChecked) {
   EXPECT_EQ(cluster_.worker("w").Wait(absl::Seconds(20)), 1);
   EXPECT_TRUE(absl::StrContains(cluster_.worker("w").err(), "refused this worker"))
       << cluster_.worker("w").err();
+}
+
+// Waiting is for a coordinator that is not up yet; one that answers "wrong
+// token" is up, and waiting longer would not change its answer.
+TEST_F(SecurityTest, AWrongTokenEndsTheWaitForTheCoordinatorAtOnce) {
+  cluster_.StartCoordinator({"--token-file", tmp_ / "token"});
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(cluster_.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m", "--token-file",
+                          tmp_ / "wrong-token", "--wait-for-coordinator", "5m"},
+                         &out_, &err_),
+            1);
+  EXPECT_LT(absl::Now() - start, absl::Minutes(2)) << err_;
+  EXPECT_TRUE(absl::StrContains(err_, "token was refused")) << err_;
+  EXPECT_FALSE(absl::StrContains(err_, "waiting for the coordinator")) << err_;
+  EXPECT_EQ(out_, "");
 }
 
 TEST_F(SecurityTest, TlsEndToEnd) {
