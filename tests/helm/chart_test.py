@@ -128,10 +128,9 @@ BAD_VALUES = [
     ("an unknown top-level key", {"workers": []}, "(top)"),
     ("a storage size given as a number (it would be read as bytes)",
      {"coordinator": {"persistence": {"size": 20}}}, "coordinator.persistence.size"),
-    ("a PodDisruptionBudget with both minAvailable and maxUnavailable",
-     {"workerPools": [pool(API_POOL, podDisruptionBudget={"minAvailable": 1,
-                                                          "maxUnavailable": 1})]},
-     "workerPools.0.podDisruptionBudget"),
+    ("a PodDisruptionBudget that is no number or percentage",
+     {"workerPools": [pool(API_POOL, podDisruptionBudget={"minAvailable": "half"})]},
+     "workerPools.0.podDisruptionBudget.minAvailable"),
     ("a submit wait that is no duration", {"submit": {"waitForCoordinator": "10"}},
      "submit.waitForCoordinator"),
     ("an unknown onUpgrade", {"submit": {"onUpgrade": "always"}}, "submit.onUpgrade"),
@@ -296,8 +295,10 @@ def check_docs(helm, chart):
         return [f"{path}: no sample schema error"]
     release, args = helm_args(m.group(1).replace("\\\n", " "), chart)
     rc, _, _, err, _ = helm.template(release=release, args=args)
+    # Helm 3.18 and later (and the offline helm) word schema errors as the docs show.
+    words_as_shown = helm.offline or helm.version >= (3, 18)
     for line in m.group(2).strip().splitlines():
-        if rc == 0 or line not in err:
+        if rc == 0 or (words_as_shown and line not in err):
             failures.append(f"{path}: the sample error line {line!r} is not what helm says: {err}")
     # Scaling a pool with --set, as shown.
     m = re.search(r"^\s*(helm upgrade .*--set 'workerPools\[1\]\.replicas=4'.*)$", text, re.M)

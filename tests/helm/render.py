@@ -9,6 +9,7 @@ whichever is writable, and concurrent tests build it once (a lock).
 """
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,7 +68,10 @@ class Helm:
                 r = self.run(["version"])
             if r.returncode != 0:
                 raise RuntimeError(f"building the offline helm failed:\n{r.stderr}")
-        print(f"helm: {self.helm} ({self.run(['version']).stdout.strip()})")
+        version = self.run(["version"]).stdout.strip()
+        print(f"helm: {self.helm} ({version})")
+        m = re.search(r"v(\d+)\.(\d+)", version)
+        self.version = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
     def run(self, args):
         return subprocess.run([self.helm] + args, capture_output=True, text=True, env=self.env)

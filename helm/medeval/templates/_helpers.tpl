@@ -222,6 +222,16 @@ the reason (helm install stops before it creates anything).
 {{- end -}}
 {{- end -}}
 {{- end -}}
+{{- $budgets := list (list "coordinator.podDisruptionBudget" .Values.coordinator.podDisruptionBudget) (list "workerDefaults.podDisruptionBudget" .Values.workerDefaults.podDisruptionBudget) -}}
+{{- range $i, $p := .Values.workerPools -}}
+{{- $budgets = append $budgets (list (printf "workerPools[%d].podDisruptionBudget" $i) $p.podDisruptionBudget) -}}
+{{- end -}}
+{{- range $budgets -}}
+{{- $b := default dict (index . 1) -}}
+{{- if and (hasKey $b "minAvailable") (hasKey $b "maxUnavailable") -}}
+{{- fail (printf "%s: give minAvailable or maxUnavailable, not both" (index . 0)) -}}
+{{- end -}}
+{{- end -}}
 {{- if eq (int .Values.coordinator.port) (int .Values.coordinator.metricsPort) -}}
 {{- fail (printf "coordinator.metricsPort: %d is also coordinator.port; the gRPC and metrics ports must differ" (int .Values.coordinator.port)) -}}
 {{- end -}}
