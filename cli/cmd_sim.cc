@@ -62,6 +62,35 @@ Command AddSimCommand(CLI::App& app) {
   sub->add_option("--seed", f->o.style.seed, "Seed of answers and faults")->capture_default_str();
   sub->add_option("--model-name", f->o.model_name, "Model id listed by /v1/models")
       ->capture_default_str();
+  sim::BatchOptions& b = f->o.batch;
+  sub->add_option("--batch-lines-per-s", b.lines_per_s,
+                  "Batch API: lines processed per second; 0 = all at once")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--batch-validate-ms", b.validate_ms, "Batch API: time spent validating")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--batch-finalize-ms", b.finalize_ms,
+                  "Batch API: time spent finalizing (and cancelling)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--batch-expire-s", b.expire_s,
+                  "Batch API: a batch not done this long after creation expires")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--batch-line-fail-rate", b.line_fail_rate,
+                  "Batch API: fraction of lines answered 500 in the error file")
+      ->check(rate);
+  sub->add_option("--batch-max-lines", b.max_lines, "Batch API: requests per input file")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--batch-max-bytes", b.max_file_bytes, "Batch API: bytes per input file")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--batch-max-enqueued-tokens", b.max_enqueued_tokens,
+                  "Batch API: prompt tokens of unfinished batches; 0 = no limit")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 
   return {sub, [f]() -> int {
             if (f->o.fail_rate + f->o.ratelimit_rate + f->o.drop_rate + f->o.garbage_rate +

@@ -23,6 +23,7 @@
 #include "common/utf8.h"
 #include "sim/capacity_gate.h"
 #include "sim/chat_request.h"
+#include "sim/completion.h"
 
 namespace medeval::sim {
 namespace {
@@ -49,18 +50,6 @@ json ErrorBody(absl::string_view message, absl::string_view type, absl::string_v
   return json{{"error", e}};
 }
 
-// The first `max_chars` code points of `s`.
-std::string Truncate(const std::string& s, int64_t max_chars) {
-  size_t i = 0;
-  int64_t chars = 0;
-  while (i < s.size() && chars < max_chars) {
-    ++i;
-    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
-    ++chars;
-  }
-  return s.substr(0, i);
-}
-
 }  // namespace
 
 struct SimServer::Impl {
@@ -73,7 +62,11 @@ struct SimServer::Impl {
         garbage_rate(opt.garbage_rate),
         hang_rate(opt.hang_rate),
         latency_ms(opt.latency_ms),
-        retry_after_s(opt.retry_after_s) {}
+        retry_after_s(opt.retry_after_s),
+        batches(
+            opt.batch, opt.style,
+            BatchApi::Hooks{[this](const std::string& q, int images) { CountQuestion(q, images); },
+                            [this](const std::string& q) { CountAnswered(q); }}) {}
 
   class Session;
   void DoAccept();
@@ -101,7 +94,8 @@ struct SimServer::Impl {
   std::atomic<uint64_t> counter{0};
   std::atomic<uint64_t> connections{0}, requests{0}, completed{0}, bad_requests{0}, unauthorized{0};
   std::atomic<uint64_t> f_ratelimit{0}, f_server_error{0}, f_drop{0}, f_garbage{0}, f_hang{0},
-      f_capacity{0}, images_ok{0}, images_bad{0};
+      f_capacity{0}, images_ok{0}, images_bad{0}, prompt_tokens{0}, completion_tokens{0};
+  BatchApi batches;
   std::atomic<int64_t> in_service{0}, max_in_service{0};
   std::mutex qmu;
   absl::flat_hash_map<std::string, QuestionCount> per_question;  // guarded by qmu
@@ -180,6 +174,15 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
       if (!post)
         return SendError(http::status::method_not_allowed, "use POST", "invalid_request_error", "");
       return Chat(req);
+    }
+    if (absl::StartsWith(path, "/v1/files") || absl::StartsWith(path, "/v1/batches")) {
+      if (!Authorized(req)) return SendUnauthorized();
+      auto ct = req[http::field::content_type];
+      auto r = server_->batches.Handle(
+          absl::string_view(req.method_string().data(), req.method_string().size()), path,
+          target.size() > path.size() ? target.substr(path.size() + 1) : absl::string_view(),
+          absl::string_view(ct.data(), ct.size()), req.body());
+      if (r) return SendText(static_cast<http::status>(r->status), r->content_type, r->body);
     }
     if (path == "/health" && get)
       return SendText(http::status::ok, "application/json", "{\"status\":\"ok\"}");
@@ -288,45 +291,19 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
           "{\"id\":\"chatcmpl-garbage\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
           "\"message\":{\"role\":\"assistant\",\"content\":\"trunc");
     }
-    SimAnswer a = AnswerQuestion(chat_.model, chat_.question, s.opt.style);
-    std::string finish = "stop";
-    if (chat_.max_tokens > 0) {
-      int64_t budget = chat_.max_tokens;
-      int64_t reasoning_len = static_cast<int64_t>(Utf8Length(a.reasoning_content));
-      if (reasoning_len >= budget) {
-        a.reasoning_content = Truncate(a.reasoning_content, budget);
-        a.content.clear();
-        finish = "length";
-      } else if (static_cast<int64_t>(Utf8Length(a.content)) > budget - reasoning_len) {
-        a.content = Truncate(a.content, budget - reasoning_len);
-        finish = "length";
-      }
-    }
-    const int64_t prompt_tokens = static_cast<int64_t>(chat_.prompt_chars);
-    const int64_t completion_tokens =
-        static_cast<int64_t>(Utf8Length(a.content) + Utf8Length(a.reasoning_content));
-    json usage = {{"prompt_tokens", prompt_tokens},
-                  {"completion_tokens", completion_tokens},
-                  {"total_tokens", prompt_tokens + completion_tokens}};
+    SimCompletion a = Complete(chat_, s.opt.style);
+    const std::string& finish = a.finish_reason;
+    json usage = UsageJson(a);
+    s.prompt_tokens.fetch_add(static_cast<uint64_t>(a.prompt_tokens), std::memory_order_relaxed);
+    s.completion_tokens.fetch_add(static_cast<uint64_t>(a.completion_tokens),
+                                  std::memory_order_relaxed);
     const std::string id = absl::StrCat("chatcmpl-sim-", request_no_);
     const int64_t created = absl::ToUnixSeconds(absl::Now());
     s.completed.fetch_add(1, std::memory_order_relaxed);
     s.CountAnswered(chat_.question);
     if (!chat_.stream) {
-      json message = {{"role", "assistant"}};
-      message["content"] =
-          (a.content.empty() && finish == "length") ? json(nullptr) : json(a.content);
-      if (!a.reasoning_content.empty()) message["reasoning_content"] = a.reasoning_content;
-      json body = {{"id", id},
-                   {"object", "chat.completion"},
-                   {"created", created},
-                   {"model", chat_.model},
-                   {"choices", json::array({{{"index", 0},
-                                             {"message", message},
-                                             {"logprobs", nullptr},
-                                             {"finish_reason", finish}}})},
-                   {"usage", usage}};
-      return SendText(http::status::ok, "application/json", body.dump());
+      return SendText(http::status::ok, "application/json",
+                      CompletionBody(a, id, chat_.model, created).dump());
     }
     // Server-sent events: role, reasoning and content deltas, finish, usage, [DONE].
     std::string sse;
@@ -523,9 +500,9 @@ std::string SimServer::Impl::Control(const std::string& body) {
 }
 
 void SimServer::Impl::Reset() {
-  for (auto* c :
-       {&connections, &requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
-        &f_server_error, &f_drop, &f_garbage, &f_hang, &f_capacity, &images_ok, &images_bad}) {
+  for (auto* c : {&connections, &requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
+                  &f_server_error, &f_drop, &f_garbage, &f_hang, &f_capacity, &images_ok,
+                  &images_bad, &prompt_tokens, &completion_tokens}) {
     c->store(0);
   }
   max_in_service.store(in_service.load());
@@ -569,25 +546,28 @@ json SimServer::Impl::Stats() {
       per[key] = {{"requests", c.requests}, {"answered", c.answered}, {"images", c.images}};
     }
   }
-  return json{{"connections", connections.load()},
-              {"requests", requests.load()},
-              {"completed", completed.load()},
-              {"in_flight", in_service.load()},
-              {"queued", gate.waiting()},
-              {"max_concurrency", max_in_service.load()},
-              {"bad_requests", bad_requests.load()},
-              {"unauthorized", unauthorized.load()},
-              {"faults",
-               {{"ratelimit", f_ratelimit.load()},
-                {"server_error", f_server_error.load()},
-                {"drop", f_drop.load()},
-                {"garbage", f_garbage.load()},
-                {"hang", f_hang.load()},
-                {"capacity_rejected", f_capacity.load()}}},
-              {"images", {{"valid", images_ok.load()}, {"invalid", images_bad.load()}}},
-              {"questions", distinct},
-              {"questions_asked_more_than_once", duplicated},
-              {"per_question", std::move(per)}};
+  return json{
+      {"connections", connections.load()},
+      {"requests", requests.load()},
+      {"completed", completed.load()},
+      {"in_flight", in_service.load()},
+      {"queued", gate.waiting()},
+      {"max_concurrency", max_in_service.load()},
+      {"bad_requests", bad_requests.load()},
+      {"unauthorized", unauthorized.load()},
+      {"faults",
+       {{"ratelimit", f_ratelimit.load()},
+        {"server_error", f_server_error.load()},
+        {"drop", f_drop.load()},
+        {"garbage", f_garbage.load()},
+        {"hang", f_hang.load()},
+        {"capacity_rejected", f_capacity.load()}}},
+      {"images", {{"valid", images_ok.load()}, {"invalid", images_bad.load()}}},
+      {"tokens", {{"prompt", prompt_tokens.load()}, {"completion", completion_tokens.load()}}},
+      {"batch", batches.Stats()},
+      {"questions", distinct},
+      {"questions_asked_more_than_once", duplicated},
+      {"per_question", std::move(per)}};
 }
 
 SimServer::SimServer(SimOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -20,7 +20,7 @@ namespace medeval {
 
 struct HttpRequest {
   std::string url;
-  std::string method = "POST";  // "POST" or "GET"
+  std::string method = "POST";  // "POST", "GET" or "DELETE"
   std::string body;
   std::vector<std::string> headers;  // "Name: value"
   absl::Duration timeout = absl::Seconds(600);
