@@ -9,6 +9,9 @@ struct Marker {
   size_t pos;       // of the letter
   size_t text_pos;  // first byte after the separator
   char letter;
+  // A letter at a line start followed directly by text ("D《纽伦堡法典》"):
+  // an option only inside a chain that has separated options too.
+  bool weak = false;
 };
 
 bool StartsWithAt(absl::string_view s, size_t pos, absl::string_view what) {
@@ -37,7 +40,7 @@ std::vector<Marker> FindMarkers(absl::string_view s) {
   std::vector<Marker> out;
   for (size_t i = 0; i < s.size(); ++i) {
     char c = s[i];
-    if (c < 'A' || c > 'J') continue;
+    if (c < 'A' || c > 'Z') continue;
     // The letter must not be part of an ASCII word ("DNA.", "HbA1c").
     if (i > 0) {
       unsigned char p = static_cast<unsigned char>(s[i - 1]);
@@ -50,23 +53,36 @@ std::vector<Marker> FindMarkers(absl::string_view s) {
       out.push_back({i, after + sep, c});
     } else if (after < s.size() && (s[after] == ' ' || s[after] == '\t') && AtLineStart(s, i)) {
       out.push_back({i, after + 1, c});  // "A 选项" at a line start
+    } else if (after < s.size() && static_cast<unsigned char>(s[after]) >= 0x80 &&
+               AtLineStart(s, i)) {
+      out.push_back({i, after, c, /*weak=*/true});
     }
   }
   return out;
 }
 
-// The last run of consecutive letters A, B, C, ... with at least two options.
+// A chain of weak markers alone is more likely prose ("A型血……\nB超……").
+bool Usable(const std::vector<Marker>& chain) {
+  if (chain.size() < 2) return false;
+  for (const Marker& m : chain) {
+    if (!m.weak) return true;
+  }
+  return false;
+}
+
+// The last run of consecutive letters A, B, C, ... with at least two options,
+// read to its end (DDx-advanced lists up to L).
 std::vector<Marker> FindChain(absl::string_view question) {
   std::vector<Marker> best, cur;
   for (const Marker& m : FindMarkers(question)) {
     if (m.letter == 'A') {
-      if (cur.size() >= 2) best = cur;
+      if (Usable(cur)) best = cur;
       cur.assign(1, m);
     } else if (!cur.empty() && m.letter == cur.back().letter + 1) {
       cur.push_back(m);
     }
   }
-  if (cur.size() >= 2) best = cur;
+  if (Usable(cur)) best = cur;
   return best;
 }
 

@@ -2,7 +2,10 @@
 //
 // MedBench prompts often carry a worked example with its own options before
 // the real question, and some write options inline ("A.xxB.yyC.zz"); the
-// options returned are the last run of consecutive letters A, B, C, ...
+// options returned are the last run of consecutive letters A, B, C, ...,
+// read to its end (any letter up to Z: DDx-advanced lists up to L). An option
+// letter at a line start may run straight into its text ("D《纽伦堡法典》")
+// when the rest of the chain has separators.
 //
 // Thread-safe (pure functions).
 #ifndef MEDEVAL_COMMON_CHOICE_H_
