@@ -9,9 +9,14 @@
 //                 (format_rules.h)
 //   consistency   for datasets that ask a question several times with
 //                 shuffled options: the ids where the model chose the same
-//                 option (by its text) every time
-//   leaks         answers still holding <think> tags; truncated answers
-//                 (records.jsonl flags, or an unterminated <think>)
+//                 option (by its text) every time, read as a reader would
+//                 (answer_reading.h); inconsistent and unreadable ids apart
+//   leaks         answers still holding <think> tags; reasoning that leaked
+//                 without tags; answers cut off (records.jsonl's
+//                 finish_reason or truncated flag, else the text)
+//
+// Line numbers in problems are physical lines of the file read (blank lines
+// count); a line that is not there is named by its input line.
 //
 // Thread-safety: pure function over its inputs.
 #ifndef MEDEVAL_AUDIT_AUDITOR_H_
@@ -31,17 +36,25 @@ namespace medeval {
 
 // One question as answered in the submission.
 struct AnsweredLine {
-  uint32_t line = 0;  // input line (answer-file line without a reference)
+  uint32_t line = 0;       // input line (answer-file line without a reference)
+  uint32_t file_line = 0;  // physical line in the answer file; 0: none
   std::string question;
   nlohmann::ordered_json other;
   bool present = false;               // its line is there, matching the input
   std::optional<std::string> answer;  // nullopt: null, absent or not a string
+  std::string problem;                // why there is no answer (missing, invalid, ...)
   std::string format_problem;         // empty: complies (or no answer)
   bool leak = false;
-  bool truncated = false;
-  std::string group;  // shuffled-repeat group ("id 7"), if any
+  bool untagged_reasoning = false;
+  bool truncated = false;  // cut off
+  std::string group;       // shuffled-repeat group ("id 7"), if any
   bool group_consistent = true;
-  std::string choice;  // option text chosen (shuffled datasets)
+  std::string group_state;  // "consistent", "inconsistent", "unreadable"
+  // Choice datasets: the option(s) chosen, by letter and text (several
+  // options' texts joined by " ＋ "), or why none can be read.
+  std::string letters;
+  std::string choice;
+  std::string choice_why;
   // From records.jsonl, when the submission is a medeval run folder.
   std::string reasoning;
   double latency_s = -1;
@@ -50,17 +63,21 @@ struct AnsweredLine {
 
 struct LineProblem {
   uint32_t line = 0;
-  // missing, null, empty, skipped, mismatch, out-of-order, invalid, extra,
-  // format, leak
+  // missing, null, empty, bom, skipped, mismatch, out-of-order, invalid,
+  // extra, format, leak, untagged_reasoning, cut_off
+  // line 0: the file as a whole ("file missing, 30 questions").
   std::string kind;
   std::string detail;
 };
 
 struct DatasetAudit {
   std::string dataset;
-  std::string file;  // empty: the file is missing from the submission
+  std::string file;           // empty: the file is missing from the submission
+  std::string expected_file;  // the name the platform expects ("MedTerm.jsonl")
   FormatRule rule;
-  int64_t expected = -1;  // -1: unknown (no original questions given)
+  int64_t expected = -1;   // -1: unknown (no original questions given)
+  int64_t lines_read = 0;  // non-blank lines of the answer file
+  bool bom = false;        // the file starts with a UTF-8 byte order mark
   int64_t present = 0;
   int64_t missing = 0;
   int64_t null_or_empty = 0;
@@ -77,8 +94,10 @@ struct DatasetAudit {
   int64_t groups = 0;
   int64_t consistent_groups = 0;
   int64_t unreadable_groups = 0;  // some answer in it names no single option
+  std::vector<std::string> consistent_ids, inconsistent_ids, unreadable_ids;
   int64_t leaks = 0;
-  int64_t truncated = 0;
+  int64_t untagged_reasoning = 0;
+  int64_t truncated = 0;  // cut off
   std::vector<LineProblem> problems;
   std::vector<AnsweredLine> lines;
 
@@ -88,6 +107,8 @@ struct DatasetAudit {
 struct AuditReport {
   std::string path;
   std::string label;
+  std::string label_source;
+  std::string read_from;
   std::string folder;
   Track track = Track::kV4Llm;
   bool has_reference = false;
@@ -95,7 +116,8 @@ struct AuditReport {
   std::vector<std::string> notes;
 
   // Every dataset complete and well-formed; `strict` also wants every answer
-  // in its format, no reasoning leaks and no skipped questions.
+  // in its format, no reasoning leaks (tagged or not), no answer cut off, no
+  // byte order mark and no skipped questions.
   bool ok(bool strict) const;
 };
 

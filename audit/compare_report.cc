@@ -11,6 +11,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "audit/compare_browser.h"
+#include "audit/compare_tables.h"
+#include "audit/consensus.h"
 #include "audit/report_assets.h"
 #include "common/utf8.h"
 #include "common/version.h"
@@ -20,13 +23,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr size_t kMaxReasoning =
-    4000;  // bytes per answer in the report; all of it is in records.jsonl
-constexpr int kFlagMissing = 1, kFlagLeak = 2, kFlagTruncated = 4, kFlagInconsistent = 8;
-
-std::string Html(absl::string_view s) {
-  return absl::StrReplaceAll(s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}});
-}
+std::string Html(absl::string_view s) { return HtmlEscape(s); }
 
 std::string Percent(int64_t part, int64_t whole) {
   if (whole <= 0) return "–";
@@ -37,10 +34,40 @@ std::string Latency(double s) { return s < 0 ? "–" : absl::StrFormat("%.2f s",
 
 std::string Tokens(int64_t t) { return t < 0 ? "–" : absl::StrCat(t); }
 
+// Pixels a label takes at 12px: about 7 per ASCII character, 12 per wider one.
+int LabelWidth(absl::string_view s) {
+  int w = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      w += 7;
+    } else if ((c & 0xc0) != 0x80) {
+      w += 12;
+    }
+  }
+  return w;
+}
+
+// A label cut to `max_px` with "…"; the whole label is in the bar's title.
+std::string FitLabel(const std::string& s, int max_px) {
+  if (LabelWidth(s) <= max_px) return s;
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    size_t n = 1;
+    while (i + n < s.size() && (static_cast<unsigned char>(s[i + n]) & 0xc0) == 0x80) ++n;
+    if (LabelWidth(out + s.substr(i, n)) + 12 > max_px) break;
+    out += s.substr(i, n);
+    i += n;
+  }
+  return out + "…";
+}
+
 // A horizontal bar chart, one bar per model.
 std::string BarChart(const std::string& title, const std::vector<std::string>& labels,
                      const std::vector<double>& values, double max, const std::string& unit) {
-  const int label_w = 160, bar_w = 260, row_h = 22;
+  int widest = 60;
+  for (const auto& l : labels) widest = std::max(widest, LabelWidth(l));
+  const int label_w = std::min(widest, 320) + 12, bar_w = 260, row_h = 22;
   const int h = static_cast<int>(labels.size()) * row_h + 8;
   std::string svg = absl::StrFormat(
       R"(<div class="chart"><h3>%s</h3><svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" role="img" aria-label="%s">)",
@@ -52,76 +79,14 @@ std::string BarChart(const std::string& title, const std::vector<std::string>& l
         v < 0 || max <= 0 ? 0 : static_cast<int>(std::lround(bar_w * std::min(1.0, v / max)));
     absl::StrAppendFormat(
         &svg,
-        R"(<text x="%d" y="%d" text-anchor="end" font-size="12" fill="#344054">%s</text>)"
+        R"(<text x="%d" y="%d" text-anchor="end" font-size="12" fill="#344054"><title>%s</title>%s</text>)"
         R"(<rect x="%d" y="%d" width="%d" height="%d" rx="2" fill="#2e5aac"/>)"
         R"(<text x="%d" y="%d" font-size="12" fill="#344054">%s</text>)",
-        label_w - 6, y + 14, Html(labels[i]), label_w, y + 3, w, row_h - 8, label_w + w + 6, y + 14,
+        label_w - 6, y + 14, Html(labels[i]), Html(FitLabel(labels[i], label_w - 12)), label_w,
+        y + 3, w, row_h - 8, label_w + w + 6, y + 14,
         v < 0 ? "–" : absl::StrFormat("%.1f%s", v, unit));
   }
   return svg + "</svg></div>";
-}
-
-// The question browser's data: datasets x questions x models.
-json BrowserData(const std::vector<AuditReport>& reports) {
-  json data;
-  data["models"] = json::array();
-  for (const auto& r : reports) data["models"].push_back(r.label);
-  std::map<std::string, std::vector<const DatasetAudit*>> by_dataset;  // one slot per model
-  for (size_t m = 0; m < reports.size(); ++m) {
-    for (const DatasetAudit& d : reports[m].datasets) {
-      auto& slots = by_dataset[d.dataset];
-      slots.resize(reports.size(), nullptr);
-      slots[m] = &d;
-    }
-  }
-  data["datasets"] = json::array();
-  for (auto& [name, slots] : by_dataset) {
-    slots.resize(reports.size(), nullptr);
-    // Questions by line, from whichever model has them.
-    std::map<uint32_t, const AnsweredLine*> questions;
-    const DatasetAudit* any = nullptr;
-    std::vector<std::map<uint32_t, const AnsweredLine*>> per_model(reports.size());
-    for (size_t m = 0; m < slots.size(); ++m) {
-      if (slots[m] == nullptr) continue;
-      if (any == nullptr) any = slots[m];
-      for (const AnsweredLine& a : slots[m]->lines) {
-        per_model[m][a.line] = &a;
-        if (!questions.count(a.line) || questions[a.line]->question.empty()) questions[a.line] = &a;
-      }
-    }
-    json ds;
-    ds["name"] = name;
-    ds["format"] = AnswerFormatName(any->rule.format);
-    ds["why"] = any->rule.why;
-    json qs = json::array();
-    for (const auto& [line, q] : questions) {
-      json item;
-      item["l"] = line;
-      item["t"] = q->question;
-      item["id"] = q->other.is_object() && q->other.contains("id") ? q->other["id"].dump() : "";
-      item["g"] = !q->group.empty();
-      json answers = json::array();
-      for (size_t m = 0; m < reports.size(); ++m) {
-        auto it = per_model[m].find(line);
-        if (it == per_model[m].end()) {
-          answers.push_back(json::array({nullptr, "", kFlagMissing, ""}));
-          continue;
-        }
-        const AnsweredLine& a = *it->second;
-        int flags = (a.present ? 0 : kFlagMissing) | (a.leak ? kFlagLeak : 0) |
-                    (a.truncated ? kFlagTruncated : 0) |
-                    (!a.group.empty() && !a.group_consistent ? kFlagInconsistent : 0);
-        answers.push_back(
-            json::array({a.answer.has_value() ? json(*a.answer) : json(nullptr), a.format_problem,
-                         flags, std::string(Utf8Prefix(a.reasoning, kMaxReasoning))}));
-      }
-      item["a"] = std::move(answers);
-      qs.push_back(std::move(item));
-    }
-    ds["q"] = std::move(qs);
-    data["datasets"].push_back(std::move(ds));
-  }
-  return data;
 }
 
 std::string Fmt(const std::optional<double>& v) {
@@ -144,6 +109,7 @@ ModelSummary Summarize(const AuditReport& r) {
     s.groups += d.groups;
     s.consistent_groups += d.consistent_groups;
     s.leaks += d.leaks;
+    s.untagged_reasoning += d.untagged_reasoning;
     s.truncated += d.truncated;
     for (const AnsweredLine& a : d.lines) {
       if (a.latency_s >= 0) {
@@ -180,15 +146,16 @@ std::string CompareHtml(const std::vector<AuditReport>& reports, const Scores* s
 
   h += "<h2>Models</h2>\n<table id=\"summary\"><thead><tr><th>model</th><th>questions</th>"
        "<th>answered</th><th>answers in format</th><th>consistent shuffled ids</th>"
-       "<th>reasoning leaks</th><th>truncated</th><th>mean latency</th><th>tokens</th></tr>"
+       "<th>think tags left</th><th>untagged reasoning</th><th>cut off</th><th>mean latency</th>"
+       "<th>tokens</th></tr>"
        "</thead><tbody>\n";
   for (const ModelSummary& s : sums) {
-    absl::StrAppend(&h, "<tr><td>", Html(s.model), "</td><td>", s.questions, "</td><td>",
-                    Percent(s.answered, s.questions), "</td><td>",
-                    Percent(s.format_ok, s.format_checked), "</td><td>",
-                    s.groups > 0 ? absl::StrCat(s.consistent_groups, "/", s.groups) : "–",
-                    "</td><td>", s.leaks, "</td><td>", s.truncated, "</td><td>",
-                    Latency(s.mean_latency_s), "</td><td>", Tokens(s.tokens), "</td></tr>\n");
+    absl::StrAppend(
+        &h, "<tr><td>", Html(s.model), "</td><td>", s.questions, "</td><td>",
+        Percent(s.answered, s.questions), "</td><td>", Percent(s.format_ok, s.format_checked),
+        "</td><td>", s.groups > 0 ? absl::StrCat(s.consistent_groups, "/", s.groups) : "–",
+        "</td><td>", s.leaks, "</td><td>", s.untagged_reasoning, "</td><td>", s.truncated,
+        "</td><td>", Latency(s.mean_latency_s), "</td><td>", Tokens(s.tokens), "</td></tr>\n");
   }
   h += "</tbody></table>\n<h2>At a glance</h2>\n<div class=\"charts\">";
   std::vector<std::string> labels;
@@ -224,11 +191,15 @@ std::string CompareHtml(const std::vector<AuditReport>& reports, const Scores* s
     h += "</p>\n";
   }
 
+  const ConsensusReport consensus = ComputeConsensus(reports);
+  h += DatasetTableHtml(reports);
+  h += ConsensusHtml(consensus);
   h += "<h2>Questions</h2>\n<div id=\"browser\"></div>\n<script id=\"data\" "
        "type=\"application/json\">";
   // "</" would end the script element early.
   h += absl::StrReplaceAll(
-      BrowserData(reports).dump(-1, ' ', false, json::error_handler_t::replace), {{"</", "<\\/"}});
+      BrowserData(reports, consensus).dump(-1, ' ', false, json::error_handler_t::replace),
+      {{"</", "<\\/"}});
   h += "</script>\n<script>";
   h += kReportJs;
   h += "</script>\n</body></html>\n";
@@ -238,14 +209,16 @@ std::string CompareHtml(const std::vector<AuditReport>& reports, const Scores* s
 std::string CompareMarkdown(const std::vector<AuditReport>& reports, const Scores* scores) {
   std::string md =
       "## Models\n\n| model | questions | answered | answers in format | "
-      "consistent shuffled ids | reasoning leaks | mean latency | tokens |\n"
-      "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+      "consistent shuffled ids | think tags left | untagged reasoning | cut off | mean latency | "
+      "tokens |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : reports) {
     ModelSummary s = Summarize(r);
     absl::StrAppend(&md, "| ", s.model, " | ", s.questions, " | ", Percent(s.answered, s.questions),
                     " | ", Percent(s.format_ok, s.format_checked), " | ",
                     s.groups > 0 ? absl::StrCat(s.consistent_groups, "/", s.groups) : "–", " | ",
-                    s.leaks, " | ", Latency(s.mean_latency_s), " | ", Tokens(s.tokens), " |\n");
+                    s.leaks, " | ", s.untagged_reasoning, " | ", s.truncated, " | ",
+                    Latency(s.mean_latency_s), " | ", Tokens(s.tokens), " |\n");
   }
   if (scores != nullptr) {
     md += "\n## Leaderboard (platform scores)\n\n| model |";
@@ -286,6 +259,8 @@ std::string CompareMarkdown(const std::vector<AuditReport>& reports, const Score
     }
     md += "\n";
   }
+  md += DatasetTableMarkdown(reports);
+  md += ConsensusMarkdown(ComputeConsensus(reports));
   return md;
 }
 

@@ -2,11 +2,14 @@
 //
 // The HTML report is one self-contained file (data, styles and scripts
 // inline; nothing is fetched when it is opened): a summary table per model
-// (completeness, format compliance, consistency, latency, tokens), SVG charts
-// of the same, the leaderboard from platform scores when given, and a
-// question browser: pick a dataset, see every model's answer to each
-// question side by side (reasoning folded), filter to disagreements, format
-// violations or inconsistent shuffled groups, search the text. The browser
+// (completeness, format compliance, consistency, leaks, cut-off answers,
+// latency, tokens), SVG charts of the same, the leaderboard from platform
+// scores when given, a per-dataset table (compare_tables.h), consensus
+// estimates from three models up (consensus.h), and a question browser
+// (compare_browser.h): pick a dataset, see each question's own part first,
+// every model's answer and the option it chose side by side (reasoning
+// folded), filter to disagreements, format violations or inconsistent
+// shuffled groups, search the text. The Markdown holds the same tables. The browser
 // shows a page of questions at a time, so 10 models x 1,620 questions stay
 // responsive. Its state is in the URL (#dataset=..&filter=..&q=..&page=..).
 //
@@ -31,7 +34,8 @@ struct ModelSummary {
   int64_t groups = 0;
   int64_t consistent_groups = 0;
   int64_t leaks = 0;
-  int64_t truncated = 0;
+  int64_t untagged_reasoning = 0;
+  int64_t truncated = 0;       // cut off
   double mean_latency_s = -1;  // -1: unknown (no records.jsonl)
   int64_t tokens = -1;
 };

@@ -7,8 +7,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "audit/answer_reading.h"
 #include "common/prompt_format.h"
 #include "common/utf8.h"
 
@@ -90,6 +92,46 @@ absl::string_view Unfence(absl::string_view t) {
   return t;
 }
 
+// "label：" (or ":") at the start of a line, after list numbers and markdown
+// marks ("1. **诊断**：…").
+bool LineHasLabel(absl::string_view line, const std::string& label) {
+  std::string l;
+  for (char c : line) {
+    if (c != '*' && c != '#') l.push_back(c);
+  }
+  absl::string_view v = TrimSpace(l);
+  while (!v.empty() && (absl::ascii_isdigit(v[0]) || v[0] == '.' || v[0] == '-' || v[0] == ' ')) {
+    v.remove_prefix(1);
+  }
+  if (absl::StartsWith(v, "、")) v.remove_prefix(3);
+  v = TrimSpace(v);
+  if (!absl::StartsWith(v, label)) return false;
+  v = TrimSpace(v.substr(label.size()));
+  return absl::StartsWith(v, "：") || absl::StartsWith(v, ":");
+}
+
+std::string CheckFields(const FormatRule& rule, absl::string_view t) {
+  absl::string_view body = Unfence(t);
+  auto j = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+  if (!j.is_discarded() && j.is_object()) {
+    for (const std::string& k : rule.labels) {
+      if (!j.contains(k)) return absl::StrCat("a JSON object without \"", k, "\"");
+    }
+    return "";
+  }
+  std::vector<absl::string_view> lines = absl::StrSplit(t, '\n');
+  size_t next = 0;
+  for (const std::string& label : rule.labels) {
+    while (next < lines.size() && !LineHasLabel(lines[next], label)) ++next;
+    if (next == lines.size()) {
+      return absl::StrCat("no line '", label, "：' (in the order ",
+                          absl::StrJoin(rule.labels, "：, "), "：)");
+    }
+    ++next;
+  }
+  return "";
+}
+
 }  // namespace
 
 const char* AnswerFormatName(AnswerFormat f) {
@@ -108,6 +150,10 @@ const char* AnswerFormatName(AnswerFormat f) {
       return "JSON object";
     case AnswerFormat::kJsonArray:
       return "JSON list";
+    case AnswerFormat::kJsonObjectOrList:
+      return "JSON list or object";
+    case AnswerFormat::kFields:
+      return "labelled fields";
     case AnswerFormat::kList:
       return "separated list";
     case AnswerFormat::kFreeText:
@@ -139,10 +185,40 @@ const std::vector<FormatRule>& FormatRules() {
        "",
        "one or more letters separated by ',' (多个答案之间使用','分隔)"},
       {{Track::kV4Llm, Track::kV4Vlm},
-       {"SMDoc", "MedReportQC", "MedInsureCalc", "MedPrimary", "MedTreat", "MedOCR"},
+       {"SMDoc", "MedInsureCalc", "MedPrimary", "MedTreat", "MedOCR"},
        AnswerFormat::kJsonObject,
        "",
        "the prompt requires its answer as a JSON object with given keys"},
+      {{Track::kV4Llm},
+       {"MedReportQC"},
+       AnswerFormat::kJsonObjectOrList,
+       "",
+       "the task header asks for a JSON object {\"错误类型\": \"修改建议\"} (空dict), but every "
+       "question body asks for a JSON list of {\"错误类型\", \"修改建议\"} objects (空列表 [] "
+       "when there is no error) and shows one: the prompt gives both, so both comply",
+       {},
+       {"错误类型", "修改建议"}},
+      {{Track::kV4Llm},
+       {"CMB-Clin-extended"},
+       AnswerFormat::kFields,
+       "",
+       "the prompt asks to keep strictly to its example: lines 诊断：, 诊断依据：, "
+       "需立即完善的检查： (输出格式应严格保持如下示例格式)",
+       {"诊断", "诊断依据", "需立即完善的检查"}},
+      {{Track::kV4Llm},
+       {"MedDiag"},
+       AnswerFormat::kFields,
+       "",
+       "the prompt asks for lines 初步诊断：, 诊断依据： (请严格按照此格式输出)",
+       {"初步诊断", "诊断依据"}},
+      {{Track::kV4Llm},
+       {"MedOutcome"},
+       AnswerFormat::kFields,
+       "",
+       "the prompt's example answer is {\"预测结局\": …, \"理由\": …} inside a quoted "
+       "example that is not JSON itself: a JSON object with those keys and lines 预测结局：, "
+       "理由： both comply",
+       {"预测结局", "理由"}},
       {{Track::kV4Llm, Track::kV4Vlm},
        {"MedDiffer", "MedDetect"},
        AnswerFormat::kJsonArray,
@@ -212,7 +288,10 @@ FormatRule RuleFor(Track track, const std::string& dataset, absl::string_view sa
 
 std::string CheckAnswer(const FormatRule& rule, absl::string_view answer,
                         const std::vector<ChoiceOption>& options) {
-  const absl::string_view t = absl::StripAsciiWhitespace(answer);
+  if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(answer), "\xEF\xBB\xBF")) {
+    return "starts with a byte order mark (U+FEFF)";
+  }
+  const absl::string_view t = TrimSpace(answer);
   if (t.empty()) return "empty answer";
   switch (rule.format) {
     case AnswerFormat::kLetter:
@@ -263,6 +342,25 @@ std::string CheckAnswer(const FormatRule& rule, absl::string_view answer,
       }
       return "";
     }
+    case AnswerFormat::kJsonObjectOrList: {
+      absl::string_view body = Unfence(t);
+      auto j = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+      if (j.is_discarded()) return absl::StrCat("not JSON: ", Describe(t));
+      if (j.is_object()) return "";
+      if (!j.is_array()) {
+        return absl::StrCat("JSON, but ", Article(j.type_name()),
+                            " where a list or an object is asked for");
+      }
+      for (size_t i = 0; i < j.size(); ++i) {
+        if (!j[i].is_object()) return absl::StrCat("item ", i + 1, " of the list is not an object");
+        for (const std::string& k : rule.item_keys) {
+          if (!j[i].contains(k)) return absl::StrCat("item ", i + 1, " has no \"", k, "\"");
+        }
+      }
+      return "";
+    }
+    case AnswerFormat::kFields:
+      return CheckFields(rule, t);
     case AnswerFormat::kList: {
       if (t.find('\n') != absl::string_view::npos) return "a list on one line was asked for";
       for (absl::string_view item : absl::StrSplit(t, rule.separator)) {
@@ -287,31 +385,10 @@ std::string CheckAnswer(const FormatRule& rule, absl::string_view answer,
   return "";
 }
 
-std::optional<char> ChosenLetter(absl::string_view answer,
-                                 const std::vector<ChoiceOption>& options) {
-  absl::string_view t = absl::StripAsciiWhitespace(answer);
-  // "<B>", "< B >", "(B)", "B.", "B。"
-  std::string core;
-  for (char c : t) {
-    if (c == '<' || c == '>' || c == '(' || c == ')' || c == '.' || c == ' ' || c == ':') continue;
-    core.push_back(c);
-  }
-  while (absl::EndsWith(core, "。")) core.resize(core.size() - 3);
-  if (core.size() == 1 && IsLetter(core[0]) && ValidLetter(core[0], options)) return core[0];
-  // Prose: one distinct standalone option letter ("答案是B，因为……").
-  std::set<char> found;
-  for (size_t i = 0; i < t.size(); ++i) {
-    char c = t[i];
-    if (!IsLetter(c) || !ValidLetter(c, options)) continue;
-    bool left = i == 0 || !absl::ascii_isalnum(static_cast<unsigned char>(t[i - 1]));
-    bool right = i + 1 == t.size() || !absl::ascii_isalnum(static_cast<unsigned char>(t[i + 1]));
-    if (left && right) found.insert(c);
-  }
-  if (found.size() == 1) return *found.begin();
-  return std::nullopt;
-}
-
 bool HasShuffledRepeats(Track track, const std::string& dataset) {
+  if (track == Track::kLegacyLlm) {
+    return dataset == "Med-Exam" || dataset == "DrugCA" || dataset == "MedSafety";
+  }
   if (track != Track::kV4Llm) return false;
   return dataset == "MedExam" || dataset == "MedSafety" || dataset == "MedEthics" ||
          dataset == "MedRxCheck_SCQ";

@@ -2,8 +2,12 @@
 // table of rules, each with its track, dataset names and a sentence of why.
 // Datasets the table does not name get a rule read from their prompt.
 //
+// The table was checked against every question body, not only the task
+// headers; where a prompt asks for two shapes, both comply and the rule's
+// `why` says so.
+//
 // An answer complies when it has exactly the shape asked for (after trimming
-// surrounding whitespace): "<A>" for a letter in <>, not "< A >" or "<>";
+// surrounding whitespace of any kind): "<A>" for a letter in <>, not "< A >";
 // "ABC" for several letters; a JSON object (optionally in one ```json fence)
 // where JSON is required; items joined by the separator the prompt names.
 //
@@ -29,8 +33,13 @@ enum class AnswerFormat {
   kLettersInBracketsComma,  // <A, C, D>
   kJsonObject,              // {"诊断": "..."}
   kJsonArray,               // [{...}, {...}]
-  kList,                    // 消化内科、普外科 (separator per rule)
-  kFreeText,                // anything non-empty
+  // MedReportQC: a JSON object, or a list of objects with `item_keys`.
+  kJsonObjectOrList,
+  // Lines "label：…" for each of `labels` in order ("诊断：…\n诊断依据：…"),
+  // or a JSON object with those keys.
+  kFields,
+  kList,      // 消化内科、普外科 (separator per rule)
+  kFreeText,  // anything non-empty
 };
 
 const char* AnswerFormatName(AnswerFormat format);
@@ -41,6 +50,8 @@ struct FormatRule {
   AnswerFormat format = AnswerFormat::kFreeText;
   std::string separator;  // kList
   std::string why;
+  std::vector<std::string> labels;     // kFields
+  std::vector<std::string> item_keys;  // kJsonObjectOrList: keys of a list item
 };
 
 // The table (documented in the README).
@@ -50,16 +61,14 @@ const std::vector<FormatRule>& FormatRules();
 FormatRule RuleFor(Track track, const std::string& dataset, absl::string_view sample_question);
 
 // Empty when `answer` complies with `rule`; otherwise what is wrong. `options`
-// (parsed from the question) bound the letters; empty: A-J.
+// (parsed from the question) bound the letters; empty: A-J. (Whitespace-only
+// answers are "empty answer"; the auditor reports them before this check.)
 std::string CheckAnswer(const FormatRule& rule, absl::string_view answer,
                         const std::vector<ChoiceOption>& options);
 
-// The one option letter an answer chose, read leniently ("<B>", "< B >",
-// "B.", "答案是B"), or nullopt when there is none or more than one.
-std::optional<char> ChosenLetter(absl::string_view answer,
-                                 const std::vector<ChoiceOption>& options);
-
-// v4 datasets that ask each question several times with shuffled options.
+// Datasets that ask each question several times with shuffled options: v4
+// MedExam, MedSafety, MedEthics, MedRxCheck_SCQ; legacy Med-Exam, DrugCA,
+// MedSafety.
 bool HasShuffledRepeats(Track track, const std::string& dataset);
 
 }  // namespace medeval

@@ -40,6 +40,15 @@ details.rs summary { cursor: pointer; color: var(--accent); font-size: 12px; }
 details.rs pre { color: var(--muted); max-height: 24em; overflow: auto; }
 .pager { display: flex; gap: 8px; align-items: center; margin: 12px 0; }
 .why { color: var(--muted); font-size: 12px; }
+details.shared { padding: 0 10px 6px; color: var(--muted); font-size: 12px; }
+details.shared summary { cursor: pointer; }
+details.shared pre { white-space: pre-wrap; font: inherit; margin: 4px 0; }
+.consensus { color: var(--ok); }
+.ans .chosen { font-size: 12px; color: var(--accent); font-weight: 600; }
+.ans .note { font-size: 12px; color: var(--warn); }
+#datasets tr.first td { border-top: 2px solid var(--line); }
+#datasets td.problems { text-align: left; white-space: normal; color: var(--bad); }
+tr.total td { font-weight: 600; }
 )CSS";
 
 const char kReportJs[] = R"JS(
@@ -48,7 +57,8 @@ const char kReportJs[] = R"JS(
   var DATA = JSON.parse(document.getElementById('data').textContent);
   var PAGE = 25;
   var M = DATA.models.length;
-  var FLAG_MISSING = 1, FLAG_LEAK = 2, FLAG_TRUNC = 4, FLAG_INCONSISTENT = 8;
+  var FLAG_MISSING = 1, FLAG_LEAK = 2, FLAG_TRUNC = 4, FLAG_INCONSISTENT = 8, FLAG_UNTAGGED = 16,
+      FLAG_UNREADABLE = 32;
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -59,10 +69,13 @@ const char kReportJs[] = R"JS(
   function norm(a) {
     return a === null ? null : a.replace(/[\s<>，,。.]/g, '').toUpperCase();
   }
+  // Choice answers are compared by the option chosen (its text), others by
+  // their text; null (no answer) differs from anything.
+  function key(a) { return a[4] ? 'c:' + a[4].replace(/^[A-Z]+ · /, '') : norm(a[0]); }
   function disagree(q) {
     var first;
     for (var i = 0; i < q.a.length; i++) {
-      var n = norm(q.a[i][0]);  // null (no answer) differs from any text
+      var n = key(q.a[i]);
       if (i === 0) first = n; else if (n !== first) return true;
     }
     return false;
@@ -142,14 +155,18 @@ const char kReportJs[] = R"JS(
   }
 
   function answerCell(model, a) {
-    var text = a[0], problem = a[1], flags = a[2], reasoning = a[3];
+    var text = a[0], problem = a[1], flags = a[2], reasoning = a[3], chosen = a[4], note = a[5];
     var cell = el('div', 'ans' + (text === null ? ' null' : ''));
     cell.appendChild(el('div', 'model', model));
-    cell.appendChild(el('pre', 'text', text === null ? ((flags & FLAG_MISSING) ? '(no line)' : '(no answer)') : text));
+    if (chosen) cell.appendChild(el('div', 'chosen', 'chose ' + chosen));
+    cell.appendChild(el('pre', 'text', text === null ? '(' + (note || ((flags & FLAG_MISSING) ? 'no line' : 'no answer')) + ')' : text));
     if (problem) cell.appendChild(el('span', 'badge bad', 'format: ' + problem));
     if (flags & FLAG_LEAK) cell.appendChild(el('span', 'badge bad', '<think> left in'));
-    if (flags & FLAG_TRUNC) cell.appendChild(el('span', 'badge warn', 'truncated'));
+    if (flags & FLAG_UNTAGGED) cell.appendChild(el('span', 'badge bad', 'reasoning without think tags'));
+    if (flags & FLAG_TRUNC) cell.appendChild(el('span', 'badge warn', 'cut off'));
+    if (flags & FLAG_UNREADABLE) cell.appendChild(el('span', 'badge warn', 'no option read'));
     if (flags & FLAG_INCONSISTENT) cell.appendChild(el('span', 'badge warn', 'inconsistent across shuffles'));
+    if (note && text !== null) cell.appendChild(el('div', 'note', note));
     if (reasoning) {
       var d = el('details', 'rs');
       d.appendChild(el('summary', '', 'reasoning (' + reasoning.length + ' characters)'));
@@ -186,11 +203,25 @@ const char kReportJs[] = R"JS(
       h.appendChild(el('span', '', ds.name + ' line ' + q.l));
       if (q.id !== '') h.appendChild(el('span', '', 'id ' + q.id));
       if (q.g) h.appendChild(el('span', '', 'asked several times with shuffled options'));
+      if (q.c !== undefined) h.appendChild(el('span', 'consensus', 'consensus of ' + DATA.consensus_models + ' models: ' + q.c));
       art.appendChild(h);
+      // The question's own part first; what every question of the dataset
+      // shares (instructions, worked example) folded below it.
       var qt = el('div', 'qt', q.t);
       qt.title = 'click to show the whole question';
       qt.addEventListener('click', function () { qt.classList.toggle('open'); });
       art.appendChild(qt);
+      if (ds.pre || ds.suf) {
+        var sh = el('details', 'shared');
+        sh.appendChild(el('summary', '', 'text every ' + ds.name + ' question shares (' + (ds.pre.length + ds.suf.length) + ' characters)'));
+        sh.addEventListener('toggle', function () {
+          if (sh.open && sh.childNodes.length === 1) {
+            if (ds.pre) sh.appendChild(el('pre', '', ds.pre + '…'));
+            if (ds.suf) sh.appendChild(el('pre', '', '…' + ds.suf));
+          }
+        });
+        art.appendChild(sh);
+      }
       var grid = el('div', 'answers');
       for (var i = 0; i < M; i++) grid.appendChild(answerCell(DATA.models[i], q.a[i]));
       art.appendChild(grid);

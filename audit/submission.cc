@@ -62,7 +62,10 @@ void ReadRunExtras(const std::string& dir, Submission* s) {
     auto m = nlohmann::json::parse(*manifest, nullptr, false);
     if (m.is_object()) {
       s->manifest = m;
-      if (m.contains("model") && m["model"].is_string()) s->label = m["model"];
+      if (m.contains("model") && m["model"].is_string()) {
+        s->label = m["model"];
+        s->label_source = "manifest.json";
+      }
       ReadSkipped(m, s);
     }
   }
@@ -133,8 +136,11 @@ absl::StatusOr<Submission> ReadZipSubmission(const std::string& path, const Trac
   // A zip inside a medeval run folder: the manifest names the model.
   std::string dir = DirName(path);
   s.label = BaseName(path).substr(0, BaseName(path).size() - 4);
+  s.label_source = "zip name";
+  s.read_from = folder.empty() ? path : absl::StrCat(path, ":", folder, "/");
   if (PathExists(JoinPath(dir, "manifest.json"))) {
     s.label = BaseName(dir);
+    s.label_source = "folder name";
     ReadRunExtras(dir, &s);
   }
   FinishFiles(&s);
@@ -159,6 +165,9 @@ absl::StatusOr<Submission> ReadFolderSubmission(const std::string& folder_path,
   absl::Status st = SetTrack(BaseName(folder_path), forced, &s);
   if (!st.ok()) return st;
   s.label = BaseName(folder_path);
+  s.label_source = "folder name";
+  s.read_from = folder_path;
+  if (!absl::EndsWith(s.read_from, "/")) s.read_from += "/";
   std::string parent = DirName(folder_path);
   if (TrackOfFolder(s.label).has_value()) s.label = BaseName(parent);
   if (PathExists(JoinPath(parent, "manifest.json"))) ReadRunExtras(parent, &s);

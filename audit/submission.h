@@ -27,9 +27,11 @@ struct SubmissionFile {
 };
 
 struct Submission {
-  std::string path;    // as given
-  std::string label;   // the model: from manifest.json, else the folder or zip name
-  std::string folder;  // "MedBench_LLM", ...
+  std::string path;          // as given
+  std::string label;         // the model: from manifest.json, else the folder or zip name
+  std::string label_source;  // "manifest.json", "folder name", "zip name", "--label"
+  std::string read_from;     // the folder or zip whose .jsonl files were read
+  std::string folder;        // "MedBench_LLM", ...
   Track track = Track::kV4Llm;
   std::vector<SubmissionFile> files;  // sorted by dataset
   // A medeval run folder's extras.

@@ -17,6 +17,7 @@ Command AddAuditCommand(CLI::App& app) {
     std::vector<std::string> paths;
     std::string data;
     std::string track;
+    std::vector<std::string> labels;
     std::string json = "audit.json";
     bool strict = false;
   };
@@ -27,12 +28,17 @@ Command AddAuditCommand(CLI::App& app) {
       "options, reasoning leaks; exit 0 only if complete and well-formed");
   sub->add_option("paths", f->paths, "Run folders, submission folders or upload zips")->required();
   sub->add_option("--data", f->data, "The original questions (checks every line against them)");
+  sub->add_option("--label", f->labels,
+                  "The model's name in the output, one per path in order (default: manifest.json's "
+                  "model, else the folder or zip name)")
+      ->allow_extra_args(false);
   sub->add_option("--track", f->track, "Track, when the folder name does not tell")
       ->check(CLI::IsMember({"v4-llm", "v4-agent", "v4-vlm", "legacy-llm"}));
   sub->add_option("--json", f->json, "Where to write the full report ('' for nowhere)")
       ->capture_default_str();
   sub->add_flag("--strict", f->strict,
-                "Also fail on answers not in their format and on reasoning leaks");
+                "Also fail on answers not in their format, reasoning leaks (tagged or not), "
+                "answers cut off, a byte order mark and skipped questions");
   return {
       sub, [f]() -> int {
         std::optional<Track> track;
@@ -49,14 +55,24 @@ Command AddAuditCommand(CLI::App& app) {
           }
           reference = std::move(*suite);
         }
+        if (f->labels.size() > f->paths.size()) {
+          std::cerr << "medeval audit: " << f->labels.size() << " --label for " << f->paths.size()
+                    << " paths\n";
+          return kExitBadInput;
+        }
         nlohmann::ordered_json all = nlohmann::ordered_json::array();
         bool ok = true, unreadable = false;
-        for (const std::string& path : f->paths) {
+        for (size_t i = 0; i < f->paths.size(); ++i) {
+          const std::string& path = f->paths[i];
           auto s = ReadSubmission(path, track.has_value() ? &*track : nullptr);
           if (!s.ok()) {
             std::cerr << "medeval audit: " << s.status().message() << "\n";
             unreadable = true;
             continue;
+          }
+          if (i < f->labels.size()) {
+            s->label = f->labels[i];
+            s->label_source = "--label";
           }
           AuditReport r = Audit(*s, reference.has_value() ? &*reference : nullptr);
           std::cout << AuditTable(r) << "\n";

@@ -20,6 +20,7 @@ Command AddCompareCommand(CLI::App& app) {
     std::string scores;
     std::string data;
     std::string track;
+    std::vector<std::string> labels;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
@@ -31,6 +32,10 @@ Command AddCompareCommand(CLI::App& app) {
                   "Platform scores (CSV: model,task,score or model + one column per task) for "
                   "the leaderboard");
   sub->add_option("--data", f->data, "The original questions (completeness against them)");
+  sub->add_option("--label", f->labels,
+                  "The model's name in the output, one per path in order (default: manifest.json's "
+                  "model, else the folder or zip name)")
+      ->allow_extra_args(false);
   sub->add_option("--track", f->track, "Track, when the folder names do not tell")
       ->check(CLI::IsMember({"v4-llm", "v4-agent", "v4-vlm", "legacy-llm"}));
   return {sub, [f]() -> int {
@@ -63,12 +68,21 @@ Command AddCompareCommand(CLI::App& app) {
               }
               scores = std::move(*parsed);
             }
+            if (f->labels.size() > f->paths.size()) {
+              std::cerr << "medeval compare: " << f->labels.size() << " --label for "
+                        << f->paths.size() << " paths\n";
+              return kExitBadInput;
+            }
             std::vector<AuditReport> reports;
-            for (const std::string& path : f->paths) {
-              auto s = ReadSubmission(path, track.has_value() ? &*track : nullptr);
+            for (size_t i = 0; i < f->paths.size(); ++i) {
+              auto s = ReadSubmission(f->paths[i], track.has_value() ? &*track : nullptr);
               if (!s.ok()) {
                 std::cerr << "medeval compare: " << s.status().message() << "\n";
                 return kExitBadInput;
+              }
+              if (i < f->labels.size()) {
+                s->label = f->labels[i];
+                s->label_source = "--label";
               }
               reports.push_back(Audit(*s, reference.has_value() ? &*reference : nullptr));
             }

@@ -261,5 +261,121 @@ TEST_F(AuditorTest, LinesTheRunLeftOutAreSkippedWithTheirReason) {
   EXPECT_FALSE(r.ok(/*strict=*/true));
 }
 
+// The fixture in tests/audit/fixtures/v4 (written by make_fixtures.py): the
+// shapes real published answers take, with the expected numbers.
+class FixtureTest : public AuditorTest {
+ protected:
+  void SetUp() override {
+    const std::string root = JoinPath(MEDEVAL_SOURCE_DIR, "tests/audit/fixtures/v4");
+    auto suite = LoadSuite(JoinPath(root, "questions"), LoadOptions());
+    ASSERT_TRUE(suite.ok()) << suite.status();
+    suite_ = std::move(*suite);
+    auto sub = ReadSubmission(JoinPath(root, "answers"), nullptr);
+    ASSERT_TRUE(sub.ok()) << sub.status();
+    report_ = Audit(*sub, &suite_);
+  }
+  AuditReport report_;
+};
+
+TEST_F(FixtureTest, ConsistencyReadsWhatTheModelChose) {
+  const DatasetAudit& d = Get(report_, "MedExam");
+  EXPECT_EQ(d.format_checked, 9);
+  EXPECT_EQ(d.format_ok, 6);  // "…\n\n<C>", "答：<C>" and the cut-off one are not in format
+  EXPECT_EQ(d.groups, 3);
+  // id 1: a rationale mentioning "B超" and "选项A" that ends in the asked form
+  // chose the same option as the two others.
+  EXPECT_EQ(d.consistent_ids, (std::vector<std::string>{"1"}));
+  EXPECT_EQ(d.inconsistent_ids, (std::vector<std::string>{"2"}));
+  // id 3: nothing is read from reasoning that was cut off.
+  EXPECT_EQ(d.unreadable_ids, (std::vector<std::string>{"3"}));
+  EXPECT_EQ(d.lines[1].choice, "丙");
+  EXPECT_EQ(d.lines[1].letters, "C");
+  EXPECT_EQ(d.lines[2].letters, "E");
+  EXPECT_EQ(d.lines[8].choice_why, "cut off: nothing is read from it");
+  EXPECT_EQ(d.leaks, 1);
+  EXPECT_EQ(d.truncated, 1);
+}
+
+TEST_F(FixtureTest, FormatRulesFromTheQuestionBodies) {
+  const DatasetAudit& qc = Get(report_, "MedReportQC");
+  EXPECT_EQ(qc.format_ok, 3);  // a list, an empty list, an object
+  EXPECT_EQ(Kinds(qc), (std::vector<std::string>{"4:format"}));
+  const DatasetAudit& ddx = Get(report_, "DDx-advanced");
+  EXPECT_EQ(ddx.format_ok, 1);  // A,K,L with options up to L
+  const DatasetAudit& safety = Get(report_, "MedSafety");
+  EXPECT_TRUE(safety.bom);
+  EXPECT_EQ(safety.null_or_empty, 1);  // U+3000 only
+  EXPECT_EQ(safety.format_checked, 2);
+  EXPECT_EQ(safety.format_ok, 2);  // "L" of twelve options
+  EXPECT_EQ(Kinds(safety), (std::vector<std::string>{"1:bom", "2:empty"}));
+  EXPECT_FALSE(report_.ok(/*strict=*/true));
+}
+
+TEST_F(FixtureTest, UntaggedReasoningAndCutOffOnPhysicalLines) {
+  const DatasetAudit& term = Get(report_, "MedTerm");
+  // Line 2 of the file is blank: question 2 is on line 3, and so on.
+  EXPECT_EQ(Kinds(term), (std::vector<std::string>{"3:cut_off", "4:untagged_reasoning",
+                                                   "5:untagged_reasoning", "6:cut_off"}));
+  EXPECT_EQ(term.untagged_reasoning, 2);
+  EXPECT_EQ(term.truncated, 2);  // question 2 by its record, question 5 by its text
+  EXPECT_TRUE(absl::StrContains(term.problems[0].detail, "finish_reason: length"));
+  EXPECT_FALSE(term.lines[0].truncated);  // a long answer ending on a list item
+  EXPECT_FALSE(term.lines[5].truncated);  // looks cut off, but the record says it stopped
+  EXPECT_EQ(term.format_ok, 6);
+}
+
+TEST_F(FixtureTest, CountsThatAddUp) {
+  const DatasetAudit& hg = Get(report_, "MedHG");
+  EXPECT_EQ(hg.missing, 2);
+  ASSERT_EQ(hg.problems.size(), 1u);
+  EXPECT_EQ(hg.problems[0].detail, "file missing, 2 questions");
+  EXPECT_EQ(report_.label, "fixture-model");
+  EXPECT_EQ(report_.label_source, "manifest.json");
+  EXPECT_TRUE(absl::EndsWith(report_.read_from, "answers/MedBench_LLM/")) << report_.read_from;
+  const std::string table = AuditTable(report_);
+  EXPECT_TRUE(absl::StrContains(table, "  MedHG.jsonl: file missing, 2 questions\n")) << table;
+  EXPECT_TRUE(absl::StrContains(table, "read: ")) << table;
+  EXPECT_TRUE(absl::StrContains(table, "label from manifest.json")) << table;
+  EXPECT_TRUE(absl::StrContains(table, "TRUNCATED")) << table;
+  EXPECT_TRUE(absl::StrContains(table, "MedExam.jsonl: shuffled ids inconsistent 2; unreadable 3"))
+      << table;
+  auto j = AuditJson(report_, true);
+  const auto& t = j["totals"];
+  EXPECT_EQ(t["expected"], 25);
+  EXPECT_EQ(t["present"], 23);
+  EXPECT_EQ(t["missing"], 2);
+  EXPECT_EQ(t["null_or_empty"], 1);
+  EXPECT_EQ(t["format_checked"], 22);
+  EXPECT_EQ(t["format_ok"], 18);
+  EXPECT_EQ(t["untagged_reasoning"], 2);
+  EXPECT_EQ(t["truncated"], 3);
+  EXPECT_EQ(t["bom"], 1);
+  EXPECT_EQ(j["ok"], false);
+  // Every total is the sum of the datasets'.
+  for (const char* k : {"present", "missing", "null_or_empty", "invalid", "extra", "mismatched",
+                        "untagged_reasoning", "truncated", "lines_read"}) {
+    int64_t sum = 0;
+    for (const auto& d : j["datasets"]) sum += d[k].get<int64_t>();
+    EXPECT_EQ(t[k], sum) << k;
+  }
+}
+
+TEST_F(AuditorTest, InvalidAndExtraAreCountedApart) {
+  Write(
+      {{"MedTerm", Line("一", 1) + Line("二", 2)}},
+      {{"MedTerm", Line("一", 1, "答") + "not json\n" + Line("三", 3, "x") + Line("四", 4, "y")}});
+  AuditReport r = Run();
+  const DatasetAudit& d = Get(r, "MedTerm");
+  EXPECT_EQ(d.invalid, 1);
+  EXPECT_EQ(d.extra, 2);
+  EXPECT_LE(d.invalid, d.expected);
+  auto j = AuditJson(r, false);
+  EXPECT_EQ(j["totals"]["invalid"], 1);
+  EXPECT_EQ(j["totals"]["extra"], 2);
+  // Without the questions the denominator is the lines read.
+  r = Run(/*with_reference=*/false);
+  EXPECT_TRUE(absl::StrContains(AuditTable(r), "3/4")) << AuditTable(r);
+}
+
 }  // namespace
 }  // namespace medeval

@@ -82,14 +82,48 @@ TEST(FormatRulesTest, JsonAndLists) {
       "prose"));
 }
 
-TEST(ChosenLetterTest, ReadsLeniently) {
-  EXPECT_EQ(ChosenLetter("<B>", kFive), 'B');
-  EXPECT_EQ(ChosenLetter("< B >", kFive), 'B');
-  EXPECT_EQ(ChosenLetter("B.", kFive), 'B');
-  EXPECT_EQ(ChosenLetter("答案是C，因为C选项最符合。", kFive), 'C');
-  EXPECT_FALSE(ChosenLetter("A或B都有可能", kFive).has_value());
-  EXPECT_FALSE(ChosenLetter("<>", kFive).has_value());
-  EXPECT_FALSE(ChosenLetter("F", kFive).has_value());
+TEST(FormatRulesTest, MedReportQCTakesTheListTheBodiesAskForAndTheObject) {
+  FormatRule r = Rule(Track::kV4Llm, "MedReportQC");
+  EXPECT_EQ(r.format, AnswerFormat::kJsonObjectOrList);
+  EXPECT_TRUE(absl::StrContains(r.why, "both comply"));
+  EXPECT_EQ(CheckAnswer(r, R"([{"错误类型": "错别字", "修改建议": "描述：改"}])", {}), "");
+  EXPECT_EQ(CheckAnswer(r, "[]", {}), "");
+  EXPECT_EQ(CheckAnswer(r, "```json\n[]\n```", {}), "");
+  EXPECT_EQ(CheckAnswer(r, R"({"错别字": "描述：改"})", {}), "");
+  EXPECT_EQ(CheckAnswer(r, "{}", {}), "");
+  EXPECT_EQ(CheckAnswer(r, R"([{"类型": "错别字"}])", {}), "item 1 has no \"错误类型\"");
+  EXPECT_EQ(CheckAnswer(r, R"(["错别字"])", {}), "item 1 of the list is not an object");
+}
+
+TEST(FormatRulesTest, LabelledFieldsFromTheQuestionBodies) {
+  FormatRule diag = Rule(Track::kV4Llm, "MedDiag");
+  EXPECT_EQ(diag.format, AnswerFormat::kFields);
+  EXPECT_EQ(CheckAnswer(diag, "初步诊断：慢性肾脏病\n诊断依据：肌酐升高5年", {}), "");
+  EXPECT_EQ(CheckAnswer(diag, "1. **初步诊断**: 慢性肾脏病\n2. **诊断依据**：肌酐升高", {}), "");
+  EXPECT_TRUE(absl::StartsWith(CheckAnswer(diag, "考虑慢性肾脏病，依据是肌酐升高。", {}),
+                               "no line '初步诊断："));
+  FormatRule outcome = Rule(Track::kV4Llm, "MedOutcome");
+  EXPECT_EQ(CheckAnswer(outcome, R"({"预测结局": "好转", "理由": "……"})", {}), "");
+  EXPECT_EQ(CheckAnswer(outcome, "预测结局：好转\n理由：……", {}), "");
+  EXPECT_EQ(CheckAnswer(outcome, R"({"预测结局": "好转"})", {}), "a JSON object without \"理由\"");
+  FormatRule clin = Rule(Track::kV4Llm, "CMB-Clin-extended");
+  EXPECT_EQ(CheckAnswer(clin, "诊断：原醛症\n诊断依据：低钾\n需立即完善的检查：肾素", {}), "");
+  // "诊断依据：" is not "诊断：".
+  EXPECT_FALSE(CheckAnswer(clin, "诊断依据：低钾\n需立即完善的检查：肾素", {}).empty());
+}
+
+TEST(FormatRulesTest, LettersPastJAndWhitespaceOfAnyKind) {
+  std::vector<ChoiceOption> twelve;
+  for (char c = 'A'; c <= 'L'; ++c) twelve.push_back({c, std::string(1, c)});
+  EXPECT_EQ(CheckAnswer(Rule(Track::kV4Llm, "DDx-advanced"), "A,K,L", twelve), "");
+  EXPECT_EQ(CheckAnswer(Rule(Track::kV4Llm, "MedSafety"), "L", twelve), "");
+  EXPECT_EQ(CheckAnswer(Rule(Track::kV4Llm, "MedSafety"), "\u3000D\u00a0", kFive), "");
+  EXPECT_EQ(CheckAnswer(Rule(Track::kV4Llm, "MedTerm"), "\u3000\u3000", {}), "empty answer");
+  EXPECT_EQ(CheckAnswer(Rule(Track::kV4Llm, "MedSafety"),
+                        "\xEF\xBB\xBF"
+                        "D",
+                        kFive),
+            "starts with a byte order mark (U+FEFF)");
 }
 
 }  // namespace

@@ -121,7 +121,8 @@ TEST_F(ReportTest, TheBrowserShowsWhatTheAuditFound) {
         const AnsweredLine& a = r.datasets[d].lines[i];
         inc = inc || (!a.group.empty() && !a.group_consistent);
         viol = viol || !a.format_problem.empty() || !a.answer.has_value();
-        seen.insert(norm(a.answer));
+        // Choice answers compare by the option chosen, others by their text.
+        seen.insert(a.choice.empty() ? norm(a.answer) : "c:" + a.choice);
       }
       inconsistent += inc;
       violations += viol;
@@ -140,6 +141,10 @@ TEST_F(ReportTest, TheBrowserShowsWhatTheAuditFound) {
     EXPECT_EQ(articles, std::min<size_t>(n, 25)) << name;
     if (name == "MedExam") {
       EXPECT_GT(inconsistent, 0);
+      // Each answer shows the option it chose; each question its own part
+      // first, the shared instructions folded.
+      EXPECT_TRUE(absl::StrContains(all, "class=\"chosen\">chose ")) << name;
+      EXPECT_TRUE(absl::StrContains(all, "<details class=\"shared\">")) << name;
     }
     ++checked;
   }
@@ -150,6 +155,8 @@ TEST_F(ReportTest, TheBrowserShowsWhatTheAuditFound) {
   std::string dom = Dom("");
   EXPECT_TRUE(absl::StrContains(dom, "<td>flipper</td>"));
   EXPECT_TRUE(absl::StrContains(dom, "<b>–</b>"));  // steady has 2 of 36 tasks: no overall
+  EXPECT_TRUE(absl::StrContains(dom, "<table id=\"datasets\">"));
+  EXPECT_TRUE(absl::StrContains(dom, "Consensus estimates (3 models)"));
   EXPECT_TRUE(absl::StrContains(testing::ReadText(tmp_ / "report.md"), "| steady | 43 |"));
 
   // A screenshot of the question browser (kept with MEDEVAL_KEEP_TEST_DIRS=1).
