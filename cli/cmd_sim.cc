@@ -57,6 +57,35 @@ Command AddSimCommand(CLI::App& app) {
                   "Fraction of choice questions answered by position (inconsistent under "
                   "shuffled options)")
       ->check(rate);
+  auto& rates = f->o.responses.rates;
+  auto rate_of = [&rates](sim::ContentFault c) -> double& { return rates[static_cast<size_t>(c)]; };
+  sub->add_option("--empty-rate", rate_of(sim::ContentFault::kEmpty),
+                  "Fraction answered 200 with empty content")
+      ->check(rate);
+  sub->add_option("--whitespace-rate", rate_of(sim::ContentFault::kWhitespace),
+                  "Fraction answered with content of white space only (U+3000 included)")
+      ->check(rate);
+  sub->add_option("--reasoning-only-rate", rate_of(sim::ContentFault::kReasoningOnly),
+                  "Fraction answered with content null and the text in reasoning_content")
+      ->check(rate);
+  sub->add_option("--think-only-rate", rate_of(sim::ContentFault::kThinkOnly),
+                  "Fraction answered with content that is only a <think> block")
+      ->check(rate);
+  sub->add_option("--invalid-utf8-rate", rate_of(sim::ContentFault::kInvalidUtf8),
+                  "Fraction answered with bytes that are not UTF-8 in the content")
+      ->check(rate);
+  sub->add_option("--huge-rate", rate_of(sim::ContentFault::kHuge),
+                  "Fraction answered with a body of --huge-bytes")
+      ->check(rate);
+  sub->add_option("--huge-bytes", f->o.responses.huge_bytes, "Size of a huge body")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_flag("--gzip", f->o.responses.gzip, "Send answers gzip-compressed (Content-Encoding)");
+  sub->add_option("--bad-gzip-rate", f->o.responses.bad_gzip_rate,
+                  "Fraction answered 'Content-Encoding: gzip' over a body that is not gzip")
+      ->check(rate);
+  sub->add_option("--served-model", f->o.responses.served_model,
+                  "Model name answered in responses, whatever the request asked for");
   sub->add_option("--api-key", f->o.api_key, "Require 'Authorization: Bearer KEY'");
   sub->add_option("--api-key-env", f->api_key_env, "Read the required key from this variable");
   sub->add_option("--seed", f->o.style.seed, "Seed of answers and faults")->capture_default_str();
@@ -97,6 +126,13 @@ Command AddSimCommand(CLI::App& app) {
                     f->o.hang_rate >
                 1.0) {
               std::cerr << "medeval sim: the fault rates add up to more than 1\n";
+              return kExitBadInput;
+            }
+            double content_rates = 0;
+            for (double r : f->o.responses.rates) content_rates += r;
+            if (content_rates > 1.0) {
+              std::cerr << "medeval sim: the answer fault rates (--empty-rate ... --huge-rate) "
+                           "add up to more than 1\n";
               return kExitBadInput;
             }
             if (!f->api_key_env.empty()) {

@@ -54,6 +54,16 @@ class CapacityGate {
     next();  // the slot passes to the waiter
   }
 
+  // Forgets the queued callbacks (shutting down): they are destroyed here,
+  // on the caller's thread, without being run.
+  void DropWaiters() {
+    std::deque<std::function<void()>> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      dropped.swap(waiters_);
+    }
+  }
+
   size_t waiting() {
     std::lock_guard<std::mutex> lock(mu_);
     return waiters_.size();

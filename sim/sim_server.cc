@@ -37,6 +37,7 @@ using Response = http::response<http::string_body>;
 
 constexpr size_t kBodyLimit = 256 << 20;  // VLM requests carry images
 constexpr auto kIdleTimeout = std::chrono::minutes(5);
+constexpr char kSystemFingerprint[] = "fp_medeval_sim";
 
 struct QuestionCount {
   uint64_t requests = 0;
@@ -63,6 +64,7 @@ struct SimServer::Impl {
         hang_rate(opt.hang_rate),
         latency_ms(opt.latency_ms),
         retry_after_s(opt.retry_after_s),
+        response_faults(opt.responses),
         batches(
             opt.batch, opt.style,
             BatchApi::Hooks{[this](const std::string& q, int images) { CountQuestion(q, images); },
@@ -90,6 +92,7 @@ struct SimServer::Impl {
   CapacityGate gate;
   std::atomic<double> fail_rate, ratelimit_rate, drop_rate, garbage_rate, hang_rate, latency_ms;
   std::atomic<int> retry_after_s;
+  ResponseFaults response_faults;
   int port = 0;
   std::atomic<uint64_t> counter{0};
   std::atomic<uint64_t> connections{0}, requests{0}, completed{0}, bad_requests{0}, unauthorized{0};
@@ -195,6 +198,10 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
                                             {"owned_by", "medeval-sim"}}})}};
       return SendText(http::status::ok, "application/json", models.dump());
     }
+    if ((absl::StartsWith(path, "/v1/models/") || absl::StartsWith(path, "/models/")) && get) {
+      if (!Authorized(req)) return SendUnauthorized();
+      return Model(std::string(path.substr(path.find("/models/") + 8)));
+    }
     if (path == "/stats" && get) {
       return SendText(http::status::ok, "application/json", server_->Stats().dump());
     }
@@ -211,6 +218,19 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     SendError(http::status::not_found,
               absl::StrCat("no route for ", req.method_string().to_string(), " ", path),
               "invalid_request_error", "not_found");
+  }
+
+  // GET /v1/models/{id}, as OpenAI and vLLM answer it.
+  void Model(const std::string& id) {
+    if (id != server_->opt.model_name) {
+      return SendError(http::status::not_found, absl::StrCat("The model '", id, "' does not exist"),
+                       "invalid_request_error", "model_not_found");
+    }
+    json model = {{"id", id},
+                  {"object", "model"},
+                  {"created", absl::ToUnixSeconds(absl::Now())},
+                  {"owned_by", "medeval-sim"}};
+    SendText(http::status::ok, "application/json", model.dump());
   }
 
   void Chat(http::request<http::string_body>& req) {
@@ -301,9 +321,17 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     const int64_t created = absl::ToUnixSeconds(absl::Now());
     s.completed.fetch_add(1, std::memory_order_relaxed);
     s.CountAnswered(chat_.question);
+    const std::string& served =
+        s.opt.responses.served_model.empty() ? chat_.model : s.opt.responses.served_model;
     if (!chat_.stream) {
-      return SendText(http::status::ok, "application/json",
-                      CompletionBody(a, id, chat_.model, created).dump());
+      json body = CompletionBody(a, id, served, created);
+      body["system_fingerprint"] = kSystemFingerprint;
+      const ContentFault fault = s.response_faults.Pick(s.Draw(request_no_, "content"));
+      if (fault != ContentFault::kNone) {
+        ApplyContentFault(fault, a.reasoning_content, s.opt.responses.huge_bytes, &body);
+        s.response_faults.Count(fault);
+      }
+      return SendAnswer(FinishBody(fault, body.dump()));
     }
     // Server-sent events: role, reasoning and content deltas, finish, usage, [DONE].
     std::string sse;
@@ -311,7 +339,7 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
       json c = {{"id", id},
                 {"object", "chat.completion.chunk"},
                 {"created", created},
-                {"model", chat_.model},
+                {"model", served},
                 {"choices", json::array({{{"index", 0},
                                           {"delta", std::move(delta)},
                                           {"logprobs", nullptr},
@@ -334,12 +362,8 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     for (const auto& p : pieces(a.content)) chunk({{"content", p}}, nullptr);
     chunk(json::object(), finish);
     if (chat_.include_usage) {
-      json u = {{"id", id},
-                {"object", "chat.completion.chunk"},
-                {"created", created},
-                {"model", chat_.model},
-                {"choices", json::array()},
-                {"usage", usage}};
+      json u = {{"id", id},        {"object", "chat.completion.chunk"}, {"created", created},
+                {"model", served}, {"choices", json::array()},          {"usage", usage}};
       absl::StrAppend(&sse, "data: ", u.dump(), "\n\n");
     }
     absl::StrAppend(&sse, "data: [DONE]\n\n");
@@ -380,6 +404,30 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void SendError(http::status status, absl::string_view message, absl::string_view type,
                  absl::string_view code) {
     SendText(status, "application/json", ErrorBody(message, type, code).dump());
+  }
+
+  // A chat answer: with the request id real servers send, gzip-compressed
+  // when asked, or claiming gzip over a plain body (a broken proxy).
+  void SendAnswer(std::string body) {
+    Impl& s = *server_;
+    Response res{http::status::ok, version_};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::server, "medeval-sim");
+    res.set("x-request-id", absl::StrCat("req-sim-", request_no_));
+    if (s.response_faults.BadGzip(s.Draw(request_no_, "gzip"))) {
+      s.response_faults.CountBadGzip();
+      res.set(http::field::content_encoding, "gzip");
+    } else if (s.opt.responses.gzip) {
+      auto gz = Gzip(body);
+      if (gz.ok()) {
+        body = std::move(*gz);
+        res.set(http::field::content_encoding, "gzip");
+      }
+    }
+    res.keep_alive(keep_alive_);
+    res.body() = std::move(body);
+    res.prepare_payload();
+    Send(std::move(res));
   }
 
   void SendText(http::status status, absl::string_view type, std::string body) {
@@ -487,7 +535,10 @@ std::string SimServer::Impl::Control(const std::string& body) {
       retry_after_s = it->get<int>();
       continue;
     }
-    bool known = false;
+    if (it.key() != "latency_ms" && it->get<double>() > 1 && absl::EndsWith(it.key(), "_rate")) {
+      return absl::StrCat("'", it.key(), "' must be at most 1");
+    }
+    bool known = response_faults.Set(it.key(), it->get<double>());
     for (const Knob& k : knobs) {
       if (it.key() != k.name) continue;
       if (it->get<double>() > k.max) return absl::StrCat("'", k.name, "' must be at most ", k.max);
@@ -506,6 +557,7 @@ void SimServer::Impl::Reset() {
     c->store(0);
   }
   max_in_service.store(in_service.load());
+  response_faults.Reset();
   std::lock_guard<std::mutex> lock(qmu);
   per_question.clear();
 }
@@ -562,6 +614,7 @@ json SimServer::Impl::Stats() {
         {"garbage", f_garbage.load()},
         {"hang", f_hang.load()},
         {"capacity_rejected", f_capacity.load()}}},
+      {"response_faults", response_faults.StatsJson()},
       {"images", {{"valid", images_ok.load()}, {"invalid", images_bad.load()}}},
       {"tokens", {{"prompt", prompt_tokens.load()}, {"completion", completion_tokens.load()}}},
       {"batch", batches.Stats()},
@@ -629,6 +682,9 @@ void SimServer::Stop() {
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  // Requests still queued for capacity hold their sessions, whose sockets
+  // and timers belong to the io_context: they must go while it still exists.
+  impl_->gate.DropWaiters();
 }
 
 std::string SimServer::StatsJson() const { return impl_->Stats().dump(); }

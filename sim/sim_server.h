@@ -2,9 +2,9 @@
 // behaviour, for demos, tests, load and fault drills.
 //
 // Serves POST /v1/chat/completions (plain and "stream": true), the Batch API
-// (sim/batch_api.h), GET /v1/models, GET /health and GET /stats on HTTP/1.1 keep-alive. At most
-// `capacity` requests are served at once (the rest queue or get 429), each taking `latency_ms`;
-// faults are injected with the configured probabilities.
+// (sim/batch_api.h), GET /v1/models and /v1/models/{id}, GET /health and GET /stats on HTTP/1.1
+// keep-alive. At most `capacity` requests are served at once (the rest queue or get 429), each
+// taking `latency_ms`; faults are injected with the configured probabilities.
 //
 // Thread-safety: Start/Stop from one thread; StatsJson and port from any.
 // Requests are served on the server's own I/O threads.
@@ -17,6 +17,7 @@
 #include "absl/status/status.h"
 #include "sim/answer_model.h"
 #include "sim/batch_api.h"
+#include "sim/response_faults.h"
 
 namespace medeval::sim {
 
@@ -36,7 +37,8 @@ struct SimOptions {
   std::string api_key;                     // require "Authorization: Bearer KEY"
   std::string model_name = "medeval-sim";  // listed by /v1/models
   AnswerStyle style;
-  BatchOptions batch;  // the Batch API (/v1/files, /v1/batches)
+  BatchOptions batch;              // the Batch API (/v1/files, /v1/batches)
+  ResponseFaultOptions responses;  // misbehaving 200 answers (non-streaming)
 };
 
 class SimServer {

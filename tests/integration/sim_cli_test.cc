@@ -2,6 +2,9 @@
 // bad flags refused.
 #include <signal.h>
 
+#include <thread>
+#include <vector>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -29,6 +32,37 @@ TEST(SimCliTest, ServesOnAFreePortAndStopsOnSigterm) {
   EXPECT_EQ(p.Wait(absl::Seconds(10)), 0);
 }
 
+TEST(SimCliTest, SigtermWithRequestsQueuedBehindCapacityExitsCleanly) {
+  testing::TempDir tmp;
+  testing::Subprocess p;
+  p.Start({testing::MedevalBinary(), "sim", "--port-file", tmp / "port", "--capacity", "1",
+           "--latency-ms", "20000"},
+          tmp.path());
+  int port = 0;
+  ASSERT_TRUE(testing::WaitFor([&] {
+    return absl::SimpleAtoi(absl::StripAsciiWhitespace(testing::ReadText(tmp / "port")), &port);
+  }));
+  const std::string base = absl::StrCat("http://127.0.0.1:", port);
+  // One request in service, three queued behind the capacity of one.
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([base, i] {
+      testing::HttpCall(
+          "POST", base + "/v1/chat/completions",
+          absl::StrCat(R"({"model": "m", "messages": [{"role": "user", "content": "q)", i,
+                       R"("}]})"),
+          {"Content-Type: application/json"}, absl::Seconds(30));
+    });
+  }
+  ASSERT_TRUE(testing::WaitFor([&] {
+    auto st = testing::HttpCall("GET", base + "/stats");
+    return absl::StrContains(st.body, "\"queued\":3");
+  })) << testing::HttpCall("GET", base + "/stats").body;
+  p.Kill(SIGTERM);
+  EXPECT_EQ(p.Wait(absl::Seconds(10)), 0) << p.err();
+  for (auto& t : clients) t.join();
+}
+
 TEST(SimCliTest, RefusesBadFlags) {
   testing::TempDir tmp;
   std::string out, err;
@@ -38,6 +72,9 @@ TEST(SimCliTest, RefusesBadFlags) {
   EXPECT_TRUE(absl::StrContains(err, "more than 1")) << err;
   EXPECT_EQ(testing::RunMedeval({"sim", "--fail-rate", "1.5"}, tmp.path(), &out, &err), 2);
   EXPECT_EQ(testing::RunMedeval({"sim", "--overflow", "drop"}, tmp.path(), &out, &err), 2);
+  EXPECT_EQ(testing::RunMedeval({"sim", "--empty-rate", "0.6", "--think-only-rate", "0.6"},
+                                tmp.path(), &out, &err),
+            2);
   EXPECT_EQ(testing::RunMedeval({"sim", "--listen", "nonsense"}, tmp.path(), &out, &err), 2);
 }
 
