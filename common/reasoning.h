@@ -24,6 +24,9 @@ inline constexpr absl::string_view kFlagThinkOpenMissing = "think_open_tag_missi
 inline constexpr absl::string_view kFlagTruncated = "truncated";
 // The answer still holds a think tag after the leading block was removed.
 inline constexpr absl::string_view kFlagThinkLeak = "think_tag_in_answer";
+// The response held invalid UTF-8, kept with U+FFFD in place of each bad
+// sequence.
+inline constexpr absl::string_view kFlagInvalidUtf8 = "invalid_utf8";
 
 struct ReasoningSplit {
   std::string answer;

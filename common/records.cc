@@ -17,6 +17,8 @@ std::string IsoTime(int64_t unix_ms) {
                           absl::UTCTimeZone());
 }
 
+bool IsTruncated(const v1::AnswerRecord& record) { return record.finish_reason() == "length"; }
+
 nlohmann::ordered_json RecordJson(absl::string_view dataset, uint32_t line,
                                   const nlohmann::ordered_json& other, const v1::AnswerRecord& r,
                                   bool failed, const std::vector<absl::string_view>& images) {
@@ -40,6 +42,10 @@ nlohmann::ordered_json RecordJson(absl::string_view dataset, uint32_t line,
   j["attempts"] = r.attempts();
   j["worker"] = r.worker();
   j["endpoint"] = r.endpoint();
+  j["requested_model"] = r.requested_model();
+  j["served_model"] = r.served_model();
+  j["system_fingerprint"] = r.system_fingerprint();
+  j["request_id"] = r.request_id();
   j["started"] = IsoTime(r.started_unix_ms());
   j["finished"] = IsoTime(r.finished_unix_ms());
   j["last_error"] = r.last_error();

@@ -22,6 +22,9 @@ std::string ModelFolderName(absl::string_view model);
 // "2026-11-25T15:09:00.123Z".
 std::string IsoTime(int64_t unix_ms);
 
+// An answer cut off at max_tokens (finish_reason "length").
+bool IsTruncated(const v1::AnswerRecord& record);
+
 // One records.jsonl line (as a JSON object, keys in a fixed order).
 // `images`: the question's img_path entries (VLM), named, never the bytes.
 nlohmann::ordered_json RecordJson(absl::string_view dataset, uint32_t line,

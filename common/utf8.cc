@@ -57,4 +57,48 @@ absl::string_view Utf8Prefix(absl::string_view s, size_t max_bytes) {
   return s.substr(0, end);
 }
 
+std::string ReplaceInvalidUtf8(absl::string_view s, size_t* replaced) {
+  std::string out;
+  out.reserve(s.size());
+  size_t count = 0;
+  while (!s.empty()) {
+    const size_t bad = FindInvalidUtf8(s);
+    if (bad == absl::string_view::npos) {
+      out.append(s.data(), s.size());
+      break;
+    }
+    out.append(s.data(), bad);
+    out.append("\xEF\xBF\xBD");  // U+FFFD
+    ++count;
+    s.remove_prefix(bad + 1);
+  }
+  if (replaced != nullptr) *replaced = count;
+  return out;
+}
+
+namespace {
+
+bool IsBlankCodePoint(uint32_t cp) {
+  return (cp >= 0x09 && cp <= 0x0D) || cp == 0x20 || cp == 0x85 || cp == 0xA0 || cp == 0x1680 ||
+         (cp >= 0x2000 && cp <= 0x200D) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
+         cp == 0x205F || cp == 0x2060 || cp == 0x3000 || cp == 0xFEFF;
+}
+
+}  // namespace
+
+bool IsBlankText(absl::string_view s) {
+  if (!IsValidUtf8(s)) return false;
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  size_t i = 0;
+  while (i < s.size()) {
+    const uint8_t c = p[i];
+    size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
+    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
+    for (size_t k = 1; k < len; ++k) cp = (cp << 6) | (p[i + k] & 0x3F);
+    if (!IsBlankCodePoint(cp)) return false;
+    i += len;
+  }
+  return true;
+}
+
 }  // namespace medeval

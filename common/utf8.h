@@ -5,6 +5,7 @@
 #define MEDEVAL_COMMON_UTF8_H_
 
 #include <cstddef>
+#include <string>
 
 #include "absl/strings/string_view.h"
 
@@ -24,6 +25,17 @@ size_t Utf8Length(absl::string_view s);
 // The longest prefix of `s` with at most `max_bytes` bytes that does not cut a
 // multi-byte sequence.
 absl::string_view Utf8Prefix(absl::string_view s, size_t max_bytes);
+
+// `s` with each invalid sequence (as FindInvalidUtf8 sees them, one byte at a
+// time) replaced by U+FFFD; `*replaced` (optional) gets how many were.
+std::string ReplaceInvalidUtf8(absl::string_view s, size_t* replaced = nullptr);
+
+// True when `s` holds nothing a reader would see: empty, or only Unicode
+// white space (U+0009-000D, U+0020, U+0085, U+00A0, U+1680, U+2000-200A,
+// U+2028, U+2029, U+202F, U+205F, U+3000) and the invisible format
+// characters models emit (U+200B-200D, U+2060, U+FEFF). Invalid UTF-8 is
+// something to see.
+bool IsBlankText(absl::string_view s);
 
 }  // namespace medeval
 

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
+#include "common/http_headers.h"
 #include "common/reasoning.h"
 #include "common/utf8.h"
 
@@ -15,6 +16,22 @@ namespace {
 using json = nlohmann::json;
 
 constexpr size_t kMaxErrorBody = 300;
+constexpr int kCurlBadContentEncoding = 61;  // CURLE_BAD_CONTENT_ENCODING
+
+// A transport failure in words that say what was wrong: a body over the
+// size limit or one that does not decode as its Content-Encoding says is not
+// a "connection error".
+std::string TransportErrorMessage(const HttpResponse& resp) {
+  if (resp.too_large) {
+    return absl::StrCat("response too large: ", resp.error,
+                        " (--max-response-bytes; a chat answer is rarely over 1 MiB)");
+  }
+  if (resp.curl_code == kCurlBadContentEncoding) {
+    return absl::StrCat("the response body does not decode as its Content-Encoding '",
+                        resp.content_encoding, "' says (", resp.error, ")");
+  }
+  return absl::StrCat("connection error: ", resp.error);
+}
 
 // Text of a message "content" that is a string or a list of parts.
 bool ContentText(const json& content, std::string* out) {
@@ -34,6 +51,11 @@ bool ContentText(const json& content, std::string* out) {
   return false;
 }
 
+std::string StringOr(const json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 int64_t IntOr(const json& obj, const char* key) {
   auto it = obj.find(key);
   return it != obj.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
@@ -50,9 +72,19 @@ struct ChatBackend::AskState {
   uint64_t timer_id = 0;
   absl::Time first_start = absl::InfinitePast();
   std::string last_error;
+  std::string requested_model;
 };
 
 absl::StatusOr<ChatCompletion> ParseChatCompletion(absl::string_view body) {
+  size_t invalid_utf8 = 0;
+  std::string repaired;
+  if (!IsValidUtf8(body)) {
+    // JSON must be UTF-8, but a server that cuts a character in half (or
+    // sends GBK) still said something: keep it, marked, rather than lose
+    // every attempt to "not JSON".
+    repaired = ReplaceInvalidUtf8(body, &invalid_utf8);
+    body = repaired;
+  }
   json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -70,6 +102,10 @@ absl::StatusOr<ChatCompletion> ParseChatCompletion(absl::string_view body) {
     return absl::InvalidArgumentError("response choice has no message");
   }
   ChatCompletion c;
+  c.invalid_utf8 = invalid_utf8;
+  c.model = StringOr(j, "model");
+  c.system_fingerprint = StringOr(j, "system_fingerprint");
+  c.id = StringOr(j, "id");
   auto content = message->find("content");
   if (content != message->end() && !content->is_null()) {
     if (!ContentText(*content, &c.content)) {
@@ -81,6 +117,7 @@ absl::StatusOr<ChatCompletion> ParseChatCompletion(absl::string_view body) {
     auto r = message->find(key);
     if (r != message->end() && r->is_string() && !r->get_ref<const std::string&>().empty()) {
       c.reasoning_field = r->get<std::string>();
+      c.reasoning_key = key;
       break;
     }
   }
@@ -93,6 +130,27 @@ absl::StatusOr<ChatCompletion> ParseChatCompletion(absl::string_view body) {
     c.total_tokens = IntOr(*usage, "total_tokens");
   }
   return c;
+}
+
+std::string EmptyAnswerReason(const ChatCompletion& c, absl::string_view answer) {
+  std::string why;
+  if (!c.has_content) {
+    why = "the message content is null";
+  } else if (!IsBlankText(answer)) {
+    return "";
+  } else if (c.content.empty()) {
+    why = "the message content is empty";
+  } else if (IsBlankText(c.content)) {
+    why = absl::StrCat("the message content is only white space (", c.content.size(), " bytes)");
+  } else {
+    why = "the message content is only a <think> block, with nothing after it";
+  }
+  if (!c.reasoning_field.empty()) {
+    absl::StrAppend(&why, "; the text is only in the '", c.reasoning_key, "' field (",
+                    Utf8Length(c.reasoning_field),
+                    " characters), which MedBench does not read: it reads 'content'");
+  }
+  return absl::StrCat("empty answer: ", why);
 }
 
 std::string BuildChatRequest(const std::string& model, const v1::RequestParams& params,
@@ -173,6 +231,11 @@ std::string ChatBackend::Scrub(std::string message) const {
   if (config_.api_key.size() >= 4) {
     message = absl::StrReplaceAll(message, {{config_.api_key, "***"}});
   }
+  for (const auto& [name, value] : config_.headers) {
+    if (value.size() >= 4 && IsCredentialHeader(name)) {
+      message = absl::StrReplaceAll(message, {{value, "***"}});
+    }
+  }
   return message;
 }
 
@@ -192,6 +255,10 @@ uint64_t ChatBackend::Ask(const v1::RunInfo& run, const v1::Lease& lease, Done d
   for (const auto& [k, v] : run.params().extra_headers()) {
     st->request.headers.push_back(absl::StrCat(k, ": ", v));
   }
+  for (const auto& [k, v] : config_.headers)
+    st->request.headers.push_back(absl::StrCat(k, ": ", v));
+  st->request.max_response_bytes = config_.max_response_bytes;
+  st->requested_model = model;
   const double timeout_s = run.params().timeout_s() > 0 ? run.params().timeout_s() : 600;
   st->request.timeout = absl::Seconds(timeout_s);
   st->max_attempts = run.params().max_attempts() > 0 ? run.params().max_attempts() : 6;
@@ -319,45 +386,62 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
     FailureKind kind = FailureKind::kTransient;
     std::optional<absl::Duration> retry_after;
     std::string error;
+    std::optional<ReasoningSplit> split;
+    std::string empty_why;
+    absl::StatusOr<ChatCompletion> parsed = absl::UnknownError("no 2xx response");
+    if (resp.status >= 200 && resp.status < 300 && resp.error.empty()) {
+      parsed = ParseChatCompletion(resp.body);
+      if (parsed.ok()) {
+        split = SplitReasoning(parsed->content);
+        empty_why = EmptyAnswerReason(*parsed, split->answer);
+      }
+    }
     if (!resp.error.empty()) {
       report.outcome = resp.timed_out ? "timeout" : "connection";
       kind = ClassifyTransportError(resp.curl_code);
       error = resp.timed_out ? absl::StrCat("no response within ",
                                             absl::FormatDuration(st.request.timeout), " (timeout)")
-                             : absl::StrCat("connection error: ", resp.error);
+                             : TransportErrorMessage(resp);
+      if (resp.too_large || resp.curl_code == kCurlBadContentEncoding) {
+        report.outcome = "bad_response";
+      }
     } else if (resp.status >= 200 && resp.status < 300) {
-      auto parsed = ParseChatCompletion(resp.body);
       report.outcome = "bad_response";
       if (!parsed.ok()) {
         error = absl::StrCat("HTTP ", resp.status,
                              " with an unusable body: ", parsed.status().message());
-      } else if (!parsed->has_content && parsed->reasoning_field.empty()) {
+      } else if (!empty_why.empty()) {
+        // Not an answer: another attempt may give one, and a question that
+        // stays empty fails, so a rerun asks it again.
+        report.outcome = "empty_answer";
+        error = empty_why;
         if (parsed->finish_reason == "length") {
+          // The same request stops at the same place again.
           kind = FailureKind::kQuestion;
-          error =
-              "the model produced no answer within max_tokens (finish_reason length); "
-              "raise --max-tokens";
-        } else {
-          error = absl::StrCat("response has no message content (finish_reason '",
-                               parsed->finish_reason, "')");
+          absl::StrAppend(&error,
+                          " (finish_reason length: max_tokens ran out before the answer; "
+                          "raise or unset --max-tokens)");
         }
       } else {
         // An answer.
         v1::AnswerRecord& r = out.record;
-        ReasoningSplit split = SplitReasoning(parsed->content);
         r.set_raw_text(parsed->content);
-        r.set_answer(split.answer);
+        r.set_answer(split->answer);
         std::string reasoning = parsed->reasoning_field;
-        if (!split.reasoning.empty()) {
-          reasoning = reasoning.empty() ? split.reasoning
-                                        : absl::StrCat(reasoning, "\n\n", split.reasoning);
+        if (!split->reasoning.empty()) {
+          reasoning = reasoning.empty() ? split->reasoning
+                                        : absl::StrCat(reasoning, "\n\n", split->reasoning);
         }
         r.set_reasoning(reasoning);
-        for (const auto& f : split.flags) r.add_flags(f);
+        for (const auto& f : split->flags) r.add_flags(f);
         if (!parsed->reasoning_field.empty()) r.add_flags("reasoning_field");
         if (parsed->finish_reason == "length") r.add_flags(std::string(kFlagTruncated));
-        if (!parsed->has_content) r.add_flags("no_content");
+        if (parsed->invalid_utf8 > 0) r.add_flags(std::string(kFlagInvalidUtf8));
         r.set_finish_reason(parsed->finish_reason);
+        r.set_served_model(parsed->model);
+        r.set_system_fingerprint(parsed->system_fingerprint);
+        r.set_request_id(!resp.request_id.empty() ? resp.request_id : parsed->id);
+        r.set_requested_model(st.requested_model);
         r.set_prompt_tokens(parsed->prompt_tokens);
         r.set_completion_tokens(parsed->completion_tokens);
         r.set_total_tokens(parsed->total_tokens);

@@ -17,6 +17,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
@@ -33,8 +35,16 @@ struct BackendConfig {
   std::string api_key;       // "" for servers without auth
   std::string worker_name;   // recorded with each answer
   std::string served_model;  // model name in requests; "" = the run's model
+  // Headers this worker adds to every request (credentials among them, from
+  // --header or --header-env): sent to the model server only, never part of
+  // the run, and their credential values are scrubbed from every message.
+  std::vector<std::pair<std::string, std::string>> headers;
+  // Largest response body accepted (after decompression); 0: no limit.
+  size_t max_response_bytes = kDefaultMaxResponseBytes;
   absl::Duration retry_base = absl::Seconds(1);
   absl::Duration retry_cap = absl::Seconds(60);
+
+  static constexpr size_t kDefaultMaxResponseBytes = 16 << 20;
 };
 
 struct AskOutcome {
@@ -53,14 +63,29 @@ struct ChatCompletion {
   bool has_content = false;  // false: content was null or absent
   std::string content;
   std::string reasoning_field;  // reasoning_content or reasoning
+  std::string reasoning_key;    // which of the two
   std::string finish_reason;
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
   int64_t total_tokens = 0;
+  std::string model;  // what the server says it served
+  std::string system_fingerprint;
+  std::string id;
+  // Invalid UTF-8 sequences in the body, each replaced by U+FFFD.
+  size_t invalid_utf8 = 0;
 };
 
-// Parses a response body; kInvalidArgument says what is wrong with it.
+// Parses a response body; kInvalidArgument says what is wrong with it. A
+// body that is JSON apart from invalid UTF-8 is read with U+FFFD in place of
+// each bad sequence (and invalid_utf8 counts them).
 absl::StatusOr<ChatCompletion> ParseChatCompletion(absl::string_view body);
+
+// Why a parsed response is not an answer ("" when it is one): content null
+// or absent, empty, only white space (Unicode spaces included), or only a
+// leading <think> block, after `answer` (the content minus that block) is
+// taken. Says when the text is only in the reasoning field, since MedBench
+// reads `content`.
+std::string EmptyAnswerReason(const ChatCompletion& c, absl::string_view answer);
 
 // The request body for one question.
 std::string BuildChatRequest(const std::string& model, const v1::RequestParams& params,
@@ -73,7 +98,9 @@ std::string ServerErrorMessage(absl::string_view body);
 // One attempt as metrics see it.
 struct AttemptReport {
   // ok, rate_limited (429), server_error (5xx), client_error (other 4xx),
-  // timeout, connection, bad_response (a 2xx without a usable answer)
+  // timeout, connection, bad_response (a 2xx body that cannot be read, too
+  // large, or not matching its Content-Encoding), empty_answer (a 2xx
+  // whose content holds no answer)
   const char* outcome = "ok";
   absl::Duration elapsed;  // request sent to response (or to giving up)
   bool retrying = false;   // another attempt follows

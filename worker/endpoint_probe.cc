@@ -20,6 +20,7 @@ absl::Status ProbeEndpoint(const BackendConfig& backend, const v1::RequestParams
     req.headers.push_back(absl::StrCat("Authorization: Bearer ", backend.api_key));
   }
   for (const auto& [k, v] : params.extra_headers()) req.headers.push_back(absl::StrCat(k, ": ", v));
+  for (const auto& [k, v] : backend.headers) req.headers.push_back(absl::StrCat(k, ": ", v));
   std::promise<HttpResponse> done;
   http.Send(req, [&done](HttpResponse r) { done.set_value(std::move(r)); });
   HttpResponse r = done.get_future().get();

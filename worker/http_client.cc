@@ -29,21 +29,45 @@ struct Transfer {
   curl_slist* headers = nullptr;
   std::string body;
   std::string retry_after;
+  std::string request_id;
+  std::string content_encoding;
+  bool too_large = false;
   absl::Time start;
 };
 
 size_t OnBody(char* ptr, size_t size, size_t nmemb, void* userdata) {
-  static_cast<Transfer*>(userdata)->body.append(ptr, size * nmemb);
-  return size * nmemb;
+  auto* t = static_cast<Transfer*>(userdata);
+  const size_t n = size * nmemb;
+  const size_t limit = t->request.max_response_bytes;
+  if (limit > 0 && t->body.size() + n > limit) {
+    t->too_large = true;
+    return 0;  // curl stops the transfer (CURLE_WRITE_ERROR)
+  }
+  t->body.append(ptr, n);
+  return n;
+}
+
+// The value of header `name` in `line` ("Name: value\r\n"), or false.
+bool HeaderValue(absl::string_view line, absl::string_view name, std::string* value) {
+  if (line.size() <= name.size() || line[name.size()] != ':' ||
+      !absl::StartsWithIgnoreCase(line, name)) {
+    return false;
+  }
+  *value = std::string(absl::StripAsciiWhitespace(line.substr(name.size() + 1)));
+  return true;
 }
 
 size_t OnHeader(char* ptr, size_t size, size_t nitems, void* userdata) {
   auto* t = static_cast<Transfer*>(userdata);
   absl::string_view line(ptr, size * nitems);
   if (absl::StartsWith(line, "HTTP/")) {
-    t->retry_after.clear();  // a new response (after 100 Continue or a redirect)
-  } else if (absl::StartsWithIgnoreCase(line, "retry-after:")) {
-    t->retry_after = std::string(absl::StripAsciiWhitespace(line.substr(12)));
+    // A new response (after 100 Continue or a redirect).
+    t->retry_after.clear();
+    t->request_id.clear();
+    t->content_encoding.clear();
+  } else if (!HeaderValue(line, "retry-after", &t->retry_after) &&
+             !HeaderValue(line, "x-request-id", &t->request_id)) {
+    HeaderValue(line, "content-encoding", &t->content_encoding);
   }
   return size * nitems;
 }
@@ -119,6 +143,10 @@ struct HttpClient::Impl {
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    if (r.max_response_bytes > 0) {
+      // Refused at once when Content-Length says so; OnBody counts the rest.
+      curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(r.max_response_bytes));
+    }
     curl_multi_add_handle(multi, e);
     const uint64_t id = t->id;
     running[id] = std::move(t);
@@ -144,7 +172,16 @@ struct HttpClient::Impl {
     HttpResponse resp;
     resp.elapsed = absl::Now() - t->start;
     resp.curl_code = code;
-    if (code == CURLE_OK) {
+    resp.request_id = std::move(t->request_id);
+    resp.content_encoding = std::move(t->content_encoding);
+    if (t->too_large || code == CURLE_FILESIZE_EXCEEDED) {
+      resp.too_large = true;
+      resp.error =
+          absl::StrCat("the response body is larger than ", t->request.max_response_bytes, " bytes",
+                       resp.content_encoding.empty() || resp.content_encoding == "identity"
+                           ? ""
+                           : " once decompressed");
+    } else if (code == CURLE_OK) {
       long status = 0;
       curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
       resp.status = static_cast<int>(status);

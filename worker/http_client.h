@@ -24,14 +24,21 @@ struct HttpRequest {
   std::string body;
   std::vector<std::string> headers;  // "Name: value"
   absl::Duration timeout = absl::Seconds(600);
+  // Largest response body accepted, counted after decompression (a small
+  // gzip body can expand to gigabytes); 0: no limit. Over it, the transfer
+  // stops with too_large set.
+  size_t max_response_bytes = 0;
 };
 
 struct HttpResponse {
   int status = 0;  // HTTP status; 0 when no response arrived
   std::string body;
-  std::string retry_after;  // Retry-After header, raw
-  std::string error;        // transport error (curl's words); empty on a response
+  std::string retry_after;       // Retry-After header, raw
+  std::string request_id;        // x-request-id header, raw
+  std::string content_encoding;  // Content-Encoding header, raw
+  std::string error;             // transport error (curl's words); empty on a response
   bool timed_out = false;
+  bool too_large = false;  // the body passed max_response_bytes (error says so)
   int curl_code = 0;
   absl::Duration elapsed;
 };

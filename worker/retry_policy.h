@@ -3,7 +3,8 @@
 // backend itself is unusable.
 //
 //   transient  429, 408, 5xx, timeouts, connection errors, a 200 whose body
-//              does not parse  -> retry with exponential backoff and jitter,
+//              does not parse, is too large or holds no answer (empty
+//              content)  -> retry with exponential backoff and jitter,
 //              honouring Retry-After, up to max_attempts
 //   question   400, 413, 422 and other 4xx -> this question fails now, with
 //              the server's message (no retry would change the answer)

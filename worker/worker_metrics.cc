@@ -14,7 +14,7 @@ WorkerMetrics::WorkerMetrics(std::string model)
                    .Name("medeval_requests_total")
                    .Help(
                        "Requests to the model by outcome: ok, rate_limited, server_error, "
-                       "client_error, timeout, connection, bad_response")
+                       "client_error, timeout, connection, bad_response, empty_answer")
                    .Register(*registry_);
   retries_ = &prometheus::BuildCounter()
                   .Name("medeval_request_retries_total")
@@ -40,7 +40,7 @@ WorkerMetrics::WorkerMetrics(std::string model)
   failed_ = &questions.Add({{"model", model_}, {"result", "failed"}});
   // Outcomes appear from the start with 0, so rates work from the first scrape.
   for (const char* o : {"ok", "rate_limited", "server_error", "client_error", "timeout",
-                        "connection", "bad_response"}) {
+                        "connection", "bad_response", "empty_answer"}) {
     // An answer is never retried: no "ok" retry series.
     outcomes_[o] = {
         &requests_->Add({{"model", model_}, {"outcome", o}}),

@@ -23,3 +23,27 @@ TEST(Utf8Test, LengthAndPrefix) {
 
 }  // namespace
 }  // namespace medeval
+
+namespace medeval {
+namespace {
+
+TEST(Utf8Test, ReplacesEachInvalidByte) {
+  size_t n = 0;
+  EXPECT_EQ(ReplaceInvalidUtf8("ok", &n), "ok");
+  EXPECT_EQ(n, 0u);
+  EXPECT_EQ(ReplaceInvalidUtf8("a\xE4\xB8<b\xFF", &n), "a\uFFFD\uFFFD<b\uFFFD");
+  EXPECT_EQ(n, 3u);
+  EXPECT_TRUE(IsValidUtf8(ReplaceInvalidUtf8("\xC0\xAF\xED\xA0\x80")));
+}
+
+TEST(Utf8Test, BlankTextIsWhatNoReaderSees) {
+  EXPECT_TRUE(IsBlankText(""));
+  EXPECT_TRUE(IsBlankText(" \t\r\n"));
+  EXPECT_TRUE(IsBlankText("\u3000\u00a0\u2003\u200b\ufeff\u2028"));
+  EXPECT_FALSE(IsBlankText(" A "));
+  EXPECT_FALSE(IsBlankText("\u3000答"));
+  EXPECT_FALSE(IsBlankText("\xFF"));
+}
+
+}  // namespace
+}  // namespace medeval
