@@ -51,14 +51,20 @@ Command AddStatusCommand(CLI::App& app) {
           std::cout << out;
           return kExitOk;
         }
-        std::cout << absl::StrFormat("%-22s %-28s %-10s %-10s %13s %9s %7s %6s %7s\n", "RUN",
+        std::cout << absl::StrFormat("%-22s %-28s %-10s %-10s %13s %9s %7s %6s %7s %9s\n", "RUN",
                                      "MODEL", "TRACK", "STATE", "DONE/TOTAL", "RATE/s", "ETA",
-                                     "FAILED", "RETRIES");
+                                     "FAILED", "RETRIES", "TRUNCATED");
         for (const auto& r : st->runs()) {
           std::cout << absl::StrFormat(
-              "%-22s %-28s %-10s %-10s %13s %9.1f %7s %6d %7d\n", r.run_id(), r.model(), r.track(),
-              r.state(), absl::StrCat(r.answered() + r.failed(), "/", r.total()), r.rate(),
-              r.state() == "running" ? ShortDuration(r.eta_s()) : "-", r.failed(), r.retries());
+              "%-22s %-28s %-10s %-10s %13s %9.1f %7s %6d %7d %9d\n", r.run_id(), r.model(),
+              r.track(), r.state(), absl::StrCat(r.answered() + r.failed(), "/", r.total()),
+              r.rate(), r.state() == "running" ? ShortDuration(r.eta_s()) : "-", r.failed(),
+              r.retries(), r.truncated());
+          if (r.truncated() > 0 && !f->run_id.empty()) {
+            std::cout << "  truncated: " << r.truncated()
+                      << " answers cut off at max_tokens (finish_reason length); raise or unset "
+                         "max_tokens\n";
+          }
           if (!f->run_id.empty()) {
             if (!r.error().empty()) std::cout << "  error: " << r.error() << "\n";
             for (const auto& q : r.failed_questions()) std::cout << "  failed: " << q << "\n";

@@ -52,6 +52,40 @@ void WarnIfReplacing(const std::string& folder, const v1::RunStatus& r, std::ost
   }
 }
 
+// What the fetched manifest says a reader must know: answers cut off at
+// max_tokens (kept as answered, listed per dataset) and served model names
+// other than the requested one.
+void PrintRunWarnings(const std::string& folder, const std::string& model, std::ostream& err) {
+  auto text = ReadFile(JoinPath(folder, "manifest.json"));
+  if (!text.ok()) return;
+  auto m = nlohmann::json::parse(*text, nullptr, false);
+  if (!m.is_object()) return;
+  auto truncated = m.find("truncated");
+  if (truncated != m.end() && truncated->is_object() && !truncated->empty()) {
+    uint64_t total = 0;
+    std::vector<std::string> parts;
+    for (const auto& [dataset, n] : truncated->items()) {
+      if (!n.is_number_unsigned()) continue;
+      total += n.get<uint64_t>();
+      parts.push_back(absl::StrCat(dataset, " ", n.get<uint64_t>()));
+    }
+    err << "medeval: " << model << ": " << total
+        << " answers were cut off at max_tokens (finish_reason length) and are kept as the "
+           "model gave them: "
+        << absl::StrJoin(parts, ", ")
+        << ". Raise or unset --max-tokens (max_tokens in the models file) for whole answers.\n";
+  }
+  auto warnings = m.find("warnings");
+  if (warnings != m.end() && warnings->is_array()) {
+    for (const auto& w : *warnings) {
+      if (w.is_string() && absl::StrContains(w.get<std::string>(), "served by model")) {
+        err << "medeval: " << model << ": warning: " << w.get<std::string>()
+            << " (a proxy or server that swaps models; see served_model in records.jsonl)\n";
+      }
+    }
+  }
+}
+
 bool SuiteHasPdfs(const Suite& suite) {
   for (const Dataset& ds : suite.datasets) {
     for (size_t i = 0; i < ds.size(); ++i) {
@@ -232,6 +266,7 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
     if (!zip.empty()) out << "  " << JoinPath(folder, zip) << "   (upload this to MedBench)\n";
     out << "  " << JoinPath(folder, "records.jsonl") << "   (every answer, reasoning, tokens)\n";
     out << "  " << JoinPath(folder, "manifest.json") << "   (settings, SHA-256 of every file)\n";
+    PrintRunWarnings(folder, r.model(), err);
     if (r.failed() > 0) {
       code = kJobFailed;
       err << "medeval: " << r.model() << ": " << r.failed() << " questions failed; their answers "

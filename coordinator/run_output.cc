@@ -4,8 +4,10 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
+#include "common/http_headers.h"
 #include "common/records.h"
 #include "common/sha256.h"
 #include "common/suite.h"
@@ -26,11 +28,35 @@ ojson ParamsJson(const v1::RequestParams& p) {
   j["extra_body"] = p.extra_body_json().empty() ? ojson(nullptr)
                                                 : ojson::parse(p.extra_body_json(), nullptr, false);
   ojson headers = ojson::object();
-  for (const auto& [k, v] : p.extra_headers()) headers[k] = v;
+  for (const auto& [k, v] : p.extra_headers()) {
+    // Credentials are refused when a run is created; a run saved before
+    // that rule still never shows one.
+    headers[k] = IsCredentialHeader(k) ? "***" : v;
+  }
   j["extra_headers"] = headers;
   j["timeout_s"] = p.timeout_s();
   j["max_attempts"] = p.max_attempts();
   return j;
+}
+
+// What a reader of the result must know: a proxy that swapped the model,
+// answers cut off at max_tokens.
+ojson RunWarnings(const v1::RunSpec& spec, const std::map<std::string, uint64_t>& served,
+                  const std::set<std::string>& requested, uint64_t truncated) {
+  ojson warnings = ojson::array();
+  std::set<std::string> asked = requested;
+  if (asked.empty()) asked.insert(spec.model());
+  for (const auto& [name, n] : served) {
+    if (asked.count(name)) continue;
+    warnings.push_back(absl::StrCat(n, " answers were served by model '", name,
+                                    "', not the requested '", absl::StrJoin(asked, "', '"), "'"));
+  }
+  if (truncated > 0) {
+    warnings.push_back(absl::StrCat(truncated,
+                                    " answers were cut off at max_tokens (finish_reason length); "
+                                    "raise or unset max_tokens"));
+  }
+  return warnings;
 }
 
 }  // namespace
@@ -49,6 +75,11 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
   ojson inputs = ojson::array(), outputs = ojson::array(), failed_list = ojson::array(),
         skipped = ojson::array();
   std::set<std::string> endpoints, workers;
+  // What the servers said they served: name -> answers.
+  std::map<std::string, uint64_t> served_models;
+  std::set<std::string> requested_models;
+  ojson truncated_by_dataset = ojson::object();
+  uint64_t truncated = 0;
   uint64_t answered = 0, failed = 0, attempts = 0, prompt_tokens = 0, completion_tokens = 0;
   std::vector<ZipEntry> zip_entries;
   uint32_t q = 0;  // global question index
@@ -89,6 +120,12 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
         failed_list.push_back(
             {{"dataset", ds.file.name}, {"line", lineno}, {"error", rec.last_error()}});
       } else {
+        if (IsTruncated(rec)) {
+          ++truncated;
+          truncated_by_dataset[ds.file.name] = truncated_by_dataset.value(ds.file.name, 0) + 1;
+        }
+        if (!rec.served_model().empty()) ++served_models[rec.served_model()];
+        if (!rec.requested_model().empty()) requested_models.insert(rec.requested_model());
         in["answer"] = rec.answer();
         absl::StrAppend(&out, in.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                         "\n");
@@ -148,6 +185,9 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
   m["submission_folder"] = folder;
   m["endpoints"] = ojson(std::vector<std::string>(endpoints.begin(), endpoints.end()));
   m["workers"] = ojson(std::vector<std::string>(workers.begin(), workers.end()));
+  ojson served = ojson::array();
+  for (const auto& [name, n] : served_models) served.push_back(name);
+  m["served_models"] = served;
   m["request"] = ParamsJson(spec.params());
   m["started"] = IsoTime(spec.created_unix_ms());
   m["finished"] = IsoTime(finished_ms);
@@ -160,12 +200,15 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
                  {"skipped_invalid", skipped.size()},
                  {"attempts", attempts},
                  {"duplicate_results", snap.duplicates},
+                 {"truncated", truncated},
                  {"prompt_tokens", prompt_tokens},
                  {"completion_tokens", completion_tokens}};
   m["inputs"] = inputs;
   m["outputs"] = outputs;
   m["skipped"] = skipped;
   m["failed"] = failed_list;
+  m["truncated"] = truncated_by_dataset;
+  m["warnings"] = RunWarnings(spec, served_models, requested_models, truncated);
   m["journal_bytes"] = snap.journal->durable_size();
   st = WriteFileAtomic(JoinPath(tmp, "manifest.json"), m.dump(2) + "\n");
   if (!st.ok()) return st;

@@ -5,6 +5,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/records.h"
 #include "common/version.h"
 #include "coordinator/scheduler_internal.h"
 
@@ -85,6 +86,7 @@ absl::Status Scheduler::AddRun(LoadedRun loaded) {
   run->holders.assign(n, 0);
   run->failure_errors = std::move(loaded.failure_errors);
   run->retries = loaded.retries;
+  run->truncated = loaded.truncated;
   run->finished = loaded.finished;
   for (uint32_t q = 0; q < n; ++q) {
     switch (run->state[q]) {
@@ -530,13 +532,15 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
     *entry.mutable_answer() = std::move(*result->mutable_answer());
   }
   const uint32_t run_num = run->num;
+  const bool truncated = !failed && IsTruncated(entry.answer());
   std::string worker_id = w->id;
-  journal_->Append(run->journal, entry.SerializeAsString(),
-                   [this, run_num, q, failed,
-                    worker_id = std::move(worker_id)](absl::StatusOr<uint64_t> offset) {
-                     // Writer thread: collected, applied once per batch.
-                     durable_batch_.push_back({run_num, q, failed, worker_id, std::move(offset)});
-                   });
+  journal_->Append(
+      run->journal, entry.SerializeAsString(),
+      [this, run_num, q, failed, truncated,
+       worker_id = std::move(worker_id)](absl::StatusOr<uint64_t> offset) {
+        // Writer thread: collected, applied once per batch.
+        durable_batch_.push_back({run_num, q, failed, worker_id, std::move(offset), truncated});
+      });
 }
 
 void Scheduler::OnDurable(Durable d) {
@@ -560,6 +564,7 @@ void Scheduler::OnDurable(Durable d) {
     ++run->failed;
   } else {
     ++run->answered;
+    if (d.truncated) ++run->truncated;
   }
   if (workers_.contains(worker_id)) {
     v1::QuestionKey* key = pending_acks_[worker_id].add_acks();

@@ -73,7 +73,8 @@ struct LoadedRun {
   std::vector<uint64_t> offset;  // journal offset of each accepted record
   // Error of each failed question ("Dataset:line: error" is built from it).
   absl::flat_hash_map<uint32_t, std::string> failure_errors;
-  uint64_t retries = 0;  // sum of (attempts - 1) over accepted records
+  uint64_t retries = 0;    // sum of (attempts - 1) over accepted records
+  uint64_t truncated = 0;  // answers cut off at max_tokens
   // Outputs of a settled run are on disk already (no merge needed).
   bool outputs_ready = false;
   absl::Time finished = absl::InfinitePast();
@@ -202,6 +203,7 @@ class Scheduler {
     bool failed;
     std::string worker_id;
     absl::StatusOr<uint64_t> offset;
+    bool truncated = false;  // an answer cut off at max_tokens
   };
   void OnDurable(Durable d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeComplete(Run* run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -40,6 +40,7 @@ struct Scheduler::Run {
   uint64_t unsynced = 0;       // accepted, not yet durable
   uint64_t duplicates = 0;
   uint64_t retries = 0;
+  uint64_t truncated = 0;  // durable answers cut off at max_tokens
   absl::flat_hash_map<uint32_t, std::string> failure_errors;
   RunPhase phase = RunPhase::kRunning;
   absl::Time finished = absl::InfinitePast();

@@ -26,6 +26,7 @@ void Scheduler::FillRunStatus(const Run& run, v1::RunStatus* out) {
   out->set_leased(run.leased);
   out->set_retries(run.retries);
   out->set_duplicates(run.duplicates);
+  out->set_truncated(run.truncated);
   out->set_created_unix_ms(run.spec.created_unix_ms());
   if (run.finished != absl::InfinitePast())
     out->set_finished_unix_ms(absl::ToUnixMillis(run.finished));

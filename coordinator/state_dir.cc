@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "common/records.h"
 
 namespace medeval {
 
@@ -219,6 +220,7 @@ absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec) 
         run.offset[e.index()] = offset;
         if (rec.attempts() > 1) run.retries += static_cast<uint64_t>(rec.attempts() - 1);
         if (e.has_failure()) run.failure_errors[e.index()] = rec.last_error();
+        if (e.has_answer() && IsTruncated(rec)) ++run.truncated;
       },
       &dropped);
   if (!journal.ok()) return journal.status();
