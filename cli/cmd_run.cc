@@ -102,18 +102,36 @@ Command AddRunCommand(CLI::App& app) {
             return kExitBadInput;
           }
           o.models = std::move(*models);
+          for (ModelRun& m : o.models) {
+            absl::Status st = f->endpoint.ApplyWorkerSide(&m.backend);
+            if (!st.ok()) {
+              std::cerr << "medeval run: " << st.message() << "\n";
+              return kExitBadInput;
+            }
+          }
         } else {
           absl::Status st = f->endpoint.Resolve();
           auto backend = st.ok() ? f->endpoint.Backend() : absl::StatusOr<BackendConfig>(st);
           auto params = f->request.Params();
-          if (!backend.ok() || !params.ok()) {
+          auto secret = f->request.WorkerHeaders();
+          if (backend.ok()) {
+            absl::Status side = f->endpoint.ApplyWorkerSide(&*backend);
+            if (!side.ok()) backend = side;
+          }
+          if (!backend.ok() || !params.ok() || !secret.ok()) {
             std::cerr << "medeval run: "
-                      << (!backend.ok() ? backend.status() : params.status()).message() << "\n";
+                      << (!backend.ok()  ? backend.status()
+                          : !params.ok() ? params.status()
+                                         : secret.status())
+                             .message()
+                      << "\n";
             return kExitBadInput;
           }
           ModelRun m;
           m.model = f->endpoint.model;
           m.backend = *backend;
+          // Credential headers travel with the workers, not the run.
+          m.backend.headers.insert(m.backend.headers.end(), secret->begin(), secret->end());
           m.params = *params;
           m.limits = f->request.Limits();
           m.workers = f->workers;

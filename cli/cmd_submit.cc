@@ -167,6 +167,17 @@ Command AddSubmitCommand(CLI::App& app) {
             std::cerr << "medeval submit: " << params.status().message() << "\n";
             return kExitBadInput;
           }
+          auto secret = f->request.WorkerHeaders();
+          if (secret.ok() && !secret->empty()) {
+            // A run's settings are saved and published: a credential would
+            // be too. The workers hold their own.
+            std::cerr << "medeval submit: --header " << secret->front().first
+                      << " is a credential; give it to the workers (medeval worker "
+                         "--header-env \""
+                      << secret->front().first
+                      << ": VARIABLE\", or header_env in the models file), not to the run\n";
+            return kExitBadInput;
+          }
           for (const std::string& m : f->models) {
             wanted.push_back({m, *params, f->request.Limits()});
           }

@@ -135,6 +135,10 @@ Command AddWorkerCommand(CLI::App& app) {
               o.adaptive_concurrency = f->adaptive;
             }
             if (!f->served_model.empty()) o.backend.served_model = f->served_model;
+            {
+              absl::Status side = f->endpoint.ApplyWorkerSide(&o.backend);
+              if (!side.ok()) return fail(side);
+            }
             auto metrics = std::make_shared<WorkerMetrics>(o.model);
             o.on_attempt_done = [metrics](const AttemptReport& r) { metrics->OnAttempt(r); };
             auto worker = std::make_shared<ManagedWorker>(o, serve);

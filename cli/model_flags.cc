@@ -3,12 +3,14 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "client/run_job.h"
 #include "common/file_util.h"
+#include "common/http_headers.h"
 #include "common/pdf_render.h"
 #include "common/url.h"
 #include "worker/api_key.h"
@@ -57,6 +59,13 @@ void EndpointFlags::Add(CLI::App* app) {
                       "Environment variable holding the API key (default: API_TOKEN, then "
                       "OPENAI_API_KEY)"));
   options.push_back(app->add_option("--api-key-file", api_key_file, "File holding the API key"));
+  options.push_back(
+      app->add_option("--header-env", header_env,
+                      "Header whose value is read from an environment variable, \"Name: VARIABLE\" "
+                      "(repeatable; for credentials: the value is sent to the model server only)"));
+  app->add_option("--max-response-bytes", max_response_bytes,
+                  "Largest response body accepted, also once decompressed (default 16 MiB)")
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 34));
   app->add_option("--retry-base-ms", retry_base_ms,
                   "First retry back-off in milliseconds (doubles each attempt)")
       ->check(CLI::PositiveNumber)
@@ -87,6 +96,20 @@ absl::StatusOr<BackendConfig> EndpointFlags::Backend() const {
   b.api_key = *key;
   b.retry_base = absl::Milliseconds(retry_base_ms);
   return b;
+}
+
+absl::Status EndpointFlags::ApplyWorkerSide(BackendConfig* backend) const {
+  std::map<std::string, std::string> from_env;
+  for (const std::string& h : header_env) {
+    auto parsed = ParseHeaderLine(h, "--header-env");
+    if (!parsed.ok()) return parsed.status();
+    from_env[parsed->first] = parsed->second;
+  }
+  auto headers = ResolveWorkerHeaders({}, from_env);
+  if (!headers.ok()) return headers.status();
+  backend->headers.insert(backend->headers.end(), headers->begin(), headers->end());
+  backend->max_response_bytes = max_response_bytes;
+  return absl::OkStatus();
 }
 
 void RequestFlags::Add(CLI::App* app) {
@@ -149,16 +172,23 @@ absl::StatusOr<v1::RequestParams> RequestFlags::Params() const {
     p.set_extra_body_json(j.dump());
   }
   for (const std::string& h : headers) {
-    size_t colon = h.find(':');
-    std::string name(absl::StripAsciiWhitespace(h.substr(0, colon)));
-    if (colon == std::string::npos || name.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--header '", h, "' must look like \"Name: value\""));
-    }
-    (*p.mutable_extra_headers())[name] =
-        std::string(absl::StripAsciiWhitespace(h.substr(colon + 1)));
+    auto parsed = ParseHeaderLine(h, "--header");
+    if (!parsed.ok()) return parsed.status();
+    if (IsCredentialHeader(parsed->first)) continue;  // the workers'
+    (*p.mutable_extra_headers())[parsed->first] = parsed->second;
   }
   return p;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RequestFlags::WorkerHeaders()
+    const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& h : headers) {
+    auto parsed = ParseHeaderLine(h, "--header");
+    if (!parsed.ok()) return parsed.status();
+    if (IsCredentialHeader(parsed->first)) out.push_back(std::move(*parsed));
+  }
+  return out;
 }
 
 }  // namespace medeval::cli

@@ -21,11 +21,16 @@ struct EndpointFlags {
   std::string api_key_env;
   std::string api_key_file;
   double retry_base_ms = 1000;
+  std::vector<std::string> header_env;  // "Name: VARIABLE"
+  size_t max_response_bytes = BackendConfig::kDefaultMaxResponseBytes;
   std::vector<CLI::Option*> options;  // those that conflict with --config
   void Add(CLI::App* app);
   // Applies the environment fallbacks; kInvalidArgument says what is missing.
   absl::Status Resolve();
   absl::StatusOr<BackendConfig> Backend() const;
+  // The worker-side settings every backend gets, --config or not: the
+  // --header-env headers (appended) and --max-response-bytes.
+  absl::Status ApplyWorkerSide(BackendConfig* backend) const;
 };
 
 struct RequestFlags {
@@ -41,8 +46,11 @@ struct RequestFlags {
   double rpm = 0;
   double tpm = 0;
   void Add(CLI::App* app);
-  // kInvalidArgument for a bad --extra-body or --header.
+  // kInvalidArgument for a bad --extra-body or --header. Credential headers
+  // (see common/http_headers.h) are not in the params: they are the
+  // workers', from WorkerHeaders.
   absl::StatusOr<v1::RequestParams> Params() const;
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> WorkerHeaders() const;
   v1::ModelLimits Limits() const;
   // Options that only make sense without --config (set: a conflict).
   std::vector<CLI::Option*> options;

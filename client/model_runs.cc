@@ -39,6 +39,9 @@ absl::StatusOr<ModelRun> ModelRunFromEntry(const ModelConfig& config, const Mode
   auto key = ResolveApiKey(e.api_key_env, e.api_key_file, /*fallbacks=*/false);
   if (!key.ok()) return where(std::string(key.status().message()));
   m.backend.api_key = *key;
+  auto headers = ResolveWorkerHeaders(e.worker_headers, e.header_env);
+  if (!headers.ok()) return where(std::string(headers.status().message()));
+  m.backend.headers = std::move(*headers);
   return m;
 }
 

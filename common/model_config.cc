@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/file_util.h"
+#include "common/http_headers.h"
 
 namespace medeval {
 namespace {
@@ -134,7 +135,8 @@ class Reader {
   std::string path_;
 };
 
-absl::Status ReadRequest(const Reader& r, const YAML::Node& n, v1::RequestParams* p) {
+absl::Status ReadRequest(const Reader& r, const YAML::Node& n, v1::RequestParams* p,
+                         std::map<std::string, std::string>* worker_headers) {
   absl::Status st = r.CheckKeys(n,
                                 {"system_prompt", "temperature", "top_p", "max_tokens", "timeout",
                                  "max_attempts", "extra_body", "headers"},
@@ -178,9 +180,17 @@ absl::Status ReadRequest(const Reader& r, const YAML::Node& n, v1::RequestParams
     } else if (key == "headers") {
       if (!v.IsMap()) return r.Error(v, "'headers' must be a mapping of header names to values");
       for (const auto& h : v) {
-        auto val = r.String(h.second, h.first.as<std::string>());
+        const std::string name = h.first.as<std::string>();
+        auto val = r.String(h.second, name);
         if (!val.ok()) return val.status();
-        (*p->mutable_extra_headers())[h.first.as<std::string>()] = *val;
+        absl::Status bad = CheckHeader(name, *val, "'headers'");
+        if (!bad.ok()) return r.Error(h.second, std::string(bad.message()));
+        if (IsCredentialHeader(name)) {
+          // A credential is the worker's, never a setting of the run.
+          (*worker_headers)[name] = *val;
+        } else {
+          (*p->mutable_extra_headers())[name] = *val;
+        }
       }
     }
   }
@@ -236,7 +246,7 @@ absl::Status ReadServe(const Reader& r, const YAML::Node& n, ServeConfig* s) {
 absl::Status ReadModelFields(const Reader& r, const YAML::Node& n, bool is_default, ModelEntry* m) {
   std::vector<std::string> keys = {"base_url", "api_key_env", "api_key_file",
                                    "workers",  "concurrency", "adaptive_concurrency",
-                                   "limits",   "request"};
+                                   "limits",   "request",     "header_env"};
   if (!is_default) {
     for (const char* k : {"name", "served_model_name", "serve"}) keys.push_back(k);
   }
@@ -270,7 +280,19 @@ absl::Status ReadModelFields(const Reader& r, const YAML::Node& n, bool is_defau
     } else if (key == "limits") {
       s = ReadLimits(r, v, &m->limits);
     } else if (key == "request") {
-      s = ReadRequest(r, v, &m->params);
+      s = ReadRequest(r, v, &m->params, &m->worker_headers);
+    } else if (key == "header_env") {
+      if (!v.IsMap()) {
+        return r.Error(v, "'header_env' must be a mapping of header names to variable names");
+      }
+      for (const auto& h : v) {
+        const std::string name = h.first.as<std::string>();
+        auto var = r.String(h.second, name);
+        if (!var.ok()) return var.status();
+        absl::Status bad = CheckHeader(name, "", "'header_env'");
+        if (!bad.ok()) return r.Error(h.first, std::string(bad.message()));
+        m->header_env[name] = *var;
+      }
     } else if (key == "serve") {
       m->has_serve = true;
       s = ReadServe(r, v, &m->serve);

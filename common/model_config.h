@@ -14,6 +14,7 @@
 //       limits: {rpm: 500, tpm: 300000}
 //       concurrency: 32
 //       request: {max_tokens: 4096, extra_body: {seed: 1}, headers: {X-Team: eval}}
+//       header_env: {X-Api-Key: GATEWAY_KEY}   # value from the environment
 //
 // Unknown keys and wrong types are errors that name the file and line.
 //
@@ -51,7 +52,11 @@ struct ModelEntry {
   bool adaptive_concurrency = false;
   v1::ModelLimits limits;
   v1::RequestParams params;  // MedBench defaults unless set
-  int line = 0;              // where the entry starts
+  // Headers only the worker holds, never part of the run: credential
+  // headers from request.headers, and header_env (name -> variable).
+  std::map<std::string, std::string> worker_headers;
+  std::map<std::string, std::string> header_env;
+  int line = 0;  // where the entry starts
 };
 
 struct ModelConfig {

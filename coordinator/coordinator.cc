@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
+#include "common/http_headers.h"
 #include "common/log.h"
 #include "common/track.h"
 #include "coordinator/coordinator_metrics.h"
@@ -35,6 +36,18 @@ absl::Status CheckSpec(const v1::RunSpec& spec) {
   }
   if (p.has_max_tokens() && p.max_tokens() <= 0) {
     return absl::InvalidArgumentError("max_tokens must be positive");
+  }
+  for (const auto& [name, value] : p.extra_headers()) {
+    absl::Status st = CheckHeader(name, value, "a request header");
+    if (!st.ok()) return st;
+    if (IsCredentialHeader(name)) {
+      // The spec is saved and published with the result; a credential
+      // belongs to the workers that send it.
+      return absl::InvalidArgumentError(
+          absl::StrCat("request header '", name,
+                       "' is a credential: runs never store credentials; give it to the workers "
+                       "(--header-env, or header_env in the models file)"));
+    }
   }
   if (spec.pdf().max_pages() < 0 || spec.pdf().max_pages() > 64) {
     return absl::InvalidArgumentError("PDF max pages must be between 1 and 64");

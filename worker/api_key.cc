@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
+#include "common/http_headers.h"
 
 namespace medeval {
 
@@ -34,6 +35,24 @@ absl::StatusOr<std::string> ResolveApiKey(const std::string& env, const std::str
     }
   }
   return std::string();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ResolveWorkerHeaders(
+    const std::map<std::string, std::string>& fixed,
+    const std::map<std::string, std::string>& from_env) {
+  std::vector<std::pair<std::string, std::string>> out(fixed.begin(), fixed.end());
+  for (const auto& [name, var] : from_env) {
+    const char* v = std::getenv(var.c_str());
+    if (v == nullptr || *v == '\0') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("header ", name, ": the variable ", var, " is not set"));
+    }
+    std::string value(absl::StripAsciiWhitespace(v));
+    absl::Status st = CheckHeader(name, value, absl::StrCat("header ", name, " (from ", var, ")"));
+    if (!st.ok()) return st;
+    out.emplace_back(name, std::move(value));
+  }
+  return out;
 }
 
 }  // namespace medeval
