@@ -43,9 +43,10 @@ TEST(SimCliTest, SigtermWithRequestsQueuedBehindCapacityExitsCleanly) {
     return absl::SimpleAtoi(absl::StripAsciiWhitespace(testing::ReadText(tmp / "port")), &port);
   }));
   const std::string base = absl::StrCat("http://127.0.0.1:", port);
-  // One request in service, three queued behind the capacity of one.
+  // One request in service, 29 queued behind the capacity of one (with a
+  // few queued the crash was rare; with 16 or more, every time).
   std::vector<std::thread> clients;
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 30; ++i) {
     clients.emplace_back([base, i] {
       testing::HttpCall(
           "POST", base + "/v1/chat/completions",
@@ -56,7 +57,7 @@ TEST(SimCliTest, SigtermWithRequestsQueuedBehindCapacityExitsCleanly) {
   }
   ASSERT_TRUE(testing::WaitFor([&] {
     auto st = testing::HttpCall("GET", base + "/stats");
-    return absl::StrContains(st.body, "\"queued\":3");
+    return absl::StrContains(st.body, "\"queued\":29");
   })) << testing::HttpCall("GET", base + "/stats").body;
   p.Kill(SIGTERM);
   EXPECT_EQ(p.Wait(absl::Seconds(10)), 0) << p.err();
