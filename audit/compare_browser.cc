@@ -116,6 +116,7 @@ json BrowserData(const std::vector<AuditReport>& reports, const ConsensusReport&
     ds["pre"] = texts.empty() ? "" : std::string(texts[0].substr(0, shared.prefix));
     ds["suf"] = texts.empty() ? "" : std::string(texts[0].substr(texts[0].size() - shared.suffix));
     const auto& cons = consensus_of[name];
+    json group_notes = json::object();  // "id 7" -> per model: what its shuffles chose
     json qs = json::array();
     for (const auto& [line, q] : questions) {
       json item;
@@ -125,8 +126,8 @@ json BrowserData(const std::vector<AuditReport>& reports, const ConsensusReport&
           t.size() >= shared.prefix + shared.suffix
               ? std::string(t.substr(shared.prefix, t.size() - shared.prefix - shared.suffix))
               : std::string(t);
-      item["id"] = q->other.is_object() && q->other.contains("id") ? q->other["id"].dump() : "";
-      item["g"] = !q->group.empty();
+      if (q->other.is_object() && q->other.contains("id")) item["id"] = q->other["id"].dump();
+      if (!q->group.empty()) item["g"] = 1;
       const uint32_t key = q->group.empty() ? line : group_start[q->group];
       if (auto c = cons.find(key); c != cons.end()) item["c"] = c->second;
       json answers = json::array();
@@ -148,19 +149,29 @@ json BrowserData(const std::vector<AuditReport>& reports, const ConsensusReport&
                     (a.untagged_reasoning ? kFlagUntagged : 0) | (unreadable ? kFlagUnreadable : 0);
         std::string note = a.problem;
         if (unreadable) note = absl::StrCat("no option read: ", a.choice_why);
-        if (a.group_state == "inconsistent" || a.group_state == "unreadable") {
-          absl::StrAppend(&note, note.empty() ? "" : "; ", "this id's shuffles chose ",
-                          GroupSummary(groups[m][a.group]));
+        // What the shuffles chose, once per id and model (not on every line).
+        if ((a.group_state == "inconsistent" || a.group_state == "unreadable") &&
+            !group_notes.contains(a.group)) {
+          json per_model_notes = json::array();
+          for (size_t k = 0; k < reports.size(); ++k) {
+            per_model_notes.push_back(groups[k].count(a.group) ? GroupSummary(groups[k][a.group])
+                                                               : "");
+          }
+          group_notes[a.group] = std::move(per_model_notes);
         }
-        answers.push_back(
+        json entry =
             json::array({a.answer.has_value() ? json(*a.answer) : json(nullptr), a.format_problem,
                          flags, std::string(Utf8Prefix(a.reasoning, kMaxReasoning)),
-                         a.letters.empty() ? "" : absl::StrCat(a.letters, " · ", a.choice), note}));
+                         a.letters.empty() ? "" : absl::StrCat(a.letters, " · ", a.choice), note});
+        // Trailing empty fields are left out: the reader treats them as "".
+        while (entry.size() > 3 && entry.back() == "") entry.erase(entry.size() - 1);
+        answers.push_back(std::move(entry));
       }
       item["a"] = std::move(answers);
       qs.push_back(std::move(item));
     }
     ds["q"] = std::move(qs);
+    if (!group_notes.empty()) ds["gs"] = std::move(group_notes);
     data["datasets"].push_back(std::move(ds));
   }
   return data;

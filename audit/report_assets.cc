@@ -154,8 +154,11 @@ const char kReportJs[] = R"JS(
     window.addEventListener('hashchange', render);
   }
 
-  function answerCell(model, a) {
-    var text = a[0], problem = a[1], flags = a[2], reasoning = a[3], chosen = a[4], note = a[5];
+  function answerCell(model, a, group, index) {
+    var text = a[0], problem = a[1] || '', flags = a[2], reasoning = a[3] || '', chosen = a[4] || '', note = a[5] || '';
+    if (group && (flags & FLAG_INCONSISTENT) && group[index]) {
+      note += (note ? '; ' : '') + "this id's shuffles chose " + group[index];
+    }
     var cell = el('div', 'ans' + (text === null ? ' null' : ''));
     cell.appendChild(el('div', 'model', model));
     if (chosen) cell.appendChild(el('div', 'chosen', 'chose ' + chosen));
@@ -201,7 +204,7 @@ const char kReportJs[] = R"JS(
       var art = el('article', 'q'); art.setAttribute('data-line', String(q.l));
       var h = el('header');
       h.appendChild(el('span', '', ds.name + ' line ' + q.l));
-      if (q.id !== '') h.appendChild(el('span', '', 'id ' + q.id));
+      if (q.id !== undefined) h.appendChild(el('span', '', 'id ' + q.id));
       if (q.g) h.appendChild(el('span', '', 'asked several times with shuffled options'));
       if (q.c !== undefined) h.appendChild(el('span', 'consensus', 'consensus of ' + DATA.consensus_models + ' models: ' + q.c));
       art.appendChild(h);
@@ -223,7 +226,8 @@ const char kReportJs[] = R"JS(
         art.appendChild(sh);
       }
       var grid = el('div', 'answers');
-      for (var i = 0; i < M; i++) grid.appendChild(answerCell(DATA.models[i], q.a[i]));
+      var group = q.g && ds.gs ? ds.gs['id ' + q.id] : null;
+      for (var i = 0; i < M; i++) grid.appendChild(answerCell(DATA.models[i], q.a[i], group, i));
       art.appendChild(grid);
       ui.list.appendChild(art);
     });

@@ -4,8 +4,8 @@
 // is drawn.
 //
 // Each model's run folder is written here, deterministically: answers in the
-// asked format (one in ten in prose instead), free-text answers of 100-500
-// characters, and for every other model a records.jsonl with 1,000 characters
+// asked format (one in ten in prose instead), free-text answers of 200-800
+// characters, and for every other model a records.jsonl with 1,500 characters
 // of reasoning per answer.
 //
 //   build/bench/compare_report [--models 10] [--data DIR] [--medeval BIN]
@@ -71,7 +71,7 @@ std::string AnswerFor(const FormatRule& rule, const std::vector<ChoiceOption>& o
       return "消化内科、普外科";
     case AnswerFormat::kFields:
     case AnswerFormat::kFreeText:
-      return Filler(rng, 100 + rng() % 400);
+      return Filler(rng, 200 + rng() % 600);
   }
   return "";
 }
@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
         if (m % 2 == 0) {
           records += nlohmann::json{{"dataset", ds.file.name},
                                     {"line", n},
-                                    {"reasoning", Filler(rng, 1000)},
+                                    {"reasoning", Filler(rng, 1500)},
                                     {"latency_s", 1.0 + (rng() % 100) / 10.0},
                                     {"usage", {{"total_tokens", 500 + rng() % 2000}}},
                                     {"finish_reason", "stop"}}

@@ -66,7 +66,8 @@ TEST_F(CompareFixture, TheBrowserShowsOwnPartsChoicesAndWhy) {
   // An inconsistent id says what its shuffles chose.
   const auto& q3 = (*exam)["q"][3];
   EXPECT_EQ(q3["a"][0][2].get<int>() & kFlagInconsistent, kFlagInconsistent);
-  EXPECT_EQ(q3["a"][0][5], "this id's shuffles chose 乙 ×2 · 甲 ×1");
+  EXPECT_EQ((*exam)["gs"]["id 2"][0], "乙 ×2 · 甲 ×1");
+  EXPECT_FALSE((*exam)["gs"].contains("id 1"));  // consistent: nothing to say
   // The cut-off answer: no option read, and why.
   const auto& q8 = (*exam)["q"][8];
   EXPECT_EQ(q8["a"][0][2].get<int>() & (kFlagTruncated | kFlagUnreadable),
