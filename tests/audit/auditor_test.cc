@@ -228,6 +228,13 @@ TEST_F(AuditorTest, ReadsZipsAndRunFolders) {
     EXPECT_EQ(a.latency_s, 1.5);
     EXPECT_EQ(a.tokens, 99);
     EXPECT_TRUE(a.truncated);
+    // Cut off at the token limit: kept and complete, but --strict fails, and
+    // the table counts it.
+    EXPECT_TRUE(r.ok(/*strict=*/false));
+    EXPECT_FALSE(r.ok(/*strict=*/true));
+    EXPECT_EQ(AuditJson(r, true)["totals"]["truncated"], 1);
+    EXPECT_TRUE(
+        absl::StrContains(AuditTable(r), "cut_off: the server stopped it at the token limit"));
   }
   EXPECT_EQ(ReadSubmission(tmp_ / "nowhere", nullptr).status().code(), absl::StatusCode::kNotFound);
 }
