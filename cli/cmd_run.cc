@@ -30,6 +30,7 @@ Command AddRunCommand(CLI::App& app) {
     bool skip_invalid = false;
     v1::PdfOptions pdf;
     bool allow_incomplete = false;
+    bool replace = false;
     bool no_probe = false;
     std::string progress = "auto";
     bool verbose = false;
@@ -67,6 +68,8 @@ Command AddRunCommand(CLI::App& app) {
                 "Leave out invalid input lines (listed in the manifest) instead of refusing");
   sub->add_flag("--allow-incomplete-zip", f->allow_incomplete,
                 "Write the upload zip even when some questions failed");
+  sub->add_flag("--replace", f->replace,
+                "Replace a result of another run found in OUT/<model>/ (otherwise refused)");
   sub->add_flag("--no-probe", f->no_probe, "Do not check the endpoints before starting");
   sub->add_option("--progress", f->progress, "auto, bar or plain")
       ->check(CLI::IsMember({"auto", "bar", "plain"}))
@@ -148,6 +151,7 @@ Command AddRunCommand(CLI::App& app) {
         o.suite.pdf = f->pdf;
         o.allow_incomplete_zip = f->allow_incomplete;
         o.out_dir = f->out;
+        o.replace = f->replace;
         o.probe = !f->no_probe;
         o.metrics_listen = f->metrics_listen;
         o.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());

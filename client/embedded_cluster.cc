@@ -16,6 +16,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(Options 
   copts.state_dir = options.state_dir;
   copts.scheduler = options.scheduler;
   copts.metrics_listen = options.metrics_listen;
+  copts.recover_all_runs = options.recover_all_runs;
   // One set of request metrics per model, shared by its workers.
   std::map<std::string, std::shared_ptr<WorkerMetrics>> metrics;
   if (!options.metrics_listen.empty()) {

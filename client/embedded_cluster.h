@@ -33,6 +33,8 @@ class EmbeddedCluster {
     // HOST:PORT for the coordinator's /metrics (with the workers' request
     // metrics, per model) and probes; empty: none.
     std::string metrics_listen;
+    // See Coordinator::Options::recover_all_runs.
+    bool recover_all_runs = true;
   };
 
   static absl::StatusOr<std::unique_ptr<EmbeddedCluster>> Start(Options options);

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -13,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "client/embedded_cluster.h"
 #include "client/progress.h"
+#include "client/run_folder.h"
 #include "common/file_util.h"
 #include "common/pdf_render.h"
 #include "common/records.h"
@@ -36,20 +38,6 @@ std::string DeterministicBytes(const google::protobuf::Message& m) {
 
 bool Finished(const v1::RunStatus& r) {
   return r.state() == "done" || r.state() == "incomplete" || r.state() == "merge-failed";
-}
-
-// A model folder holds one run's records.jsonl and manifest.json: say so when
-// a run of another track is about to replace them.
-void WarnIfReplacing(const std::string& folder, const v1::RunStatus& r, std::ostream& err) {
-  auto old = ReadFile(JoinPath(folder, "manifest.json"));
-  if (!old.ok()) return;
-  auto m = nlohmann::json::parse(*old, nullptr, false);
-  if (!m.is_object() || !m.contains("track") || !m["track"].is_string()) return;
-  if (m["track"].get<std::string>() != r.track()) {
-    err << "medeval: note: " << folder << " held a " << m["track"].get<std::string>()
-        << " run; its records.jsonl and manifest.json are replaced by this " << r.track()
-        << " run (use a separate --out per track to keep both)\n";
-  }
 }
 
 // What the fetched manifest says a reader must know: answers cut off at
@@ -114,11 +102,14 @@ absl::StatusOr<Suite> LoadSuiteForRun(const SuiteSelection& sel, std::ostream& e
   LoadOptions opts;
   opts.forced_track = sel.track.has_value() ? &*sel.track : nullptr;
   opts.only_datasets = sel.datasets;
+  // A question is sent only as the track it belongs to.
+  opts.known_names_only = true;
   auto suite = LoadSuite(sel.data_dir, opts);
   if (!suite.ok()) {
     *exit_code = suite.status().code() == absl::StatusCode::kInternal ? kJobFailed : kJobBadInput;
     return suite.status();
   }
+  for (const std::string& note : suite->notes) err << "medeval: note: " << note << "\n";
   std::vector<InputIssue> issues = suite->issues();
   for (const InputIssue& issue : issues) err << issue.ToString() << "\n";
   if (!issues.empty()) {
@@ -152,27 +143,52 @@ v1::RunSpec MakeRunSpec(const Suite& suite, const std::string& model,
   *spec.mutable_params() = params;
   spec.set_skip_invalid(skip_invalid);
   spec.set_allow_incomplete_zip(allow_incomplete_zip);
-  Sha256Hasher h;
-  h.Update(absl::StrCat("model\n", model, "\ntrack\n", spec.track(), "\n"));
-  for (const Dataset& ds : suite.datasets)
-    h.Update(absl::StrCat(ds.file.name, " ", ds.sha256, "\n"));
-  h.Update(absl::StrCat("skip_invalid ", skip_invalid, " allow_incomplete ", allow_incomplete_zip,
-                        "\n"));
+  // Everything that reaches the model but the images (and the zip rule).
+  std::string common = absl::StrCat("model\n", model, "\ntrack\n", spec.track(), "\n");
+  for (const Dataset& ds : suite.datasets) {
+    absl::StrAppend(&common, ds.file.name, " ", ds.sha256, "\n");
+  }
+  absl::StrAppend(&common, "skip_invalid ", skip_invalid, " allow_incomplete ",
+                  allow_incomplete_zip, "\n");
   if (suite.track == Track::kV4Vlm) {
     // Other pages or resolution are other inputs to the model.
     const PdfRenderOptions defaults;
     spec.mutable_pdf()->set_max_pages(selection.pdf.max_pages() > 0 ? selection.pdf.max_pages()
                                                                     : defaults.max_pages);
     spec.mutable_pdf()->set_dpi(selection.pdf.dpi() > 0 ? selection.pdf.dpi() : defaults.dpi);
-    h.Update(absl::StrCat("pdf ", spec.pdf().max_pages(), " ", spec.pdf().dpi(), "\n"));
+    absl::StrAppend(&common, "pdf ", spec.pdf().max_pages(), " ", spec.pdf().dpi(), "\n");
   }
   // Timeout and attempts do not change answers: resuming with other values is fine.
   v1::RequestParams answer_params = params;
   answer_params.clear_timeout_s();
   answer_params.clear_max_attempts();
-  h.Update(DeterministicBytes(answer_params));
+  absl::StrAppend(&common, DeterministicBytes(answer_params));
+  Sha256Hasher h;
+  // Kept in this order so runs without images keep the keys they had.
+  const std::string marker = absl::StrCat("skip_invalid ", skip_invalid);
+  const size_t split = common.find(marker);
+  h.Update(absl::string_view(common).substr(0, split));
+  // The images are what the model is shown too: another image is another
+  // run, which takes over the answers of the questions whose images did not
+  // change (answers_key).
+  std::string images;
+  for (const auto& [path, sha] : suite.image_sha256) {
+    absl::StrAppend(&images, "image ", path.size(), " ", path, " ", sha, "\n");
+  }
+  h.Update(images);
+  h.Update(absl::string_view(common).substr(split));
+  if (suite.track == Track::kV4Vlm) spec.set_answers_key(Sha256Hex(common));
   spec.set_idempotency_key(h.HexDigest());
   return spec;
+}
+
+std::string NoWorkerNotice(const std::string& model, const v1::StatusResponse& status) {
+  for (const auto& w : status.workers()) {
+    if (w.model() == model && w.connected()) return "";
+  }
+  return absl::StrCat("no worker for model ", model,
+                      " has connected; start one with `medeval worker --model ", model,
+                      " --coordinator HOST:PORT --base-url URL` (or --serve CMD)");
 }
 
 int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_ids,
@@ -181,20 +197,22 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
   ProgressReporter progress(err, options.tty);
   std::map<std::string, v1::RunStatus> last;
   std::map<std::string, std::string> aborted;  // run id -> why
+  std::set<std::string> told_no_worker;        // models
+  std::map<std::string, absl::Time> workerless_since;
   int status_errors = 0;
   while (true) {
     if (interrupted.load()) break;
     auto st = client.Status("");
     if (!st.ok()) {
       // A coordinator restarting is not the end of the run.
-      if (++status_errors % 20 == 1) err << "medeval: " << st.status().message() << "\n";
+      if (++status_errors % 20 == 1) {
+        progress.Print(absl::StrCat("medeval: ", st.status().message(), "\n"));
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
       continue;
     }
     status_errors = 0;
     std::vector<v1::RunStatus> mine;
-    int connected = 0;
-    for (const auto& w : st->workers()) connected += w.connected() ? 1 : 0;
     for (const auto& r : st->runs()) {
       if (std::find(run_ids.begin(), run_ids.end(), r.run_id()) == run_ids.end()) continue;
       last[r.run_id()] = r;
@@ -203,8 +221,20 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
         absl::Status why = options.model_error(r.model());
         if (!why.ok()) aborted[r.run_id()] = std::string(why.message());
       }
+      if (Finished(r)) continue;
+      const std::string notice = NoWorkerNotice(r.model(), *st);
+      if (notice.empty()) {
+        workerless_since.erase(r.model());
+      } else {
+        auto [it, fresh] = workerless_since.emplace(r.model(), absl::Now());
+        if (absl::Now() - it->second >= options.no_worker_notice &&
+            told_no_worker.insert(r.model()).second) {
+          progress.Print(absl::StrCat("medeval: ", notice, "\n"));
+        }
+      }
     }
-    progress.Update(mine, connected);
+    progress.Update(mine,
+                    std::vector<v1::WorkerStatus>(st->workers().begin(), st->workers().end()));
     bool all_over = mine.size() == run_ids.size();
     for (const auto& r : mine) all_over = all_over && (Finished(r) || aborted.count(r.run_id()));
     if (all_over) break;
@@ -229,6 +259,13 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
       code = kJobFailed;
       continue;
     }
+    if (!Finished(r) && options.remote) {
+      err << "medeval: " << r.model() << ": run " << id << " at " << r.answered() + r.failed()
+          << "/" << r.total() << " goes on at the coordinator (medeval status " << id
+          << "; medeval fetch " << id << " --out DIR when it is done)\n";
+      code = code == kJobOk ? kJobInterrupted : code;
+      continue;
+    }
     if (!Finished(r)) {
       err << "medeval: " << r.model() << ": interrupted at " << r.answered() + r.failed() << "/"
           << r.total() << "; the answers so far are saved. Run the same command again to "
@@ -241,7 +278,6 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
       code = kJobFailed;
       continue;
     }
-    WarnIfReplacing(folder, r, err);
     auto files = client.Fetch(id, folder);
     if (!files.ok()) {
       err << "medeval: " << r.model() << ": " << files.status().message() << "\n";
@@ -264,6 +300,27 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
       }
     }
     if (!zip.empty()) out << "  " << JoinPath(folder, zip) << "   (upload this to MedBench)\n";
+    if (zip.empty() && r.failed() == 0) {
+      // No failure, no zip: input lines no upload file can hold.
+      auto m = nlohmann::json::parse(ReadFile(JoinPath(folder, "manifest.json")).value_or("{}"),
+                                     nullptr, false);
+      if (m.is_object() && m.contains("blocking_lines") && m["blocking_lines"].is_array() &&
+          !m["blocking_lines"].empty()) {
+        code = kJobFailed;
+        err << "medeval: " << r.model() << ": no upload zip was written: these input lines are "
+            << "not JSON objects in UTF-8, so no answer file can hold them. Fix or remove them "
+            << "and run the same command again:\n";
+        size_t shown = 0;
+        for (const auto& b : m["blocking_lines"]) {
+          if (++shown > kMaxFailuresShown) {
+            err << "  ... (all of them in " << JoinPath(folder, "manifest.json") << ")\n";
+            break;
+          }
+          err << "  " << JoinPath(options.data_dir, b.value("path", "?")) << ":"
+              << b.value("line", 0) << "\n";
+        }
+      }
+    }
     out << "  " << JoinPath(folder, "records.jsonl") << "   (every answer, reasoning, tokens)\n";
     out << "  " << JoinPath(folder, "manifest.json") << "   (settings, SHA-256 of every file)\n";
     PrintRunWarnings(folder, r.model(), err);
@@ -293,6 +350,35 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
     err << "medeval: " << suite.status().message() << "\n";
     return code;
   }
+  // Everything about the output is checked before the first question.
+  std::vector<v1::RunSpec> specs;
+  const std::string state_dir = JoinPath(options.out_dir, ".medeval");
+  for (const ModelRun& m : options.models) {
+    specs.push_back(MakeRunSpec(*suite, m.model, m.params, m.limits, options.suite,
+                                options.allow_incomplete_zip));
+    const std::string folder = JoinPath(options.out_dir, ModelFolderName(m.model));
+    absl::Status st = CheckOutputFolder(folder);
+    if (!st.ok()) {
+      err << "medeval: " << m.model << ": " << st.message() << "\n";
+      return kJobBadInput;
+    }
+    const std::string other = DescribeOtherResult(folder, specs.back(), state_dir);
+    if (other.empty()) continue;
+    if (options.replace) {
+      err << "medeval: " << m.model << ": replacing the result in " << folder << " (" << other
+          << ") when this run finishes (--replace)\n";
+      continue;
+    }
+    std::vector<std::string> names;
+    for (const Dataset& ds : suite->datasets) names.push_back(ds.file.name);
+    err << "medeval: " << folder << " holds the result of another run: " << other
+        << ".\n  This run (" << TrackName(suite->track) << ", " << names.size()
+        << " datasets: " << absl::StrJoin(names, ", ") << ", "
+        << GroupedNumber(suite->question_count())
+        << " questions, its own settings) would replace it. Nothing was asked; choose another "
+           "--out, or pass --replace to replace it.\n";
+    return kJobBadInput;
+  }
   if (options.probe) {
     for (const ModelRun& m : options.models) {
       if (m.serve.has_value()) continue;  // a local server is checked when it starts
@@ -303,13 +389,11 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
       }
     }
   }
-  absl::Status st = MakeDirs(options.out_dir);
-  if (!st.ok()) {
-    err << "medeval: " << st.message() << "\n";
-    return kJobFailed;
-  }
   EmbeddedCluster::Options eo;
-  eo.state_dir = JoinPath(options.out_dir, ".medeval");
+  eo.state_dir = state_dir;
+  // Only the runs this command names are continued: other runs kept in the
+  // same folder stay as they are.
+  eo.recover_all_runs = false;
   eo.scheduler = options.scheduler;
   eo.metrics_listen = options.metrics_listen;
   for (const ModelRun& m : options.models) {
@@ -336,26 +420,40 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
         << options.out_dir << "/.medeval)\n";
   }
   std::vector<std::string> run_ids;
-  for (const ModelRun& m : options.models) {
-    v1::RunSpec spec = MakeRunSpec(*suite, m.model, m.params, m.limits, options.suite,
-                                   options.allow_incomplete_zip);
-    auto resp = (*client)->Submit(spec, *suite);
+  for (size_t i = 0; i < options.models.size(); ++i) {
+    const ModelRun& m = options.models[i];
+    auto resp = (*client)->Submit(specs[i], *suite);
     if (!resp.ok()) {
       err << "medeval: " << m.model << ": " << resp.status().message() << "\n";
+      (*cluster)->Stop(absl::ZeroDuration());
       return kJobFailed;
     }
     if (resp->resumed()) {
-      err << "medeval: " << m.model << ": continuing run " << resp->run_id() << " from "
-          << options.out_dir << "/.medeval"
+      uint64_t answered = 0, total = suite->question_count();
+      if (auto st = (*client)->Status(resp->run_id()); st.ok() && st->runs_size() > 0) {
+        answered = st->runs(0).answered();
+        total = st->runs(0).total();
+      }
+      err << "medeval: " << m.model << ": continuing run " << resp->run_id() << ": "
+          << GroupedNumber(answered) << "/" << GroupedNumber(total) << " answered"
           << (resp->reopened() > 0
                   ? absl::StrCat(" (", resp->reopened(), " failed questions asked again)")
                   : "")
           << "\n";
+    } else {
+      err << "medeval: " << m.model << ": new run " << resp->run_id() << ": "
+          << GroupedNumber(suite->question_count()) << " questions";
+      if (resp->answers_reused() > 0) {
+        err << ", " << GroupedNumber(resp->answers_reused())
+            << " answered already by an earlier run with the same question and images";
+      }
+      err << "\n";
     }
     run_ids.push_back(resp->run_id());
   }
   WaitOptions wo;
   wo.out_dir = options.out_dir;
+  wo.data_dir = options.suite.data_dir;
   wo.tty = options.tty;
   EmbeddedCluster* c = cluster->get();
   wo.model_error = [c](const std::string& model) { return c->ModelError(model); };

@@ -49,6 +49,9 @@ struct RunJobOptions {
   SuiteSelection suite;
   bool allow_incomplete_zip = false;
   std::string out_dir = "results";
+  // Replace a result of another run found in OUT/<model>/ (otherwise the run
+  // refuses to start, kJobBadInput).
+  bool replace = false;
   std::vector<ModelRun> models;
   bool tty = false;   // live progress bars
   bool probe = true;  // check each endpoint before starting
@@ -82,11 +85,21 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
                    std::ostream& out, std::ostream& err);
 
 struct WaitOptions {
-  std::string out_dir;  // fetch finished runs into out_dir/<model>/
+  std::string out_dir;   // fetch finished runs into out_dir/<model>/
+  std::string data_dir;  // the suite folder, to name input lines
   bool tty = false;
   // Why a model's runs cannot progress (all its workers failed), or OK.
   std::function<absl::Status(const std::string& model)> model_error;
+  // The runs live at a remote coordinator (`submit --wait`): stopping the
+  // wait does not stop them.
+  bool remote = false;
+  // How long a model may have no worker before the user is told to start one.
+  absl::Duration no_worker_notice = absl::Seconds(5);
 };
+
+// "no worker for model X has connected; start one with `medeval worker
+// --model X ...`" when `model` has no connected worker in `status`, else "".
+std::string NoWorkerNotice(const std::string& model, const v1::StatusResponse& status);
 
 // Shows progress until every run is finished (or interrupted), fetches each
 // finished run and prints a summary. Returns the exit code.

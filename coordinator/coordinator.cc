@@ -11,6 +11,7 @@
 #include "common/track.h"
 #include "coordinator/coordinator_metrics.h"
 #include "coordinator/run_output.h"
+#include "coordinator/run_seed.h"
 #include "coordinator/service.h"
 
 namespace medeval {
@@ -82,7 +83,7 @@ absl::Status Coordinator::Init() {
     executor_->Post([this, id] { Merge(id); });
   };
   scheduler_ = std::make_unique<Scheduler>(std::move(sopts), journal_.get());
-  Recover();
+  if (options_.recover_all_runs) Recover();
 
   auto creds = MakeServerCredentials(options_.tls);
   if (!creds.ok()) return creds.status();
@@ -137,7 +138,7 @@ void Coordinator::Recover() {
     absl::Time start = absl::Now();
     auto spec = state_->ReadSpec(id);
     absl::StatusOr<LoadedRun> run =
-        spec.ok() ? LoadRun(*state_, *spec) : absl::StatusOr<LoadedRun>(spec.status());
+        spec.ok() ? LoadStoredRun(*spec) : absl::StatusOr<LoadedRun>(spec.status());
     absl::Status st = run.ok() ? scheduler_->AddRun(std::move(*run)) : run.status();
     if (!st.ok()) {
       MEDEVAL_LOG(ERROR) << "cannot recover run " << id << ": " << st.message();
@@ -146,6 +147,36 @@ void Coordinator::Recover() {
     }
     MEDEVAL_LOG(DEBUG) << "recovered run " << id << " in " << absl::Now() - start;
   }
+}
+
+absl::StatusOr<LoadedRun> Coordinator::LoadStoredRun(const v1::RunSpec& spec) {
+  auto run = LoadRun(*state_, spec);
+  if (!run.ok()) return run.status();
+  // A VLM run is never asked without its images: they (and the rendered PDF
+  // pages) are loaded again, or the run does not come back.
+  auto images = LoadRunImages(*state_, spec, *run->suite);
+  if (!images.ok()) return images.status();
+  run->images = std::move(*images);
+  return run;
+}
+
+absl::StatusOr<std::string> Coordinator::RecoverRunByKey(const std::string& key) {
+  auto ids = state_->ListRuns();
+  if (!ids.ok()) return ids.status();
+  // Run ids sort by creation time: the latest run of the key wins.
+  for (auto it = ids->rbegin(); it != ids->rend(); ++it) {
+    auto spec = state_->ReadSpec(*it);
+    if (!spec.ok() || spec->idempotency_key() != key) continue;
+    auto run = LoadStoredRun(*spec);
+    absl::Status st = run.ok() ? scheduler_->AddRun(std::move(*run)) : run.status();
+    if (!st.ok()) {
+      return absl::Status(st.code(), absl::StrCat("cannot continue run ", *it, " stored in ",
+                                                  state_->root(), ": ", st.message()));
+    }
+    MEDEVAL_LOG(INFO) << "recovered run " << *it;
+    return *it;
+  }
+  return std::string();
 }
 
 void Coordinator::TickLoop() {
@@ -173,9 +204,20 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
   v1::SubmitResponse resp;
   if (!spec.idempotency_key().empty()) {
     std::string existing = scheduler_->FindRunByKey(spec.idempotency_key());
+    if (existing.empty() && !options_.recover_all_runs) {
+      auto recovered = RecoverRunByKey(spec.idempotency_key());
+      if (!recovered.ok()) return recovered.status();
+      existing = *recovered;
+    }
     if (!existing.empty()) {
       scheduler_->SetLimits(spec.model(), spec.limits());
       auto reopened = scheduler_->Reopen(existing);
+      // A merge in progress (a recovered run whose outputs were cut short)
+      // takes a moment; its failed questions are reopened after it.
+      for (int i = 0; i < 600 && !reopened.ok() && absl::IsUnavailable(reopened.status()); ++i) {
+        absl::SleepFor(absl::Milliseconds(50));
+        reopened = scheduler_->Reopen(existing);
+      }
       if (!reopened.ok()) return reopened.status();
       resp.set_run_id(existing);
       resp.set_resumed(true);
@@ -234,6 +276,9 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
       state_->JournalPath(run.spec.run_id()), [](uint64_t, absl::string_view) {}, &dropped);
   if (!journal.ok()) return journal.status();
   run.journal = std::move(*journal);
+  auto reused = SeedFromEarlierRun(*state_, *journal_, &run);
+  if (!reused.ok()) return reused.status();
+  resp.set_answers_reused(static_cast<uint32_t>(*reused));
   scheduler_->SetLimits(final_spec->model(), final_spec->limits());
   st = scheduler_->AddRun(std::move(run));
   if (!st.ok()) return st;

@@ -47,6 +47,10 @@ class Coordinator {
     // More metrics served beside the coordinator's own (an embedded run's
     // workers, say).
     std::vector<std::shared_ptr<const prometheus::Collectable>> extra_metrics;
+    // false: runs in the state directory are not recovered at start, only
+    // when a submission names one by its idempotency key (`medeval run`: a
+    // folder of other runs does not make this command ask their questions).
+    bool recover_all_runs = true;
   };
 
   static absl::StatusOr<std::unique_ptr<Coordinator>> Start(Options options);
@@ -76,6 +80,10 @@ class Coordinator {
   explicit Coordinator(Options options);
   absl::Status Init();
   void Recover();
+  // The run of `key` stored in the state directory, loaded and added to the
+  // scheduler; "" when there is none.
+  absl::StatusOr<std::string> RecoverRunByKey(const std::string& key);
+  absl::StatusOr<LoadedRun> LoadStoredRun(const v1::RunSpec& spec);
   void Merge(const std::string& run_id);
   void TickLoop();
 

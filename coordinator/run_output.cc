@@ -11,6 +11,7 @@
 #include "common/records.h"
 #include "common/sha256.h"
 #include "common/suite.h"
+#include "common/utf8.h"
 #include "common/version.h"
 #include "common/zip_archive.h"
 
@@ -73,7 +74,8 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
 
   std::string records;
   ojson inputs = ojson::array(), outputs = ojson::array(), failed_list = ojson::array(),
-        skipped = ojson::array();
+        skipped = ojson::array(), blocking = ojson::array();
+  uint64_t blank_lines = 0;
   std::set<std::string> endpoints, workers;
   // What the servers said they served: name -> answers.
   std::map<std::string, uint64_t> served_models;
@@ -94,9 +96,21 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
     size_t local = 0;  // next question of this dataset, by line order
     for (size_t i = 0; i < lines.size(); ++i) {
       const uint32_t lineno = static_cast<uint32_t>(i + 1);
+      if (IsBlankLine(lines[i])) continue;  // not a question: not in the upload
       if (local >= ds.size() || ds.line(local) != lineno) {
-        // Blank or skipped (invalid) line: copied as it was.
-        absl::StrAppend(&out, lines[i], "\n");
+        // A skipped (invalid) line keeps its place with an empty answer when
+        // it is a JSON object; anything else cannot go into an upload file.
+        ojson in = FindInvalidUtf8(lines[i]) == absl::string_view::npos
+                       ? ojson::parse(lines[i].begin(), lines[i].end(), nullptr, false)
+                       : ojson(ojson::value_t::discarded);
+        if (!in.is_object()) {
+          blocking.push_back({{"path", ds.file.input_path},
+                              {"line", lineno},
+                              {"reason", "not a JSON object in UTF-8: cannot be an answer line"}});
+          continue;
+        }
+        in["answer"] = "";
+        absl::StrAppend(&out, in.dump(), "\n");
         continue;
       }
       const uint32_t gq = q + static_cast<uint32_t>(local);
@@ -115,7 +129,10 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
       const v1::AnswerRecord& rec = is_failed ? entry.failure() : entry.answer();
       ojson in = ojson::parse(lines[i].begin(), lines[i].end(), nullptr, false);
       if (is_failed) {
-        absl::StrAppend(&out, lines[i], "\n");  // never a made-up answer
+        // Never a made-up answer, nor one the input already held.
+        in["answer"] = "";
+        absl::StrAppend(&out, in.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                        "\n");
         ++failed;
         failed_list.push_back(
             {{"dataset", ds.file.name}, {"line", lineno}, {"error", rec.last_error()}});
@@ -154,6 +171,7 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
                       {"sha256", ds.sha256},
                       {"lines", ds.line_count},
                       {"questions", ds.size()}});
+    blank_lines += ds.blank_lines;
     outputs.push_back({{"path", rel}, {"sha256", Sha256Hex(out)}});
     for (const InputIssue& issue : ds.issues) {
       skipped.push_back(
@@ -161,8 +179,14 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
     }
   }
 
-  const bool complete = failed == 0;
-  if (complete || spec.allow_incomplete_zip()) {
+  // Every image and PDF the questions showed the model, so `verify` covers them.
+  for (const auto& [path, sha] : snap.suite->image_sha256) {
+    inputs.push_back({{"image", path}, {"path", path}, {"sha256", sha}});
+  }
+  const bool complete = failed == 0 && blocking.empty();
+  // Lines that cannot be written as JSON lines stop the zip, whatever is allowed.
+  const bool zip_written = blocking.empty() && (complete || spec.allow_incomplete_zip());
+  if (zip_written) {
     const std::string zip = JoinPath(tmp, absl::StrCat(folder, ".zip"));
     st = WriteZip(zip, {folder}, zip_entries);
     if (!st.ok()) return st;
@@ -180,6 +204,10 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
   ojson m;
   m["medeval_version"] = kVersion;
   m["run_id"] = spec.run_id();
+  // What names the run: a later `medeval run` into this folder tells its own
+  // run from another one by it.
+  m["run_key"] = spec.idempotency_key();
+  if (!spec.answers_key().empty()) m["answers_key"] = spec.answers_key();
   m["model"] = spec.model();
   m["track"] = spec.track();
   m["submission_folder"] = folder;
@@ -193,11 +221,12 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
   m["finished"] = IsoTime(finished_ms);
   m["finished_unix_ms"] = finished_ms;
   m["complete"] = complete;
-  m["zip_written"] = complete || spec.allow_incomplete_zip();
+  m["zip_written"] = zip_written;
   m["counts"] = {{"questions", answered + failed},
                  {"answered", answered},
                  {"failed", failed},
                  {"skipped_invalid", skipped.size()},
+                 {"blank_lines_left_out", blank_lines},
                  {"attempts", attempts},
                  {"duplicate_results", snap.duplicates},
                  {"truncated", truncated},
@@ -209,6 +238,9 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
   m["failed"] = failed_list;
   m["truncated"] = truncated_by_dataset;
   m["warnings"] = RunWarnings(spec, served_models, requested_models, truncated);
+  // Input lines that no upload file can hold (not JSON, not UTF-8): the zip is
+  // not written until they are fixed or removed.
+  m["blocking_lines"] = blocking;
   m["journal_bytes"] = snap.journal->durable_size();
   st = WriteFileAtomic(JoinPath(tmp, "manifest.json"), m.dump(2) + "\n");
   if (!st.ok()) return st;

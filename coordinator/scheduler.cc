@@ -64,6 +64,18 @@ absl::Status Scheduler::AddRun(LoadedRun loaded) {
   const std::string id = loaded.spec.run_id();
   if (runs_by_id_.contains(id))
     return absl::AlreadyExistsError(absl::StrCat("run ", id, " exists"));
+  if (loaded.images == nullptr && loaded.suite != nullptr) {
+    // A question whose images were not loaded would reach the model without them.
+    for (const auto& ds : loaded.suite->datasets) {
+      for (size_t i = 0; i < ds.size(); ++i) {
+        if (!ds.images(i).empty()) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("run ", id, ": the images of ", ds.file.name, ":", ds.line(i),
+                           " are not loaded; the run cannot be asked without them"));
+        }
+      }
+    }
+  }
   auto run = std::make_unique<Run>();
   run->num = static_cast<uint32_t>(runs_.size());
   run->spec = std::move(loaded.spec);
@@ -157,6 +169,8 @@ absl::StatusOr<uint32_t> Scheduler::Reopen(const std::string& run_id) {
   if (it == runs_by_id_.end()) return absl::NotFoundError(absl::StrCat("no run ", run_id));
   Run* run = it->second;
   if (run->phase == RunPhase::kMerging) {
+    // Nothing to reopen: the merge under way writes this run's outputs.
+    if (run->failed == 0) return 0;
     return absl::UnavailableError(absl::StrCat("run ", run_id, " is writing its outputs; retry"));
   }
   uint32_t reopened = 0;
@@ -347,15 +361,12 @@ void Scheduler::AddLease(Run* run, uint32_t q, Worker* w, bool backup,
   absl::string_view text = ds.question(local);
   l->set_question(text.data(), text.size());
   for (absl::string_view img : ds.images(local)) {
-    if (run->images == nullptr) {
-      l->add_images()->set_path(std::string(img));
-      continue;
-    }
     for (const ImageBlob& b : run->images->Parts(img)) {
+      // No bytes under the lock: the stream sends them once (ImageStore).
       v1::ImagePart* part = l->add_images();
       part->set_path(b.name);
       part->set_mime_type(b.mime);
-      part->set_data(*b.data);
+      part->set_sha256(b.sha256);
     }
   }
   l->set_backup(backup);
