@@ -67,7 +67,7 @@ std::string Submit(const std::string& dir, int port, const std::string& suite) {
 
 void Throughput(int questions, int workers, int concurrency) {
   const std::string dir = bench::MakeTempDir();
-  bench::WriteSyntheticSuite(JoinPath(dir, "suite"), "Synthetic", questions);
+  bench::WriteSyntheticSuite(JoinPath(dir, "suite"), "MedHC", questions);
   const std::string sim_port_file = JoinPath(dir, "sim.port");
   pid_t sim = bench::Spawn({bench::MedevalBinary(), "sim", "--port-file", sim_port_file},
                            JoinPath(dir, "sim.log"));
@@ -142,7 +142,7 @@ void Throughput(int questions, int workers, int concurrency) {
 
 void Memory(int questions) {
   const std::string dir = bench::MakeTempDir();
-  bench::WriteSyntheticSuite(JoinPath(dir, "suite"), "Synthetic", questions);
+  bench::WriteSyntheticSuite(JoinPath(dir, "suite"), "MedHC", questions);
   int port = 0;
   pid_t coord = StartCoordinator(dir, &port);
   const long idle = bench::RssBytes(coord);
@@ -162,7 +162,7 @@ void Memory(int questions) {
 
 void Restart(int questions) {
   const std::string dir = bench::MakeTempDir();
-  bench::WriteSyntheticSuite(JoinPath(dir, "suite"), "Synthetic", questions);
+  bench::WriteSyntheticSuite(JoinPath(dir, "suite"), "MedHC", questions);
   int port = 0;
   pid_t coord = StartCoordinator(dir, &port);
   const std::string run = Submit(dir, port, JoinPath(dir, "suite"));

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
     data = JoinPath(MEDEVAL_SOURCE_DIR, "../shared/medbench/v4/LLM");
     if (!IsDirectory(data)) {
       data = JoinPath(dir, "synthetic");
-      bench::WriteSyntheticSuite(data, "Synthetic", 1620);
+      bench::WriteSyntheticSuite(data, "MedHC", 1620);
     }
   }
   std::vector<pid_t> sims;

@@ -76,11 +76,11 @@ int main(int argc, char** argv) {
     data = JoinPath(MEDEVAL_SOURCE_DIR, "../shared/medbench/v4/LLM");
     if (!IsDirectory(data)) {
       data = JoinPath(dir, "synthetic");
-      bench::WriteSyntheticSuite(data, "Synthetic", 1620);
+      bench::WriteSyntheticSuite(data, "MedHC", 1620);
     }
   }
   const std::string small = JoinPath(dir, "small");
-  bench::WriteSyntheticSuite(small, "Synthetic", 40);
+  bench::WriteSyntheticSuite(small, "MedHC", 40);
 
   const std::string port_file = JoinPath(dir, "port");
   pid_t sim = bench::Spawn({bench::MedevalBinary(), "sim", "--port-file", port_file, "--capacity",

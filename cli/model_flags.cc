@@ -66,6 +66,8 @@ void EndpointFlags::Add(CLI::App* app) {
   app->add_option("--max-response-bytes", max_response_bytes,
                   "Largest response body accepted, also once decompressed (default 16 MiB)")
       ->check(CLI::Range(size_t{1024}, size_t{1} << 34));
+  // Accepted only to say what to use instead (hidden from --help).
+  app->add_option("--api-key", api_key_cli, "")->group("");
   app->add_option("--retry-base-ms", retry_base_ms,
                   "First retry back-off in milliseconds (doubles each attempt)")
       ->check(CLI::PositiveNumber)
@@ -73,6 +75,13 @@ void EndpointFlags::Add(CLI::App* app) {
 }
 
 absl::Status EndpointFlags::Resolve() {
+  if (!api_key_cli.empty()) {
+    return absl::InvalidArgumentError(
+        "--api-key is not taken: a key on the command line is visible to every user of this "
+        "machine (ps) and stays in the shell history. Put it in a variable and pass "
+        "--api-key-env VAR (API_TOKEN and OPENAI_API_KEY are read by default), or use "
+        "--api-key-file FILE");
+  }
   if (model.empty()) model = Env("MODEL_NAME");
   if (base_url.empty()) base_url = Env("API_URL");
   if (base_url.empty()) base_url = Env("OPENAI_BASE_URL");

@@ -20,6 +20,7 @@ struct EndpointFlags {
   std::string base_url;
   std::string api_key_env;
   std::string api_key_file;
+  std::string api_key_cli;  // refused: a key on the command line is seen by every user
   double retry_base_ms = 1000;
   std::vector<std::string> header_env;  // "Name: VARIABLE"
   size_t max_response_bytes = BackendConfig::kDefaultMaxResponseBytes;

@@ -3,8 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/input_path.h"
 #include "common/media_type.h"
 #include "common/pdf_render.h"
 #include "common/sha256.h"
@@ -24,9 +26,10 @@ std::string CleanParseError(const std::string& what) {
 
 // Readable, of a type a vision request can carry (or a PDF to render), and
 // with a well-formed header: what a model would fail on is caught up front.
-std::string CheckImageFile(const std::string& path, const std::string& shown) {
+std::string CheckImageFile(const std::string& path, const std::string& shown, std::string* sha256) {
   auto bytes = ReadFile(path);
   if (!bytes.ok()) return absl::StrCat("cannot read image ", shown);
+  *sha256 = Sha256Hex(*bytes);
   const MediaType type = SniffMediaType(*bytes);
   if (type == MediaType::kUnknown) {
     return absl::StrCat("unsupported image type: ", shown, " (PNG, JPEG, GIF, WebP or PDF)");
@@ -216,6 +219,10 @@ std::string ValidateLine(absl::string_view line, bool vlm, std::string* question
     }
     if (shape.img_non_string) return "\"img_path\" list must hold strings";
     if (images->empty()) return "\"img_path\" is empty";
+  } else if (!shape.img_type.empty()) {
+    // Never sent without its images as a text question.
+    return "has \"img_path\": a question with images (VLM track), not asked as text; run it "
+           "with --track v4-vlm";
   } else {
     images->clear();
   }
@@ -224,14 +231,36 @@ std::string ValidateLine(absl::string_view line, bool vlm, std::string* question
 }
 
 absl::StatusOr<Suite> LoadSuite(const std::string& root, const LoadOptions& options) {
-  auto layout = DetectSuite(root, options.forced_track, options.only_datasets);
+  auto layout =
+      DetectSuite(root, options.forced_track, options.only_datasets, options.known_names_only);
   if (!layout.ok()) return layout.status();
   Suite suite;
-  suite.root = root;
+  suite.root = layout->root;
   suite.track = layout->track;
+  suite.notes = std::move(layout->notes);
+  const std::string root_real = ResolvedPath(suite.root);
   const bool vlm = suite.track == Track::kV4Vlm;
+  // Images are checked once each (many questions share one).
+  std::map<std::string, std::string> image_problem;
+  auto check_image = [&](const std::string& img) -> std::string {
+    auto it = image_problem.find(img);
+    if (it != image_problem.end()) return it->second;
+    std::string err;
+    const std::string ipath = JoinPath(suite.root, img);
+    if (!IsSafeRelativePath(img)) {
+      err = absl::StrCat("image path escapes the suite folder: ", img);
+    } else {
+      err = InputFileProblem(ipath, root_real, absl::StrCat("image ", img));
+      if (absl::StartsWith(err, "missing ")) err = absl::StrCat("missing image ", img);
+      std::string sha;
+      if (err.empty()) err = CheckImageFile(ipath, img, &sha);
+      if (err.empty()) suite.image_sha256[img] = sha;
+    }
+    image_problem[img] = err;
+    return err;
+  };
   for (const DatasetFile& f : layout->files) {
-    std::string path = JoinPath(root, f.input_path);
+    std::string path = JoinPath(suite.root, f.input_path);
     auto contents = ReadFile(path);
     if (!contents.ok()) return contents.status();
     Dataset ds;
@@ -243,28 +272,23 @@ absl::StatusOr<Suite> LoadSuite(const std::string& root, const LoadOptions& opti
     std::vector<std::string> images;
     for (size_t i = 0; i < lines.size(); ++i) {
       uint32_t lineno = static_cast<uint32_t>(i + 1);
-      if (IsBlankLine(lines[i])) continue;
+      if (IsBlankLine(lines[i])) {
+        ++ds.blank_lines;
+        continue;
+      }
       std::string err = ValidateLine(lines[i], vlm, &question, &images);
       if (err.empty() && vlm && options.check_images) {
         for (const auto& img : images) {
-          std::string ipath = JoinPath(root, img);
-          if (!IsSafeRelativePath(img)) {
-            err = absl::StrCat("image path escapes the suite folder: ", img);
-          } else if (!PathExists(ipath)) {
-            err = absl::StrCat("missing image ", img);
-          } else if (IsDirectory(ipath)) {
-            err = absl::StrCat("image path is a folder: ", img);
-          } else {
-            err = CheckImageFile(ipath, img);
-          }
+          err = check_image(img);
           if (!err.empty()) break;
         }
       }
       if (!err.empty()) {
         InputIssue issue{path, lineno, err, {}};
         for (const auto& img : images) {
-          if (IsSafeRelativePath(img) && PathExists(JoinPath(root, img)) &&
-              !IsDirectory(JoinPath(root, img))) {
+          // Only files that may be read travel with a submission.
+          if (IsSafeRelativePath(img) &&
+              InputFileProblem(JoinPath(suite.root, img), root_real, img).empty()) {
             issue.files.push_back(img);
           }
         }
@@ -273,12 +297,28 @@ absl::StatusOr<Suite> LoadSuite(const std::string& root, const LoadOptions& opti
       }
       ds.Add(lineno, question, images);
     }
+    if (ds.blank_lines > 0) {
+      suite.notes.push_back(absl::StrCat(
+          path, ": ", ds.blank_lines, ds.blank_lines == 1 ? " blank line is" : " blank lines are",
+          " not a question and not copied into the upload files"));
+    }
     if (ds.size() == 0 && ds.issues.empty()) {
       ds.issues.push_back({path, 0, "no questions in this file", {}});
     }
     ds.ShrinkToFit();
     suite.datasets.push_back(std::move(ds));
   }
+  // Only the images of asked questions name the run.
+  std::map<std::string, std::string> used;
+  for (const Dataset& ds : suite.datasets) {
+    for (size_t i = 0; i < ds.size(); ++i) {
+      for (absl::string_view img : ds.images(i)) {
+        auto it = suite.image_sha256.find(std::string(img));
+        if (it != suite.image_sha256.end()) used.insert(*it);
+      }
+    }
+  }
+  suite.image_sha256 = std::move(used);
   return suite;
 }
 

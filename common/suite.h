@@ -8,6 +8,7 @@
 #define MEDEVAL_COMMON_SUITE_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,7 @@ class Dataset {
   DatasetFile file;
   std::string sha256;              // of the input file's bytes
   uint32_t line_count = 0;         // physical lines, blank ones included
+  uint32_t blank_lines = 0;        // not questions; left out of the upload files
   std::vector<InputIssue> issues;  // lines that are not asked
 
   size_t size() const { return refs_.size(); }
@@ -63,6 +65,12 @@ struct Suite {
   std::string root;
   Track track = Track::kV4Llm;
   std::vector<Dataset> datasets;
+  // Files seen and not read, and other things the user should know (see
+  // SuiteLayout::notes).
+  std::vector<std::string> notes;
+  // SHA-256 of every image and PDF the asked questions use, by img_path
+  // entry: part of what the model is asked, so part of the run's identity.
+  std::map<std::string, std::string> image_sha256;
 
   size_t question_count() const;
   // Every issue of every dataset, in file and line order.
@@ -74,6 +82,9 @@ struct LoadOptions {
   std::vector<std::string> only_datasets;
   // VLM: check that every img_path names a readable file under the root.
   bool check_images = true;
+  // Names no MedBench track publishes are an error unless the track is
+  // forced (see DetectSuite).
+  bool known_names_only = false;
 };
 
 // Loads and validates the suite under `root`. Bad lines do not fail the load;
@@ -91,7 +102,7 @@ std::string ValidateLine(absl::string_view line, bool vlm, std::string* question
 std::vector<absl::string_view> SplitLines(absl::string_view contents);
 
 // True for a line holding only whitespace: such lines carry no question and
-// are copied to the output unchanged.
+// are left out of the upload files.
 bool IsBlankLine(absl::string_view line);
 
 }  // namespace medeval

@@ -31,18 +31,31 @@ struct DatasetFile {
 
 struct SuiteLayout {
   Track track;
+  // The folder the files' input paths are relative to: --data itself, or its
+  // parent when --data is one legacy dataset folder.
+  std::string root;
   std::vector<DatasetFile> files;  // sorted by name
+  // Files seen and not read (hidden files, the platform's example
+  // submission, names that only look like dataset files), said to the user.
+  std::vector<std::string> notes;
 };
 
 // Finds the dataset files under `root`: a folder of <Dataset>.jsonl is v4 (the
 // track told by the dataset names, or `forced`), a folder of
-// <Dataset>/<Dataset>_test.jsonl is legacy. `only` keeps the named datasets
-// (unknown names are an error). Errors are kInvalidArgument or kNotFound with
-// a message that says what to pass instead.
+// <Dataset>/<Dataset>_test.jsonl is legacy, and so is one such <Dataset>
+// folder on its own. `only` keeps the named datasets (unknown names are an
+// error). With `forced`, datasets the platform publishes in another track are
+// an error; with `known_names_only` and no `forced`, so are names no track
+// publishes (a question is never sent as the wrong track). Data files are
+// read only when they are regular files inside the folder (links resolved).
+// Errors are kInvalidArgument or kNotFound with a message that says what to
+// pass instead.
 absl::StatusOr<SuiteLayout> DetectSuite(const std::string& root, const Track* forced,
-                                        const std::vector<std::string>& only);
+                                        const std::vector<std::string>& only,
+                                        bool known_names_only = false);
 
 // Dataset names the platform publishes per v4 track (used for detection).
+bool IsKnownV4LlmDataset(absl::string_view name);
 bool IsKnownV4AgentDataset(absl::string_view name);
 bool IsKnownV4VlmDataset(absl::string_view name);
 

@@ -100,4 +100,16 @@ std::string UrlOrigin(absl::string_view url) {
   return std::string(url.substr(0, end));
 }
 
+absl::Status CheckHeaderValue(absl::string_view what, absl::string_view value) {
+  for (size_t i = 0; i < value.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(value[i]);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " holds ", c == '\n' || c == '\r' ? "a line break" : "a control character",
+          " at byte ", i + 1, "; it must be one line of text (nothing was sent)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace medeval

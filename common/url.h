@@ -26,6 +26,12 @@ absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view url);
 // replaced by "REDACTED".
 std::string RedactUrl(absl::string_view url);
 
+// OK when `value` can be sent as an HTTP header value: no line break or
+// other control character (a second line would be sent as another header).
+// `what` names the value in the error (never the value itself: it may be a
+// key).
+absl::Status CheckHeaderValue(absl::string_view what, absl::string_view value);
+
 // "http://host:8000" (scheme, host, port) of a URL, for health checks.
 std::string UrlOrigin(absl::string_view url);
 

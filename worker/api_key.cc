@@ -6,6 +6,7 @@
 #include "absl/strings/strip.h"
 #include "common/file_util.h"
 #include "common/http_headers.h"
+#include "common/url.h"
 
 namespace medeval {
 
@@ -16,22 +17,35 @@ absl::StatusOr<std::string> ResolveApiKey(const std::string& env, const std::str
     if (!data.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("API key file: ", data.status().message()));
     }
+    // The file's trailing newline (and surrounding spaces) is not part of
+    // the key; a second line is an error, never another header.
     std::string key(absl::StripAsciiWhitespace(*data));
     if (key.empty())
       return absl::InvalidArgumentError(absl::StrCat("API key file ", file, " is empty"));
+    absl::Status st = CheckHeaderValue(absl::StrCat("the API key in ", file), key);
+    if (!st.ok()) return st;
     return key;
   }
   if (!env.empty()) {
     const char* v = std::getenv(env.c_str());
-    if (v == nullptr || *v == '\0') {
+    if (v == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("the API key variable ", env, " is not set"));
     }
+    if (*v == '\0') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the API key variable ", env, " is set but empty"));
+    }
+    absl::Status st = CheckHeaderValue(absl::StrCat("the API key variable ", env), v);
+    if (!st.ok()) return st;
     return std::string(v);
   }
   if (fallbacks) {
     for (const char* name : {"API_TOKEN", "OPENAI_API_KEY"}) {
       const char* v = std::getenv(name);
-      if (v != nullptr && *v != '\0') return std::string(v);
+      if (v == nullptr || *v == '\0') continue;
+      absl::Status st = CheckHeaderValue(absl::StrCat("the API key variable ", name), v);
+      if (!st.ok()) return st;
+      return std::string(v);
     }
   }
   return std::string();

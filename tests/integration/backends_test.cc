@@ -43,7 +43,7 @@ class BackendsTest : public ::testing::Test {
 
 TEST_F(BackendsTest, AServedModelThatCrashesIsRestartedAndTheRunCompletes) {
   const int n = 600;
-  testing::WriteSyntheticSuite(tmp_ / "suite", "Synth", n);
+  testing::WriteSyntheticSuite(tmp_ / "suite", "MedHC", n);
   const int port = testing::FreePort();
   const std::string marker = absl::StrCat("crashme-", ::getpid());
   // The served process's command line has the real port where the worker's
@@ -91,7 +91,7 @@ TEST_F(BackendsTest, AServedModelThatNeverGetsReadyIsReported) {
 TEST_F(BackendsTest, ThreeWorkersHoldASharedRequestBudget) {
   sim::SimServer sim((sim::SimOptions()));
   ASSERT_TRUE(sim.Start().ok());
-  testing::WriteSyntheticSuite(tmp_ / "suite", "Synth", 2000);
+  testing::WriteSyntheticSuite(tmp_ / "suite", "MedHC", 2000);
   cluster_.StartCoordinator();
   for (const char* w : {"w1", "w2", "w3"}) {
     cluster_.StartWorker(w, {"--model", "m", "--concurrency", "8", "--base-url",
@@ -128,7 +128,7 @@ TEST_F(BackendsTest, A429StormPausesTheModelAndEveryQuestionFinishes) {
   o.retry_after_s = 2;
   sim::SimServer sim(o);
   ASSERT_TRUE(sim.Start().ok());
-  testing::WriteSyntheticSuite(tmp_ / "suite", "Synth", 300);
+  testing::WriteSyntheticSuite(tmp_ / "suite", "MedHC", 300);
   cluster_.StartCoordinator();
   for (const char* w : {"w1", "w2"}) {
     cluster_.StartWorker(w, {"--model", "m", "--concurrency", "4", "--base-url",

@@ -103,7 +103,7 @@ TEST_F(DistributedTest, AKilledWorkerLosesItsLeasesAndTheRunCompletes) {
   o.latency_ms = 20;
   o.capacity = 8;
   Serve(o);
-  testing::WriteSyntheticSuite(tmp_ / "suite", "Synth", 400);
+  testing::WriteSyntheticSuite(tmp_ / "suite", "MedHC", 400);
   cluster_.StartCoordinator({"--heartbeat-timeout", "5"});
   cluster_.StartWorker("doomed", WorkerArgs("m"));
   cluster_.StartWorker("survivor", WorkerArgs("m"));
@@ -127,7 +127,7 @@ TEST_F(DistributedTest, AKilledCoordinatorRestartsAndLosesNothing) {
   o.capacity = 8;
   Serve(o);
   const int n = 500;
-  testing::WriteSyntheticSuite(tmp_ / "suite", "Synth", n);
+  testing::WriteSyntheticSuite(tmp_ / "suite", "MedHC", n);
   cluster_.StartCoordinator({"--startup-grace", "2"});
   cluster_.StartWorker("w1", WorkerArgs("m"));
   cluster_.StartWorker("w2", WorkerArgs("m"));

@@ -80,7 +80,7 @@ TEST(NetnsTest, ACutWorkerLinkExpiresItsLeasesAndTheRunCompletesOnTheOther) {
   ASSERT_TRUE(hosts.Add("sim", 4));
 
   testing::TempDir tmp;
-  testing::WriteSyntheticSuite(tmp / "suite", "Synth", 400);
+  testing::WriteSyntheticSuite(tmp / "suite", "MedHC", 400);
   testing::Subprocess sim;
   std::vector<std::string> sim_argv = hosts.Exec("sim");
   sim_argv.insert(sim_argv.end(),

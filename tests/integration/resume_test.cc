@@ -22,7 +22,7 @@ using json = nlohmann::json;
 TEST(ResumeTest, KilledRunContinuesWithoutAskingAnsweredQuestionsAgain) {
   testing::TempDir tmp;
   const int n = 600;
-  testing::WriteSyntheticSuite(tmp / "suite", "Synth", n);
+  testing::WriteSyntheticSuite(tmp / "suite", "MedHC", n);
   sim::SimOptions o;
   o.latency_ms = 20;
   o.capacity = 4;  // about 200 answers/s: three seconds of work

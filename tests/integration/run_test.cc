@@ -87,24 +87,30 @@ TEST_F(RunTest, InvalidLinesAreAllReportedAndNothingIsAsked) {
                      "not json\n"
                      R"({"question": "q3", "other": {"id": 3}})"
                      "\n");
-  EXPECT_EQ(Run({"--data", data, "--model", "m", "--base-url", Url(), "--out", tmp_ / "results"}),
+  EXPECT_EQ(Run({"--data", data, "--model", "m", "--base-url", Url(), "--out", tmp_ / "results",
+                 "--track", "v4-llm"}),
             2);
   EXPECT_TRUE(absl::StrContains(err_, JoinPath(data, "A.jsonl") + ":2: missing \"other\"")) << err_;
   EXPECT_TRUE(absl::StrContains(err_, JoinPath(data, "B.jsonl") + ":1: invalid JSON")) << err_;
   EXPECT_TRUE(absl::StrContains(err_, "2 invalid input lines in 2 files")) << err_;
   EXPECT_EQ(Stats()["requests"], 0);
 
-  ASSERT_EQ(Run({"--data", data, "--model", "m", "--base-url", Url(), "--out", tmp_ / "results",
-                 "--skip-invalid"}),
-            0)
+  // "not json" cannot be an answer line: the questions are asked, no zip is
+  // written and the line is named.
+  EXPECT_EQ(Run({"--data", data, "--model", "m", "--base-url", Url(), "--out", tmp_ / "results",
+                 "--skip-invalid", "--track", "v4-llm"}),
+            1)
       << err_;
   EXPECT_EQ(Stats()["requests"], 2);
+  EXPECT_TRUE(absl::StrContains(err_, JoinPath(data, "B.jsonl") + ":1")) << err_;
+  EXPECT_FALSE(PathExists(tmp_ / "results/m/MedBench_LLM.zip"));
   json m = json::parse(testing::ReadText(tmp_ / "results/m/manifest.json"));
   EXPECT_EQ(m["counts"]["skipped_invalid"], 2);
   EXPECT_EQ(m["skipped"][0]["path"], "A.jsonl");
   EXPECT_EQ(m["skipped"][0]["line"], 2);
-  // The skipped line is kept in place, unchanged.
-  EXPECT_EQ(SplitLines(testing::ReadText(tmp_ / "results/m/MedBench_LLM/B.jsonl"))[0], "not json");
+  // The skipped JSON line is kept in place, with an empty answer.
+  EXPECT_EQ(json::parse(SplitLines(testing::ReadText(tmp_ / "results/m/MedBench_LLM/A.jsonl"))[1]),
+            json::parse(R"({"question": "q2", "answer": ""})"));
 }
 
 TEST_F(RunTest, TransientFaultsAreRetriedAndNoAnswerIsWrong) {
