@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/media_type.h"
+#include "common/sha256.h"
 
 namespace medeval {
 namespace {
@@ -55,8 +56,9 @@ absl::StatusOr<std::shared_ptr<const RunImages>> RunImages::Load(const Suite& su
           return absl::InvalidArgumentError(absl::StrCat(name, ": not an image"));
         } else {
           images->bytes_ += bytes->size();
+          const std::string sha = Sha256Hex(*bytes);
           parts.push_back(
-              {name, MimeType(type), std::make_shared<const std::string>(std::move(*bytes))});
+              {name, MimeType(type), sha, std::make_shared<const std::string>(std::move(*bytes))});
         }
       }
     }
@@ -70,11 +72,36 @@ absl::StatusOr<std::shared_ptr<const RunImages>> RunImages::Load(const Suite& su
       auto png = ReadFile(rendered[i]->pages[k]);
       if (!png.ok()) return png.status();
       images->bytes_ += png->size();
-      parts.push_back({absl::StrCat(pdf_names[i], "#page=", k + 1), "image/png",
+      const std::string sha = Sha256Hex(*png);
+      parts.push_back({absl::StrCat(pdf_names[i], "#page=", k + 1), "image/png", sha,
                        std::make_shared<const std::string>(std::move(*png))});
     }
   }
+  for (const auto& [name, parts] : images->parts_) {
+    for (const ImageBlob& b : parts) ImageStore::Global().Put(b.sha256, b.data);
+  }
   return std::shared_ptr<const RunImages>(std::move(images));
+}
+
+ImageStore& ImageStore::Global() {
+  static auto* store = new ImageStore();
+  return *store;
+}
+
+void ImageStore::Put(const std::string& sha256, const std::shared_ptr<const std::string>& data) {
+  absl::MutexLock lock(&mu_);
+  // Forget bytes no run holds any more, now and then.
+  if (bytes_.size() > 1024 && bytes_.size() % 1024 == 0) {
+    absl::erase_if(bytes_, [](const auto& kv) { return kv.second.expired(); });
+  }
+  auto& slot = bytes_[sha256];
+  if (slot.expired()) slot = data;
+}
+
+std::shared_ptr<const std::string> ImageStore::Get(const std::string& sha256) {
+  absl::MutexLock lock(&mu_);
+  auto it = bytes_.find(sha256);
+  return it == bytes_.end() ? nullptr : it->second.lock();
 }
 
 const std::vector<ImageBlob>& RunImages::Parts(absl::string_view path) const {

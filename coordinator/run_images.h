@@ -1,9 +1,12 @@
 // The images of a VLM run, held in memory by the coordinator and sent to
-// workers inside their leases (so a worker needs no access to the data). A
-// PDF report becomes its first pages rendered as PNG (cached on disk by
-// content, so a rerun does not render again); every other image goes as is.
+// workers on their streams (so a worker needs no access to the data): a
+// lease names each image by SHA-256 and the stream carries its bytes once
+// (ImageStore). A PDF report becomes its first pages rendered as PNG (cached
+// on disk by content, so a rerun does not render again); every other image
+// goes as is.
 //
-// Thread-safety: immutable once loaded; share it freely.
+// Thread-safety: RunImages is immutable once loaded; share it freely.
+// ImageStore is thread-safe.
 #ifndef MEDEVAL_COORDINATOR_RUN_IMAGES_H_
 #define MEDEVAL_COORDINATOR_RUN_IMAGES_H_
 
@@ -13,6 +16,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/pdf_render.h"
 #include "common/suite.h"
 
@@ -21,7 +25,23 @@ namespace medeval {
 struct ImageBlob {
   std::string name;  // the img_path entry, "#page=N" added for a PDF page
   std::string mime;
+  std::string sha256;  // of data
   std::shared_ptr<const std::string> data;
+};
+
+// The bytes of every loaded image by SHA-256, for the worker streams: a
+// stream looks up what its leases name without the scheduler's lock. Entries
+// live as long as a run holds the bytes.
+class ImageStore {
+ public:
+  static ImageStore& Global();
+  void Put(const std::string& sha256, const std::shared_ptr<const std::string>& data);
+  // nullptr when no loaded run holds these bytes.
+  std::shared_ptr<const std::string> Get(const std::string& sha256);
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::weak_ptr<const std::string>> bytes_ ABSL_GUARDED_BY(mu_);
 };
 
 class RunImages {

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <mutex>
+#include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +13,7 @@
 #include "common/grpc_util.h"
 #include "common/log.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/run_images.h"
 
 namespace medeval {
 namespace {
@@ -59,6 +61,16 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
 
   void Send(v1::CoordinatorMessage msg) override {
     std::lock_guard<std::mutex> lock(mu_);
+    // Each image's bytes go once per stream, before the first lease naming
+    // them; they are copied into the message at write time.
+    for (const v1::Lease& l : msg.leases()) {
+      for (const v1::ImagePart& part : l.images()) {
+        if (part.sha256().empty() || !images_sent_.insert(part.sha256()).second) continue;
+        if (auto bytes = ImageStore::Global().Get(part.sha256())) {
+          images_pending_.push_back({part.sha256(), part.mime_type(), std::move(bytes)});
+        }
+      }
+    }
     if (has_pending_) {
       MoveInto(&msg, &pending_);
     } else {
@@ -116,6 +128,13 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
     if (has_pending_ && !broken_) {
       out_.Swap(&pending_);
       pending_.Clear();
+      for (const PendingImage& img : images_pending_) {
+        v1::ImageData* d = out_.add_images();
+        d->set_sha256(img.sha256);
+        d->set_mime_type(img.mime);
+        d->set_data(*img.bytes);
+      }
+      images_pending_.clear();
       has_pending_ = false;
       writing_ = true;
       StartWrite(&out_);
@@ -133,6 +152,12 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
   std::mutex mu_;
   v1::CoordinatorMessage pending_;  // guarded by mu_
   v1::CoordinatorMessage out_;      // guarded by mu_ until handed to StartWrite
+  struct PendingImage {
+    std::string sha256, mime;
+    std::shared_ptr<const std::string> bytes;
+  };
+  std::vector<PendingImage> images_pending_;  // guarded by mu_
+  std::set<std::string> images_sent_;         // guarded by mu_
   bool has_pending_ = false;
   bool writing_ = false;
   bool broken_ = false;

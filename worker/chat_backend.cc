@@ -2,9 +2,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/http_headers.h"
 #include "common/reasoning.h"
@@ -197,6 +201,34 @@ std::string ServerErrorMessage(absl::string_view body) {
       if (j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
     }
   }
+  absl::string_view trimmed = absl::StripLeadingAsciiWhitespace(body);
+  if (absl::StartsWithIgnoreCase(trimmed, "<!doctype") ||
+      absl::StartsWithIgnoreCase(trimmed, "<html") ||
+      absl::StartsWithIgnoreCase(trimmed, "<head") ||
+      absl::StartsWithIgnoreCase(trimmed, "<body")) {
+    // A proxy's or gateway's HTML page: its title, or its first line of text.
+    std::string text;
+    const std::string lower = absl::AsciiStrToLower(trimmed);
+    size_t t = lower.find("<title>");
+    size_t te = t == std::string::npos ? std::string::npos : lower.find("</title>", t);
+    absl::string_view src = te != std::string::npos ? trimmed.substr(t + 7, te - t - 7) : trimmed;
+    bool in_tag = false;
+    for (char c : src) {
+      if (c == '<') in_tag = true;
+      if (!in_tag) text += c;
+      if (c == '>') {
+        in_tag = false;
+        text += '\n';
+      }
+    }
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      line = absl::StripAsciiWhitespace(line);
+      if (!line.empty()) {
+        return absl::StrCat("HTML page: ", Utf8Prefix(line, kMaxErrorBody));
+      }
+    }
+    return "an HTML page";
+  }
   std::string s(Utf8Prefix(body, kMaxErrorBody));
   if (body.size() > kMaxErrorBody) s += "...";
   return s;
@@ -240,6 +272,24 @@ std::string ChatBackend::Scrub(std::string message) const {
 }
 
 uint64_t ChatBackend::Ask(const v1::RunInfo& run, const v1::Lease& lease, Done done) {
+  for (const v1::ImagePart& img : lease.images()) {
+    if (!img.data().empty()) continue;
+    // A question is never sent without its images: refused, not asked.
+    AskOutcome out;
+    out.kind = AskOutcome::kFailed;
+    out.record.set_worker(config_.worker_name);
+    out.record.set_last_error(absl::StrCat("the lease carries no bytes for image ", img.path(),
+                                           "; the question was not sent without it"));
+    uint64_t id;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      id = next_id_++;
+    }
+    http_->After(absl::ZeroDuration(), [done = std::move(done), out = std::move(out)]() mutable {
+      done(std::move(out));
+    });
+    return id;
+  }
   auto st = std::make_unique<AskState>();
   st->done = std::move(done);
   const std::string& model = config_.served_model.empty() ? run.model() : config_.served_model;

@@ -236,6 +236,7 @@ void Worker::Loop() {
       if (stopping_) break;
       stream_done_ = false;
       welcomed_ = false;
+      images_.clear();  // a new stream sends its images again
       stream_ = new Stream(this, stub_.get(), options_.security, HelloLocked());
     }
     grpc::Status status;
@@ -272,7 +273,6 @@ void Worker::Loop() {
                            << (status.error_message().empty() ? "stream ended"
                                                               : status.error_message())
                            << "); reconnecting in " << absl::Trunc(wait, absl::Milliseconds(10));
-      ++stats_.reconnects;
       backoff = std::min(backoff * 2, options_.reconnect_max);
       cv_.wait_for(lock, absl::ToChronoMilliseconds(wait), [this] { return stopping_; });
     }
@@ -307,6 +307,9 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
   v1::WorkerMessage reply;
   if (msg.has_welcome()) {
     welcomed_ = true;
+    // Reconnections, not attempts: a stream welcomed after an earlier one.
+    if (stats_.ever_connected) ++stats_.reconnects;
+    stats_.ever_connected = true;
     stats_.connected = true;
     if (msg.welcome().heartbeat_interval_ms() > 0) {
       heartbeat_interval_ = absl::Milliseconds(msg.welcome().heartbeat_interval_ms());
@@ -335,8 +338,15 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
     }
   }
   if (msg.pause_ms() > 0) backend_.PauseUntil(absl::Now() + absl::Milliseconds(msg.pause_ms()));
-  for (const v1::Lease& lease : msg.leases()) {
+  for (const v1::ImageData& img : msg.images()) images_[img.sha256()] = img;
+  for (v1::Lease lease : msg.leases()) {
     ++stats_.leases;
+    for (v1::ImagePart& part : *lease.mutable_images()) {
+      if (!part.data().empty() || part.sha256().empty()) continue;
+      auto img = images_.find(part.sha256());
+      // Unknown bytes stay empty: the backend refuses the question.
+      if (img != images_.end()) part.set_data(img->second.data());
+    }
     if (draining_ || paused_) {
       reply.add_released(lease.lease_id());
     } else if (static_cast<int>(inflight_.size()) < limit_) {

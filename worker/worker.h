@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,7 +41,9 @@ struct WorkerOptions {
   int prefetch = -1;     // extra leases queued locally; -1: concurrency / 4 (at least 2)
   BackendConfig backend;
   absl::Duration reconnect_min = absl::Milliseconds(250);
-  absl::Duration reconnect_max = absl::Seconds(15);
+  // Short: a restarted coordinator waits only its start-up grace (5 s by
+  // default) for the workers that held its questions.
+  absl::Duration reconnect_max = absl::Seconds(2);
   // Answers wait this long to go out together: under load one message then
   // carries many, and the coordinator's replies (credits) batch up too.
   absl::Duration result_linger = absl::Milliseconds(1);
@@ -80,7 +83,8 @@ class Worker {
     uint64_t leases = 0;
     uint64_t answered = 0;
     uint64_t failed = 0;
-    uint64_t reconnects = 0;
+    uint64_t reconnects = 0;  // streams welcomed after an earlier one
+    bool ever_connected = false;
     bool connected = false;
     int inflight = 0;
     int queued = 0;
@@ -131,6 +135,8 @@ class Worker {
   absl::Duration heartbeat_interval_ = absl::Seconds(5);
   absl::flat_hash_map<std::string, v1::RunInfo> runs_;
   std::deque<v1::Lease> queued_;
+  // Image bytes this stream's coordinator sent, by SHA-256; leases name them.
+  std::map<std::string, v1::ImageData> images_;
   absl::flat_hash_map<uint64_t, Inflight> inflight_;      // by lease id
   absl::flat_hash_map<std::string, v1::Result> unacked_;  // by "run#index"
   bool draining_ = false;

@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/sha256.h"
+#include "coordinator/run_images.h"
 #include "gtest/gtest.h"
 #include "tests/testing/test_util.h"
 
@@ -510,6 +512,66 @@ TEST_F(SchedulerTest, DrainingAndErroredWorkersGetNoWork) {
     }
   }
   EXPECT_TRUE(listed);
+}
+
+// A VLM run: `n` questions showing img/a.png; its images loaded or not.
+LoadedRun MakeVlmRun(const std::string& dir, const std::string& id, int n, bool load_images) {
+  const std::string root = JoinPath(dir, id);
+  testing::WriteImage(JoinPath(root, "img/a.png"), "png", 16, 12);
+  std::string lines;
+  for (int i = 0; i < n; ++i) {
+    absl::StrAppend(&lines, R"({"question": "v)", i,
+                    R"(", "img_path": "img/a.png", "answer": "", "other": {"id": )", i, "}}\n");
+  }
+  testing::WriteText(JoinPath(root, "MedVQA.jsonl"), lines);
+  LoadedRun r;
+  r.spec.set_run_id(id);
+  r.spec.set_model("vlm");
+  r.spec.set_track("v4-vlm");
+  auto suite = LoadSuite(root, LoadOptions());
+  EXPECT_TRUE(suite.ok()) << suite.status();
+  r.suite = std::make_shared<const Suite>(std::move(*suite));
+  if (load_images) {
+    auto images = RunImages::Load(*r.suite, root, JoinPath(dir, "pdf"), PdfRenderOptions());
+    EXPECT_TRUE(images.ok()) << images.status();
+    r.images = *images;
+  }
+  uint64_t dropped;
+  r.journal = *JournalFile::Open(
+      JoinPath(dir, id + ".journal"), [](uint64_t, absl::string_view) {}, &dropped);
+  r.state.assign(n, kPending);
+  r.offset.assign(n, 0);
+  r.output_dir = JoinPath(dir, id + ".out");
+  return r;
+}
+
+TEST_F(SchedulerTest, AVlmRunWithoutItsImagesIsRefused) {
+  Start();
+  absl::Status st = s_->AddRun(MakeVlmRun(dir_.path(), "v1", 3, /*load_images=*/false));
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  EXPECT_NE(st.message().find("MedVQA:1"), std::string::npos) << st;
+  EXPECT_FALSE(s_->HasRun("v1"));
+}
+
+TEST_F(SchedulerTest, VlmLeasesNameTheirImagesAndCarryNoBytes) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeVlmRun(dir_.path(), "v1", 4, /*load_images=*/true)).ok());
+  RecordingChannel ch;
+  Connect(&ch, "w", "vlm", 4);
+  std::vector<v1::Lease> leases = ch.TakeLeases();
+  ASSERT_EQ(leases.size(), 4u);
+  const std::string png = testing::ReadText(dir_ / "v1/img/a.png");
+  for (const v1::Lease& l : leases) {
+    ASSERT_EQ(l.images_size(), 1);
+    EXPECT_EQ(l.images(0).path(), "img/a.png");
+    EXPECT_EQ(l.images(0).mime_type(), "image/png");
+    EXPECT_TRUE(l.images(0).data().empty()) << "bytes copied into a lease";
+    EXPECT_EQ(l.images(0).sha256(), Sha256Hex(png));
+  }
+  // The stream finds the bytes by name.
+  auto bytes = ImageStore::Global().Get(Sha256Hex(png));
+  ASSERT_NE(bytes, nullptr);
+  EXPECT_EQ(*bytes, png);
 }
 
 }  // namespace

@@ -107,6 +107,16 @@ TEST(ServerErrorMessageTest, CommonShapes) {
   EXPECT_EQ(ServerErrorMessage("upstream connect error"), "upstream connect error");
 }
 
+TEST(ServerErrorMessageTest, AnHtmlErrorPageIsOneLine) {
+  EXPECT_EQ(ServerErrorMessage("<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title>"
+                               "<style>body{}</style></head>\n<body><h1>502 Bad Gateway</h1>"
+                               "<hr><center>nginx</center></body></html>\n"),
+            "HTML page: 502 Bad Gateway");
+  EXPECT_EQ(ServerErrorMessage("<html>\n<body>\n<h1>Service Unavailable</h1>\n<p>Try later"
+                               "</p></body></html>"),
+            "HTML page: Service Unavailable");
+}
+
 // The backend against a real simulated server.
 class ChatBackendTest : public ::testing::Test {
  protected:
@@ -185,6 +195,29 @@ TEST_F(ChatBackendTest, GivesUpAfterMaxAttemptsWithTheLastError) {
   EXPECT_TRUE(absl::StrContains(out.record.last_error(), "HTTP 500: simulated server error"))
       << out.record.last_error();
   EXPECT_TRUE(absl::StrContains(out.record.last_error(), "gave up after 3 attempts"));
+}
+
+TEST_F(ChatBackendTest, ALeaseWithoutItsImageBytesIsRefusedNotSent) {
+  Serve(sim::SimOptions());
+  BackendConfig cfg;
+  cfg.endpoint = *ParseEndpoint(absl::StrCat("http://127.0.0.1:", server_->port(), "/v1"));
+  cfg.worker_name = "w1";
+  ChatBackend backend(&http_, cfg);
+  v1::RunInfo run;
+  run.set_run_id("r");
+  run.set_model("m1");
+  *run.mutable_params() = Params();
+  v1::Lease lease = MakeLease("看图");
+  v1::ImagePart* part = lease.add_images();
+  part->set_path("img/a.png");
+  part->set_mime_type("image/png");  // no bytes
+  std::promise<AskOutcome> p;
+  backend.Ask(run, lease, [&p](AskOutcome o) { p.set_value(std::move(o)); });
+  AskOutcome out = p.get_future().get();
+  EXPECT_EQ(out.kind, AskOutcome::kFailed);
+  EXPECT_TRUE(absl::StrContains(out.record.last_error(), "no bytes for image img/a.png"))
+      << out.record.last_error();
+  EXPECT_EQ(nlohmann::json::parse(server_->StatsJson())["requests"], 0);
 }
 
 TEST_F(ChatBackendTest, BadRequestFailsTheQuestionAtOnce) {
