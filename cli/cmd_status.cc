@@ -1,8 +1,7 @@
 // `medeval status`: runs and workers of a coordinator.
-#include <google/protobuf/util/json_util.h>
-
 #include <iostream>
 #include <memory>
+#include <set>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
@@ -10,6 +9,8 @@
 #include "cli/security_flags.h"
 #include "client/coordinator_client.h"
 #include "client/progress.h"
+#include "client/run_job.h"
+#include "client/status_json.h"
 
 namespace medeval::cli {
 
@@ -42,13 +43,7 @@ Command AddStatusCommand(CLI::App& app) {
           return st.status().code() == absl::StatusCode::kNotFound ? kExitBadInput : kExitFailed;
         }
         if (f->json) {
-          std::string out;
-          google::protobuf::util::JsonPrintOptions opts;
-          opts.add_whitespace = true;
-          opts.always_print_primitive_fields = true;
-          opts.preserve_proto_field_names = true;
-          (void)google::protobuf::util::MessageToJsonString(*st, &out, opts);
-          std::cout << out;
+          std::cout << ProtoToJson(*st).dump(2) << "\n";
           return kExitOk;
         }
         std::cout << absl::StrFormat("%-22s %-28s %-10s %-10s %13s %9s %7s %6s %7s %9s\n", "RUN",
@@ -71,6 +66,12 @@ Command AddStatusCommand(CLI::App& app) {
           }
         }
         if (st->runs().empty()) std::cout << "(no runs)\n";
+        std::set<std::string> told;
+        for (const auto& r : st->runs()) {
+          if (r.state() != "running" || !told.insert(r.model()).second) continue;
+          const std::string notice = NoWorkerNotice(r.model(), *st);
+          if (!notice.empty()) std::cout << "note: " << notice << "\n";
+        }
         std::cout << "\n"
                   << absl::StrFormat("%-26s %-28s %9s %9s  %s\n", "WORKER", "MODEL", "IN FLIGHT",
                                      "ANSWERED", "ENDPOINT / STATE");

@@ -202,16 +202,17 @@ Command AddSubmitCommand(CLI::App& app) {
         }
         if (!f->wait) return kExitOk;
         static std::atomic<bool> interrupted{false};
-        WatchTerminationSignals([](int) { interrupted = true; });
+        WatchTerminationSignals([](int) {
+          if (!interrupted.exchange(true)) {
+            std::cerr << "\nmedeval submit: stopped watching; the runs go on at the coordinator "
+                         "(medeval status, then medeval fetch RUN_ID --out DIR)\n";
+          }
+        });
         WaitOptions wo;
+        wo.remote = true;
         wo.out_dir = f->out;
         wo.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
-        int rc = WaitAndFetch(**client, ids, wo, interrupted, std::cout, std::cerr);
-        if (rc == kJobInterrupted) {
-          std::cerr << "medeval submit: stopped watching; the runs go on at the coordinator "
-                       "(medeval status / fetch)\n";
-        }
-        return rc;
+        return WaitAndFetch(**client, ids, wo, interrupted, std::cout, std::cerr);
       }};
 }
 

@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "absl/strings/str_cat.h"
+
 namespace medeval::cli {
 
 void ClientSecurityFlags::Add(CLI::App* app) {
@@ -16,6 +18,14 @@ void ClientSecurityFlags::Add(CLI::App* app) {
 }
 
 absl::StatusOr<ClientSecurity> ClientSecurityFlags::Resolve() const {
+  if (const size_t scheme = coordinator.find("://"); scheme != std::string::npos) {
+    // gRPC would try to resolve "http" as a host name.
+    std::string host_port = coordinator.substr(scheme + 3);
+    while (!host_port.empty() && host_port.back() == '/') host_port.pop_back();
+    return absl::InvalidArgumentError(
+        absl::StrCat("--coordinator takes HOST:PORT, not a URL: pass --coordinator ", host_port,
+                     " (TLS is turned on with --tls-ca, not with https://)"));
+  }
   ClientSecurity s;
   s.ca_file = tls_ca;
   s.cert_file = tls_cert;

@@ -34,6 +34,16 @@ std::mutex& PrefixMu() {
   return mu;
 }
 
+std::mutex& SinkMu() {
+  static std::mutex mu;
+  return mu;
+}
+
+std::function<void(const std::string&)>& Sink() {
+  static auto* sink = new std::function<void(const std::string&)>();
+  return *sink;
+}
+
 std::string& Prefix() {
   static std::string prefix;
   return prefix;
@@ -63,6 +73,11 @@ void SetLogPrefix(const std::string& prefix) {
   Prefix() = prefix;
 }
 
+void SetLogSink(std::function<void(const std::string& line)> sink) {
+  std::lock_guard<std::mutex> lock(SinkMu());
+  Sink() = std::move(sink);
+}
+
 LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(level) {
   const char* base = std::strrchr(file, '/');
   stream_ << LevelTag(level) << ' '
@@ -77,6 +92,13 @@ LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(leve
 LogMessage::~LogMessage() {
   stream_ << '\n';
   const std::string s = stream_.str();
+  {
+    std::lock_guard<std::mutex> lock(SinkMu());
+    if (Sink()) {
+      Sink()(s);
+      return;
+    }
+  }
   // One write(2) per line keeps concurrent lines whole.
   ssize_t unused = ::write(STDERR_FILENO, s.data(), s.size());
   (void)unused;

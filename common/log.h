@@ -5,6 +5,7 @@
 #ifndef MEDEVAL_COMMON_LOG_H_
 #define MEDEVAL_COMMON_LOG_H_
 
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -19,6 +20,10 @@ LogLevel GetLogLevel();
 // A prefix for every line (e.g. "worker-1"), useful when several components
 // share one process's stderr.
 void SetLogPrefix(const std::string& prefix);
+// Where lines go instead of stderr (a live progress display prints them
+// above itself); nullptr: back to stderr. The sink is called from any thread
+// with one whole line, "\n" included.
+void SetLogSink(std::function<void(const std::string& line)> sink);
 
 class LogMessage {
  public:

@@ -2,6 +2,7 @@
 
 #include <future>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/url.h"
@@ -26,8 +27,22 @@ absl::Status ProbeEndpoint(const BackendConfig& backend, const v1::RequestParams
   HttpResponse r = done.get_future().get();
   const std::string url = RedactUrl(backend.endpoint.base);
   if (!r.error.empty()) {
+    if (absl::StartsWithIgnoreCase(backend.endpoint.base, "https://") &&
+        (absl::StrContains(r.error, "SSL") || absl::StrContains(r.error, "TLS") ||
+         absl::StrContains(r.error, "wrong version number"))) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot reach the model server at ", url, " over https: ", r.error,
+                       "; if the server speaks plain HTTP, use http:// in --base-url"));
+    }
     return absl::UnavailableError(
         absl::StrCat("cannot reach the model server at ", url, ": ", r.error, "; is it running?"));
+  }
+  if ((r.status == 401 || r.status == 403) && backend.api_key.empty()) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the model server at ", url, " requires an API key (HTTP ", r.status, ": ",
+        ServerErrorMessage(r.body),
+        ") and none was sent: set API_TOKEN or OPENAI_API_KEY, or pass --api-key-env VAR or "
+        "--api-key-file F"));
   }
   if (r.status == 401 || r.status == 403) {
     std::string msg = ServerErrorMessage(r.body);
