@@ -276,7 +276,8 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
       state_->JournalPath(run.spec.run_id()), [](uint64_t, absl::string_view) {}, &dropped);
   if (!journal.ok()) return journal.status();
   run.journal = std::move(*journal);
-  auto reused = SeedFromEarlierRun(*state_, *journal_, &run);
+  auto reused = SeedFromEarlierRun(
+      *state_, *journal_, [this](const std::string& id) { return scheduler_->HasRun(id); }, &run);
   if (!reused.ok()) return reused.status();
   resp.set_answers_reused(static_cast<uint32_t>(*reused));
   scheduler_->SetLimits(final_spec->model(), final_spec->limits());

@@ -26,6 +26,7 @@ bool ImageIdentity(const Suite& suite, const Dataset& ds, size_t i,
 }  // namespace
 
 absl::StatusOr<size_t> SeedFromEarlierRun(const StateDir& dir, JournalWriter& writer,
+                                          const std::function<bool(const std::string&)>& in_use,
                                           LoadedRun* run) {
   const v1::RunSpec& spec = run->spec;
   if (spec.answers_key().empty()) return 0;
@@ -40,7 +41,7 @@ absl::StatusOr<size_t> SeedFromEarlierRun(const StateDir& dir, JournalWriter& wr
       earlier = std::move(*s);
     }
   }
-  if (!earlier.has_value()) return 0;
+  if (!earlier.has_value() || in_use(earlier->run_id())) return 0;
   auto old = LoadRun(dir, *earlier);
   if (!old.ok()) {
     // Asking everything again is correct, only slower: say so and go on.

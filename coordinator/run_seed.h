@@ -8,6 +8,9 @@
 #ifndef MEDEVAL_COORDINATOR_RUN_SEED_H_
 #define MEDEVAL_COORDINATOR_RUN_SEED_H_
 
+#include <functional>
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "coordinator/journal.h"
 #include "coordinator/scheduler.h"
@@ -18,7 +21,10 @@ namespace medeval {
 // Finds the latest earlier run with `run->spec.answers_key()` (and another
 // idempotency key) in `dir`, journals its answers of the unchanged questions
 // as answers of `run` and marks them answered. Returns how many were taken.
+// A run for which `in_use` is true (loaded and maybe still journaling) is not
+// read: its questions are asked again instead.
 absl::StatusOr<size_t> SeedFromEarlierRun(const StateDir& dir, JournalWriter& writer,
+                                          const std::function<bool(const std::string&)>& in_use,
                                           LoadedRun* run);
 
 }  // namespace medeval
