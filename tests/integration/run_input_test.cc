@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
@@ -43,9 +44,11 @@ class RunInputTest : public ::testing::Test {
   int Requests() const { return json::parse(sim_->StatsJson())["requests"].get<int>(); }
   int Run(const std::string& data, std::vector<std::string> extra = {},
           std::map<std::string, std::string> env = {}) {
-    std::vector<std::string> a = {"run",        data,  "--model", "m",
-                                  "--base-url", Url(), "--out",   tmp_ / "results"};
-    a.insert(a.begin() + 1, "--data");
+    std::vector<std::string> a = {"run", "--data", data, "--model", "m", "--base-url", Url()};
+    if (std::find(extra.begin(), extra.end(), "--out") == extra.end()) {
+      a.push_back("--out");
+      a.push_back(tmp_ / "results");
+    }
     a.insert(a.end(), extra.begin(), extra.end());
     return testing::RunMedeval(a, tmp_.path(), &out_, &err_, env, absl::Seconds(60));
   }
