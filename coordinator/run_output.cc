@@ -60,6 +60,19 @@ ojson RunWarnings(const v1::RunSpec& spec, const std::map<std::string, uint64_t>
   return warnings;
 }
 
+// A line whose question is not answered: as it was when its answer is
+// already empty, else with the answer emptied (a prefilled answer is never
+// submitted as the model's).
+void AppendWithEmptyAnswer(absl::string_view line, ojson* in, std::string* out) {
+  auto it = in->find("answer");
+  if (it == in->end() || (it->is_string() && it->get<std::string>().empty())) {
+    absl::StrAppend(out, line, "\n");
+    return;
+  }
+  (*in)["answer"] = "";
+  absl::StrAppend(out, in->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "\n");
+}
+
 }  // namespace
 
 absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_dir) {
@@ -109,8 +122,7 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
                               {"reason", "not a JSON object in UTF-8: cannot be an answer line"}});
           continue;
         }
-        in["answer"] = "";
-        absl::StrAppend(&out, in.dump(), "\n");
+        AppendWithEmptyAnswer(lines[i], &in, &out);
         continue;
       }
       const uint32_t gq = q + static_cast<uint32_t>(local);
@@ -130,9 +142,7 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
       ojson in = ojson::parse(lines[i].begin(), lines[i].end(), nullptr, false);
       if (is_failed) {
         // Never a made-up answer, nor one the input already held.
-        in["answer"] = "";
-        absl::StrAppend(&out, in.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                        "\n");
+        AppendWithEmptyAnswer(lines[i], &in, &out);
         ++failed;
         failed_list.push_back(
             {{"dataset", ds.file.name}, {"line", lineno}, {"error", rec.last_error()}});
