@@ -118,7 +118,11 @@ TEST(DetectSuiteTest, TellsTracksByDatasetNames) {
   WriteText(dir / "mixed/MedOCR.jsonl", kGood);
   EXPECT_FALSE(DetectSuite(dir / "mixed", nullptr, {}).ok());
   Track llm = Track::kV4Llm;
-  EXPECT_EQ(DetectSuite(dir / "mixed", &llm, {})->track, Track::kV4Llm);
+  // A --track that some datasets do not belong to is refused, naming them.
+  auto forced = DetectSuite(dir / "mixed", &llm, {});
+  ASSERT_FALSE(forced.ok());
+  EXPECT_TRUE(absl::StrContains(forced.status().message(), "MedCOT (v4-agent)"))
+      << forced.status();
 }
 
 TEST(LoadSuiteTest, RealSharedSuites) {
@@ -181,7 +185,7 @@ TEST(LoadSuiteTest, VlmImagesAreCheckedBeforeTheRun) {
   EXPECT_TRUE(absl::StartsWith(issues[3].ToString(), f + ":6: damaged PDF MedVQA/cut.pdf"))
       << issues[3].ToString();
   EXPECT_EQ(issues[4].ToString(), f + ":7: image path escapes the suite folder: ../outside.png");
-  EXPECT_EQ(issues[5].ToString(), f + ":8: image path is a folder: MedVQA");
+  EXPECT_EQ(issues[5].ToString(), f + ":8: image MedVQA is a folder, not a regular file; not read");
 }
 
 TEST(LoadSuiteTest, RealVlmSuiteReportsMissingImages) {

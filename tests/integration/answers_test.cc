@@ -230,7 +230,7 @@ TEST_F(AnswersTest, StatusShowsTheCutOffCountAndSubmitRefusesCredentials) {
   ASSERT_TRUE(cluster.WaitRunFinished(ids[0]));
   ASSERT_EQ(cluster.Cli({"status", ids[0], "--json"}, &out, &err), 0) << err;
   json st = json::parse(out);
-  EXPECT_GT(std::stoi(st["runs"][0]["truncated"].get<std::string>()), 0) << out;
+  EXPECT_GT(st["runs"][0]["truncated"].get<int>(), 0) << out;
   ASSERT_EQ(cluster.Cli({"status", ids[0]}, &out, &err), 0) << err;
   EXPECT_TRUE(absl::StrContains(out, "TRUNCATED")) << out;
   EXPECT_TRUE(absl::StrContains(out, "cut off at max_tokens")) << out;
