@@ -112,7 +112,7 @@ TEST(NetnsTest, ACutWorkerLinkExpiresItsLeasesAndTheRunCompletesOnTheOther) {
     if (j.is_discarded() || j["runs"].empty()) return -1;
     if (j["runs"][0]["state"] == "done") return 1 << 30;
     int n = 0;
-    (void)absl::SimpleAtoi(j["runs"][0]["answered"].get<std::string>(), &n);
+    n = j["runs"][0]["answered"].get<int>();
     return n;
   };
   ASSERT_TRUE(testing::WaitFor([&] { return answered() >= 100; }, absl::Seconds(60)));
