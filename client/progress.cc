@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "worker/endpoint_health.h"
 
 namespace medeval {
 
@@ -33,6 +34,13 @@ std::string ProgressReporter::Line(const v1::RunStatus& r, bool bar, int width) 
                         r.rate(), r.state() == "running" ? ShortDuration(r.eta_s()) : "-");
   absl::StrAppendFormat(&s, " retries %d failed %d", r.retries(), r.failed());
   if (r.state() != "running") s += absl::StrCat(" (", r.state(), ")");
+  if (r.endpoint_state().down()) s += absl::StrCat(" -- ", EndpointDownText(r.endpoint_state()));
+  if (r.paused_until_unix_ms() > 0) {
+    s += absl::StrCat(" -- paused until ",
+                      absl::FormatTime("%H:%M:%S", absl::FromUnixMillis(r.paused_until_unix_ms()),
+                                       absl::LocalTimeZone()),
+                      " (429 with Retry-After)");
+  }
   return s;
 }
 

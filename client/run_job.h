@@ -55,6 +55,9 @@ struct RunJobOptions {
   absl::Duration drain_grace = absl::Seconds(3);
   Scheduler::Options scheduler;
   std::string metrics_listen;  // see EmbeddedCluster::Options
+  // A model whose endpoint stays down this long stops the run (exit 1, the
+  // answers so far saved, no question failed).
+  absl::Duration endpoint_down_timeout = absl::Minutes(10);
 };
 
 // Exit codes.
@@ -86,6 +89,9 @@ struct WaitOptions {
   bool tty = false;
   // Why a model's runs cannot progress (all its workers failed), or OK.
   std::function<absl::Status(const std::string& model)> model_error;
+  // Stop waiting for a run whose endpoint has been down this long
+  // (distributed runs wait: infinite).
+  absl::Duration endpoint_down_timeout = absl::InfiniteDuration();
 };
 
 // Shows progress until every run is finished (or interrupted), fetches each
