@@ -77,6 +77,8 @@ class Coordinator {
   absl::Status Init();
   void Recover();
   void Merge(const std::string& run_id);
+  // Loads a just-stored run (images, journal) and hands it to the scheduler.
+  absl::Status AddCreatedRun(const v1::RunSpec& final_spec, std::shared_ptr<Suite> suite);
   void TickLoop();
 
   const Options options_;

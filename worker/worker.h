@@ -120,6 +120,7 @@ class Worker {
   void OnAttempt(bool throttled);
 
   WorkerOptions options_;
+  const std::string instance_id_;  // random: tells a reconnect from a namesake
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 
   std::mutex mu_;
