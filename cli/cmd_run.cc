@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "absl/strings/str_split.h"
+#include "cli/batch_flags.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "cli/signals.h"
@@ -36,6 +37,7 @@ Command AddRunCommand(CLI::App& app) {
     std::string metrics_listen;
     EndpointFlags endpoint;
     RequestFlags request;
+    BatchFlags batch;
     std::vector<CLI::Option*> per_model;  // conflict with --config
   };
   auto f = std::make_shared<Flags>();
@@ -77,6 +79,7 @@ Command AddRunCommand(CLI::App& app) {
   f->endpoint.Add(sub);
   f->request.Add(sub);
   AddPdfFlags(sub, &f->pdf);
+  f->batch.Add(sub, /*state_dir_flag=*/false);
 
   return {
       sub, [f]() -> int {
@@ -108,6 +111,9 @@ Command AddRunCommand(CLI::App& app) {
               std::cerr << "medeval run: " << st.message() << "\n";
               return kExitBadInput;
             }
+            const bool on = m.batch.enabled || f->batch.batch;
+            m.batch = f->batch.Settings();
+            m.batch.enabled = on;
           }
         } else {
           absl::Status st = f->endpoint.Resolve();
@@ -134,6 +140,8 @@ Command AddRunCommand(CLI::App& app) {
           m.backend.headers.insert(m.backend.headers.end(), secret->begin(), secret->end());
           m.params = *params;
           m.limits = f->request.Limits();
+          m.price = f->request.Price();
+          m.batch = f->batch.Settings();
           m.workers = f->workers;
           m.concurrency = f->concurrency;
           m.adaptive_concurrency = f->adaptive;

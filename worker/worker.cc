@@ -150,6 +150,18 @@ Worker::Worker(WorkerOptions options)
   hooks.on_attempt = [this](bool throttled) { OnAttempt(throttled); };
   hooks.on_attempt_done = options_.on_attempt_done;
   backend_.SetHooks(std::move(hooks));
+  if (options_.batch.enabled) {
+    batch_ = std::make_unique<BatchRunner>(&http_, &backend_, options_.backend, options_.batch,
+                                           options_.model);
+  }
+}
+
+void Worker::CancelAsk(uint64_t ask_id) {
+  if (batch_ != nullptr) {
+    batch_->Cancel(ask_id);
+  } else {
+    backend_.Cancel(ask_id);
+  }
 }
 
 void Worker::OnGrantDemand() {
@@ -278,7 +290,7 @@ void Worker::Loop() {
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [id, f] : inflight_) backend_.Cancel(f.ask_id);
+  for (auto& [id, f] : inflight_) CancelAsk(f.ask_id);
   inflight_.clear();
   stopped_ = true;
   cv_.notify_all();
@@ -330,7 +342,7 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
     }
     auto it = inflight_.find(id);
     if (it != inflight_.end()) {
-      backend_.Cancel(it->second.ask_id);
+      CancelAsk(it->second.ask_id);
       inflight_.erase(it);
     }
   }
@@ -361,9 +373,9 @@ void Worker::StartLocked(const v1::Lease& lease) {
   }
   const uint64_t lease_id = lease.lease_id();
   const v1::QuestionKey key = lease.key();
-  uint64_t ask = backend_.Ask(run->second, lease, [this, lease_id, key](AskOutcome o) {
-    OnAsked(lease_id, key, std::move(o));
-  });
+  auto done = [this, lease_id, key](AskOutcome o) { OnAsked(lease_id, key, std::move(o)); };
+  uint64_t ask = batch_ != nullptr ? batch_->Ask(run->second, lease, std::move(done))
+                                   : backend_.Ask(run->second, lease, std::move(done));
   inflight_[lease_id] = Inflight{ask, key};
 }
 
@@ -435,7 +447,7 @@ void Worker::FailLocked(const std::string& error) {
   for (const v1::Lease& l : queued_) msg.add_released(l.lease_id());
   queued_.clear();
   for (const auto& [id, f] : inflight_) {
-    backend_.Cancel(f.ask_id);
+    CancelAsk(f.ask_id);
     msg.add_released(id);
   }
   inflight_.clear();
@@ -454,7 +466,7 @@ void Worker::Pause(const std::string& why) {
   for (const v1::Lease& l : queued_) msg.add_released(l.lease_id());
   queued_.clear();
   for (const auto& [id, f] : inflight_) {
-    backend_.Cancel(f.ask_id);
+    CancelAsk(f.ask_id);
     msg.add_released(id);
   }
   MEDEVAL_LOG(WARNING) << "pausing (" << why << "): handing back " << msg.released_size()

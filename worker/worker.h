@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "common/grpc_util.h"
 #include "proto/medeval.grpc.pb.h"
+#include "worker/batch_runner.h"
 #include "worker/chat_backend.h"
 #include "worker/http_client.h"
 
@@ -47,6 +48,8 @@ struct WorkerOptions {
   // Halve the requests in flight on a 429, add one back after each window of
   // answers without one (up to `concurrency`).
   bool adaptive_concurrency = false;
+  // Answer through the provider's Batch API (worker/batch_runner.h).
+  BatchSettings batch;
   // Every attempt that ended (metrics); runs on the HTTP loop thread.
   std::function<void(const AttemptReport&)> on_attempt_done;
 };
@@ -118,6 +121,7 @@ class Worker {
   void ReportGrants();
   void OnRateLimited(absl::Duration d);
   void OnAttempt(bool throttled);
+  void CancelAsk(uint64_t ask_id);
 
   WorkerOptions options_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
@@ -150,6 +154,7 @@ class Worker {
   // state above) has stopped before that state goes.
   HttpClient http_;
   ChatBackend backend_;
+  std::unique_ptr<BatchRunner> batch_;  // batch mode only
   std::thread thread_;
   std::mutex stop_mu_;  // held through Stop, so the thread is joined once
 };
