@@ -120,6 +120,26 @@ Command AddSimCommand(CLI::App& app) {
                   "Batch API: prompt tokens of unfinished batches; 0 = no limit")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  // Whole-endpoint faults (also set while serving with POST /control).
+  sub->add_flag("--html-404", f->o.endpoint_faults.html_404,
+                "Answer every API path 404 with an HTML page, like a plain web server");
+  sub->add_option("--proxy-status", f->o.endpoint_faults.proxy_status,
+                  "Answer every API request with this status and an HTML page, like a proxy "
+                  "whose upstream is gone (502, 503 or 504)")
+      ->check(CLI::IsMember({502, 503, 504}));
+  sub->add_option("--unauthorized-after", f->o.endpoint_faults.unauthorized_after,
+                  "After this many answers, refuse every request with 401 (a revoked key)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--redirect-to", f->o.endpoint_faults.redirect_to,
+                  "Answer every API request 301 with Location: URL + the request's path");
+  sub->add_option("--down-after", f->o.down_after,
+                  "After this many answers, refuse connections for --down-for seconds, then "
+                  "serve again (a restarted server)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option_function<double>(
+         "--down-for", [f](double s) { f->o.down_for = absl::Seconds(s); },
+         "Seconds the --down-after outage lasts (default 10)")
+      ->check(CLI::PositiveNumber);
 
   return {sub, [f]() -> int {
             if (f->o.fail_rate + f->o.ratelimit_rate + f->o.drop_rate + f->o.garbage_rate +

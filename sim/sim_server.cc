@@ -68,7 +68,9 @@ struct SimServer::Impl {
         batches(
             opt.batch, opt.style,
             BatchApi::Hooks{[this](const std::string& q, int images) { CountQuestion(q, images); },
-                            [this](const std::string& q) { CountAnswered(q); }}) {}
+                            [this](const std::string& q) { CountAnswered(q); }}),
+        faults(opt.endpoint_faults),
+        accept_strand(net::make_strand(ioc)) {}
 
   class Session;
   void DoAccept();
@@ -88,6 +90,13 @@ struct SimServer::Impl {
   // POST /control changes these while serving (fault drills).
   std::string Control(const std::string& body);
 
+  // The outage: the listening socket is closed for a while (connection
+  // refused) and open connections are reset when they next speak.
+  bool Down() const { return absl::Now() < absl::FromUnixNanos(down_until_ns.load()); }
+  void GoDown(absl::Duration d);
+  void Reopen();
+  void CountCompleted();
+
   SimOptions opt;
   CapacityGate gate;
   std::atomic<double> fail_rate, ratelimit_rate, drop_rate, garbage_rate, hang_rate, latency_ms;
@@ -103,10 +112,18 @@ struct SimServer::Impl {
   std::mutex qmu;
   absl::flat_hash_map<std::string, QuestionCount> per_question;  // guarded by qmu
   std::vector<std::thread> threads;
+  EndpointFaults faults;
+  std::atomic<int64_t> down_until_ns{0};
+  std::atomic<uint64_t> down_episodes{0};
+  std::atomic<bool> down_triggered{false};  // the --down-after outage happened
+  tcp::endpoint bound;                      // where to listen again after an outage
   // Declared last so it is destroyed first: pending handlers (and the
   // sessions they hold) go before the members they use.
   net::io_context ioc;
+  // The acceptor is touched only on this strand (outages close and reopen it).
+  net::strand<net::io_context::executor_type> accept_strand;
   std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> reopen_timer;
 };
 
 class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
@@ -173,6 +190,12 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     absl::string_view path = target.substr(0, target.find('?'));
     const bool get = req.method() == http::verb::get;
     const bool post = req.method() == http::verb::post;
+    if (server_->Down()) return Drop();
+    if (path != "/stats" && path != "/stats/reset" && path != "/control") {
+      if (auto canned = server_->faults.Intercept(path, server_->completed.load())) {
+        return SendCanned(*canned);
+      }
+    }
     if (path == "/v1/chat/completions" || path == "/chat/completions") {
       if (!post)
         return SendError(http::status::method_not_allowed, "use POST", "invalid_request_error", "");
@@ -304,6 +327,7 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void Respond() {
     Impl& s = *server_;
     s.LeaveService();
+    if (s.Down()) return Drop();  // the server "died" while computing this answer
     if (garbage_) {
       s.f_garbage.fetch_add(1, std::memory_order_relaxed);
       return SendText(
@@ -319,7 +343,7 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
                                   std::memory_order_relaxed);
     const std::string id = absl::StrCat("chatcmpl-sim-", request_no_);
     const int64_t created = absl::ToUnixSeconds(absl::Now());
-    s.completed.fetch_add(1, std::memory_order_relaxed);
+    s.CountCompleted();
     s.CountAnswered(chat_.question);
     const std::string& served =
         s.opt.responses.served_model.empty() ? chat_.model : s.opt.responses.served_model;
@@ -397,6 +421,17 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     res.set(http::field::retry_after, absl::StrCat(server_->retry_after_s.load()));
     res.keep_alive(keep_alive_);
     res.body() = ErrorBody(message, "rate_limit_exceeded", "rate_limit_exceeded").dump();
+    res.prepare_payload();
+    Send(std::move(res));
+  }
+
+  void SendCanned(const CannedResponse& c) {
+    Response res{static_cast<http::status>(c.status), version_};
+    res.set(http::field::content_type, c.content_type);
+    res.set(http::field::server, "nginx/1.22.1");
+    if (!c.location.empty()) res.set(http::field::location, c.location);
+    res.keep_alive(keep_alive_);
+    res.body() = c.body;
     res.prepare_payload();
     Send(std::move(res));
   }
@@ -492,7 +527,7 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
 void SimServer::Impl::DoAccept() {
   acceptor->async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec) {
-      if (ec == net::error::operation_aborted) return;
+      if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
       MEDEVAL_LOG(WARNING) << "sim: accept failed: " << ec.message();
     } else {
       socket.set_option(tcp::no_delay(true), ec);
@@ -501,6 +536,58 @@ void SimServer::Impl::DoAccept() {
     }
     DoAccept();
   });
+}
+
+void SimServer::Impl::CountCompleted() {
+  const uint64_t n = completed.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (opt.down_after >= 0 && n >= static_cast<uint64_t>(opt.down_after) &&
+      !down_triggered.exchange(true)) {
+    GoDown(opt.down_for);
+  }
+}
+
+void SimServer::Impl::GoDown(absl::Duration d) {
+  down_until_ns = absl::ToUnixNanos(absl::Now() + d);
+  ++down_episodes;
+  MEDEVAL_LOG(WARNING) << "sim: down for " << d << " (connections refused)";
+  net::post(accept_strand, [this, d] {
+    beast::error_code ec;
+    if (acceptor) acceptor->close(ec);
+    reopen_timer.emplace(accept_strand);
+    reopen_timer->expires_after(absl::ToChronoNanoseconds(d));
+    reopen_timer->async_wait([this](beast::error_code ec) {
+      if (!ec) Reopen();
+    });
+  });
+}
+
+void SimServer::Impl::Reopen() {
+  if (Down()) {  // extended meanwhile
+    reopen_timer->expires_after(absl::ToChronoNanoseconds(
+        absl::FromUnixNanos(down_until_ns.load()) - absl::Now() + absl::Milliseconds(1)));
+    reopen_timer->async_wait([this](beast::error_code ec) {
+      if (!ec) Reopen();
+    });
+    return;
+  }
+  acceptor.emplace(accept_strand);
+  beast::error_code ec;
+  acceptor->open(bound.protocol(), ec);
+  if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor->bind(bound, ec);
+  if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    MEDEVAL_LOG(WARNING) << "sim: cannot listen again on port " << bound.port() << ": "
+                         << ec.message() << "; retrying";
+    acceptor.reset();
+    reopen_timer->expires_after(std::chrono::milliseconds(100));
+    reopen_timer->async_wait([this](beast::error_code ec) {
+      if (!ec) Reopen();
+    });
+    return;
+  }
+  MEDEVAL_LOG(WARNING) << "sim: serving again on port " << bound.port();
+  DoAccept();
 }
 
 void SimServer::Impl::CountQuestion(const std::string& question, int images) {
@@ -520,6 +607,22 @@ void SimServer::Impl::CountAnswered(const std::string& question) {
 std::string SimServer::Impl::Control(const std::string& body) {
   json j = json::parse(body, nullptr, false);
   if (!j.is_object()) return "POST /control takes a JSON object, e.g. {\"ratelimit_rate\": 1}";
+  std::vector<std::string> handled;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::string error;
+    if (faults.Control(it.key(), *it, &error)) {
+      if (!error.empty()) return error;
+      handled.push_back(it.key());
+    }
+  }
+  for (const std::string& k : handled) j.erase(k);
+  if (j.contains("down_s")) {
+    if (!j["down_s"].is_number() || j["down_s"].get<double>() <= 0) {
+      return "'down_s' must be a number of seconds > 0";
+    }
+    GoDown(absl::Seconds(j["down_s"].get<double>()));
+    j.erase("down_s");
+  }
   struct Knob {
     const char* name;
     std::atomic<double>* value;
@@ -554,8 +657,10 @@ void SimServer::Impl::Reset() {
   for (auto* c : {&connections, &requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
                   &f_server_error, &f_drop, &f_garbage, &f_hang, &f_capacity, &images_ok,
                   &images_bad, &prompt_tokens, &completion_tokens}) {
+                  &images_bad, &down_episodes}) {
     c->store(0);
   }
+  faults.ResetStats();
   max_in_service.store(in_service.load());
   response_faults.Reset();
   std::lock_guard<std::mutex> lock(qmu);
@@ -621,6 +726,28 @@ json SimServer::Impl::Stats() {
       {"questions", distinct},
       {"questions_asked_more_than_once", duplicated},
       {"per_question", std::move(per)}};
+  return json{{"connections", connections.load()},
+              {"requests", requests.load()},
+              {"completed", completed.load()},
+              {"in_flight", in_service.load()},
+              {"queued", gate.waiting()},
+              {"max_concurrency", max_in_service.load()},
+              {"bad_requests", bad_requests.load()},
+              {"unauthorized", unauthorized.load()},
+              {"faults",
+               {{"ratelimit", f_ratelimit.load()},
+                {"server_error", f_server_error.load()},
+                {"drop", f_drop.load()},
+                {"garbage", f_garbage.load()},
+                {"hang", f_hang.load()},
+                {"capacity_rejected", f_capacity.load()},
+                {"endpoint", faults.Stats()},
+                {"down_episodes", down_episodes.load()}}},
+              {"down", Down()},
+              {"images", {{"valid", images_ok.load()}, {"invalid", images_bad.load()}}},
+              {"questions", distinct},
+              {"questions_asked_more_than_once", duplicated},
+              {"per_question", std::move(per)}};
 }
 
 SimServer::SimServer(SimOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -652,7 +779,7 @@ absl::Status SimServer::Start() {
     addr = results.begin()->endpoint().address();
   }
   tcp::endpoint endpoint(addr, static_cast<unsigned short>(port));
-  impl_->acceptor.emplace(impl_->ioc);
+  impl_->acceptor.emplace(impl_->accept_strand);
   impl_->acceptor->open(endpoint.protocol(), ec);
   if (!ec) impl_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) impl_->acceptor->bind(endpoint, ec);
@@ -662,6 +789,7 @@ absl::Status SimServer::Start() {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, ": ", ec.message()));
   }
   impl_->port = impl_->acceptor->local_endpoint().port();
+  impl_->bound = impl_->acceptor->local_endpoint();
   impl_->DoAccept();
   int threads = impl_->opt.threads > 0 ? impl_->opt.threads
                                        : std::max(1u, std::thread::hardware_concurrency());
@@ -675,9 +803,10 @@ int SimServer::port() const { return impl_->port; }
 
 void SimServer::Stop() {
   if (impl_->threads.empty()) return;
-  net::post(impl_->ioc, [this] {
+  net::post(impl_->accept_strand, [this] {
     beast::error_code ec;
     if (impl_->acceptor) impl_->acceptor->close(ec);
+    if (impl_->reopen_timer) impl_->reopen_timer->cancel();
   });
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
@@ -688,6 +817,10 @@ void SimServer::Stop() {
 }
 
 std::string SimServer::StatsJson() const { return impl_->Stats().dump(); }
+
+void SimServer::GoDown(absl::Duration d) { impl_->GoDown(d); }
+
+std::string SimServer::Control(const std::string& json_body) { return impl_->Control(json_body); }
 
 absl::Status ParseOverflow(const std::string& value, bool* reject) {
   if (value == "queue") {

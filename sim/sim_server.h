@@ -15,9 +15,11 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "sim/answer_model.h"
 #include "sim/batch_api.h"
 #include "sim/response_faults.h"
+#include "sim/endpoint_faults.h"
 
 namespace medeval::sim {
 
@@ -39,6 +41,11 @@ struct SimOptions {
   AnswerStyle style;
   BatchOptions batch;              // the Batch API (/v1/files, /v1/batches)
   ResponseFaultOptions responses;  // misbehaving 200 answers (non-streaming)
+  EndpointFaultOptions endpoint_faults;  // web server, proxy, revoked key, redirect
+  // After this many answers the server stops answering (connection refused,
+  // open connections reset) for `down_for`, then comes back; -1: never.
+  int64_t down_after = -1;
+  absl::Duration down_for = absl::Seconds(10);
 };
 
 class SimServer {
@@ -56,6 +63,11 @@ class SimServer {
   void Stop();
   // The /stats document.
   std::string StatsJson() const;
+  // Refuses connections (and resets open ones) for `d`, then serves again on
+  // the same port, like a model server that was restarted.
+  void GoDown(absl::Duration d);
+  // Applies a POST /control document; returns what is wrong with it, or "".
+  std::string Control(const std::string& json_body);
 
  private:
   struct Impl;
