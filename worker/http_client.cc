@@ -187,6 +187,15 @@ struct HttpClient::Impl {
       resp.status = static_cast<int>(status);
       resp.body = std::move(t->body);
       resp.retry_after = std::move(t->retry_after);
+      // Redirects are not followed: a 3xx is shown to the caller with its target.
+      char* info = nullptr;
+      if (curl_easy_getinfo(e, CURLINFO_REDIRECT_URL, &info) == CURLE_OK && info != nullptr) {
+        resp.location = info;
+      }
+      info = nullptr;
+      if (curl_easy_getinfo(e, CURLINFO_CONTENT_TYPE, &info) == CURLE_OK && info != nullptr) {
+        resp.content_type = info;
+      }
     } else {
       resp.error = curl_easy_strerror(code);
       resp.timed_out = code == CURLE_OPERATION_TIMEDOUT;

@@ -36,6 +36,8 @@ struct HttpResponse {
   std::string retry_after;       // Retry-After header, raw
   std::string request_id;        // x-request-id header, raw
   std::string content_encoding;  // Content-Encoding header, raw
+  std::string location;          // where a 3xx points (absolute), if anywhere
+  std::string content_type;      // Content-Type header, if any
   std::string error;             // transport error (curl's words); empty on a response
   bool timed_out = false;
   bool too_large = false;  // the body passed max_response_bytes (error says so)
