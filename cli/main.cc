@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
       medeval::cli::AddWorkerCommand(app), medeval::cli::AddSubmitCommand(app),
       medeval::cli::AddStatusCommand(app), medeval::cli::AddFetchCommand(app),
       medeval::cli::AddAuditCommand(app),  medeval::cli::AddCompareCommand(app),
-      medeval::cli::AddVerifyCommand(app),
+      medeval::cli::AddVerifyCommand(app), medeval::cli::AddProbeCommand(app),
   };
   try {
     app.parse(argc, argv);
