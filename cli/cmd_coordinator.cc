@@ -21,6 +21,7 @@ Command AddCoordinatorCommand(CLI::App& app) {
     double backup_after_s = 10;
     bool no_backups = false;
     double startup_grace_s = 5;
+    double max_pause_s = 600;
     std::string port_file;
   };
   auto f = std::make_shared<Flags>();
@@ -48,6 +49,10 @@ Command AddCoordinatorCommand(CLI::App& app) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   sub->add_flag("--no-backups", f->no_backups, "Never ask a question twice at the tail");
+  sub->add_option("--max-retry-after", f->max_pause_s,
+                  "Longest model-wide pause (seconds) a worker's 429 Retry-After may cause")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   sub->add_option("--startup-grace", f->startup_grace_s,
                   "Seconds to wait after a restart for workers to reclaim their questions")
       ->check(CLI::NonNegativeNumber)
@@ -67,6 +72,7 @@ Command AddCoordinatorCommand(CLI::App& app) {
             s.backup_min_age = absl::Seconds(f->backup_after_s);
             s.backups = !f->no_backups;
             s.startup_grace = absl::Seconds(f->startup_grace_s);
+            s.max_pause = absl::Seconds(f->max_pause_s);
             auto c = Coordinator::Start(f->o);
             if (!c.ok()) {
               std::cerr << "medeval coordinator: " << c.status().message() << "\n";

@@ -32,6 +32,7 @@ Command AddRunCommand(CLI::App& app) {
     bool allow_incomplete = false;
     bool replace = false;
     bool no_probe = false;
+    double endpoint_down_timeout_s = 600;
     std::string progress = "auto";
     bool verbose = false;
     std::string metrics_listen;
@@ -71,6 +72,11 @@ Command AddRunCommand(CLI::App& app) {
   sub->add_flag("--replace", f->replace,
                 "Replace a result of another run found in OUT/<model>/ (otherwise refused)");
   sub->add_flag("--no-probe", f->no_probe, "Do not check the endpoints before starting");
+  sub->add_option("--endpoint-down-timeout", f->endpoint_down_timeout_s,
+                  "Seconds to wait for a model endpoint that went down before stopping (exit 1, "
+                  "answers saved; run the same command again to continue)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   sub->add_option("--progress", f->progress, "auto, bar or plain")
       ->check(CLI::IsMember({"auto", "bar", "plain"}))
       ->capture_default_str();
@@ -106,6 +112,7 @@ Command AddRunCommand(CLI::App& app) {
           }
           o.models = std::move(*models);
           for (ModelRun& m : o.models) {
+            f->endpoint.ApplyTiming(&m.backend);
             absl::Status st = f->endpoint.ApplyWorkerSide(&m.backend);
             if (!st.ok()) {
               std::cerr << "medeval run: " << st.message() << "\n";
@@ -153,6 +160,8 @@ Command AddRunCommand(CLI::App& app) {
         o.out_dir = f->out;
         o.replace = f->replace;
         o.probe = !f->no_probe;
+        o.endpoint_down_timeout = absl::Seconds(f->endpoint_down_timeout_s);
+        o.scheduler.max_pause = absl::Seconds(f->endpoint.max_retry_after_s);
         o.metrics_listen = f->metrics_listen;
         o.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
         static std::atomic<bool> interrupted{false};

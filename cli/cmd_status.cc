@@ -11,6 +11,7 @@
 #include "client/progress.h"
 #include "client/run_job.h"
 #include "client/status_json.h"
+#include "worker/endpoint_health.h"
 
 namespace medeval::cli {
 
@@ -60,6 +61,16 @@ Command AddStatusCommand(CLI::App& app) {
                       << " answers cut off at max_tokens (finish_reason length); raise or unset "
                          "max_tokens\n";
           }
+          if (r.endpoint_state().down()) {
+            std::cout << "  " << EndpointDownText(r.endpoint_state()) << "\n";
+          }
+          if (r.paused_until_unix_ms() > 0) {
+            std::cout << "  paused until "
+                      << absl::FormatTime("%H:%M:%S",
+                                          absl::FromUnixMillis(r.paused_until_unix_ms()),
+                                          absl::LocalTimeZone())
+                      << " (429 with Retry-After)\n";
+          }
           if (!f->run_id.empty()) {
             if (!r.error().empty()) std::cout << "  error: " << r.error() << "\n";
             for (const auto& q : r.failed_questions()) std::cout << "  failed: " << q << "\n";
@@ -80,6 +91,7 @@ Command AddStatusCommand(CLI::App& app) {
           if (w.draining()) state += " (draining)";
           if (!w.connected()) state += " (gone)";
           if (!w.error().empty()) state += absl::StrCat(" error: ", w.error());
+          if (w.endpoint_state().down()) state += " " + EndpointDownText(w.endpoint_state());
           std::cout << absl::StrFormat("%-26s %-28s %9s %9d  %s\n", w.worker_id(), w.model(),
                                        absl::StrCat(w.leased(), "/", w.max_inflight()),
                                        w.answered(), state);

@@ -102,6 +102,7 @@ Command AddWorkerCommand(CLI::App& app) {
               if (!m.ok()) return fail(m.status());
               o.model = m->model;
               o.backend = m->backend;
+              f->endpoint.ApplyTiming(&o.backend);
               o.concurrency = m->concurrency;
               o.adaptive_concurrency = m->adaptive_concurrency;
               serve = m->serve;
@@ -122,7 +123,7 @@ Command AddWorkerCommand(CLI::App& app) {
               serve = s;
               o.model = f->endpoint.model;
               o.backend.api_key = *key;
-              o.backend.retry_base = absl::Milliseconds(f->endpoint.retry_base_ms);
+              f->endpoint.ApplyTiming(&o.backend);
             } else {
               absl::Status st = f->endpoint.Resolve();
               auto backend = st.ok() ? f->endpoint.Backend() : absl::StatusOr<BackendConfig>(st);

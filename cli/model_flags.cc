@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -72,6 +73,22 @@ void EndpointFlags::Add(CLI::App* app) {
                   "First retry back-off in milliseconds (doubles each attempt)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app->add_option("--max-retry-after", max_retry_after_s,
+                  "Longest Retry-After (seconds) honoured; a longer one is cut to this")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app->add_option("--endpoint-probe-max", probe_max_s,
+                  "While the endpoint is down it is probed after 1 s, doubling up to this many "
+                  "seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+}
+
+void EndpointFlags::ApplyTiming(BackendConfig* b) const {
+  b->retry_base = absl::Milliseconds(retry_base_ms);
+  b->max_retry_after = absl::Seconds(max_retry_after_s);
+  b->probe_max = absl::Seconds(probe_max_s);
+  b->probe_min = std::min(b->probe_min, b->probe_max);
 }
 
 absl::Status EndpointFlags::Resolve() {
@@ -103,7 +120,7 @@ absl::StatusOr<BackendConfig> EndpointFlags::Backend() const {
   BackendConfig b;
   b.endpoint = *ep;
   b.api_key = *key;
-  b.retry_base = absl::Milliseconds(retry_base_ms);
+  ApplyTiming(&b);
   return b;
 }
 

@@ -24,8 +24,13 @@ struct EndpointFlags {
   double retry_base_ms = 1000;
   std::vector<std::string> header_env;  // "Name: VARIABLE"
   size_t max_response_bytes = BackendConfig::kDefaultMaxResponseBytes;
+  double max_retry_after_s = 600;
+  double probe_max_s = 30;
   std::vector<CLI::Option*> options;  // those that conflict with --config
   void Add(CLI::App* app);
+  // Retry back-off, Retry-After cap and endpoint probing into `b` (also for
+  // models from a --config file).
+  void ApplyTiming(BackendConfig* b) const;
   // Applies the environment fallbacks; kInvalidArgument says what is missing.
   absl::Status Resolve();
   absl::StatusOr<BackendConfig> Backend() const;

@@ -19,6 +19,7 @@
 #include "common/pdf_render.h"
 #include "common/records.h"
 #include "common/sha256.h"
+#include "worker/endpoint_health.h"
 #include "worker/endpoint_probe.h"
 
 namespace medeval {
@@ -221,6 +222,13 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
         absl::Status why = options.model_error(r.model());
         if (!why.ok()) aborted[r.run_id()] = std::string(why.message());
       }
+      if (!Finished(r) && r.endpoint_state().down() && !aborted.count(r.run_id()) &&
+          absl::Now() - absl::FromUnixMillis(r.endpoint_state().since_unix_ms()) >
+              options.endpoint_down_timeout) {
+        aborted[r.run_id()] = absl::StrCat(
+            EndpointDownText(r.endpoint_state()), "; gave up after waiting ",
+            absl::FormatDuration(options.endpoint_down_timeout), " (--endpoint-down-timeout)");
+      }
       if (Finished(r)) continue;
       const std::string notice = NoWorkerNotice(r.model(), *st);
       if (notice.empty()) {
@@ -237,7 +245,18 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
                     std::vector<v1::WorkerStatus>(st->workers().begin(), st->workers().end()));
     bool all_over = mine.size() == run_ids.size();
     for (const auto& r : mine) all_over = all_over && (Finished(r) || aborted.count(r.run_id()));
-    if (all_over) break;
+    if (all_over) {
+      // The counts as they are now: answers delivered while the workers
+      // stopped count as saved.
+      if (!aborted.empty()) {
+        if (auto again = client.Status(""); again.ok()) {
+          for (const auto& r : again->runs()) {
+            if (last.count(r.run_id())) last[r.run_id()] = r;
+          }
+        }
+      }
+      break;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   progress.Done();
@@ -382,10 +401,16 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   if (options.probe) {
     for (const ModelRun& m : options.models) {
       if (m.serve.has_value()) continue;  // a local server is checked when it starts
-      absl::Status st = ProbeEndpoint(m.backend, m.params, absl::Seconds(15));
-      if (!st.ok()) {
-        err << "medeval: " << m.model << ": " << st.message() << "\n";
-        return kJobFailed;
+      const std::string& asked = m.backend.served_model.empty() ? m.model : m.backend.served_model;
+      auto check = CheckModelsEndpoint(m.backend, m.params, asked, absl::Seconds(15));
+      if (!check.ok()) {
+        err << "medeval: " << m.model << ": " << check.status().message() << "\n";
+        // A wrong URL is bad input; an unreachable server or a refused key is not.
+        return check.status().code() == absl::StatusCode::kInvalidArgument ? kJobBadInput
+                                                                           : kJobFailed;
+      }
+      for (const std::string& w : check->warnings) {
+        err << "medeval: warning: " << m.model << ": " << w << "\n";
       }
     }
   }
@@ -457,6 +482,7 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   wo.tty = options.tty;
   EmbeddedCluster* c = cluster->get();
   wo.model_error = [c](const std::string& model) { return c->ModelError(model); };
+  wo.endpoint_down_timeout = options.endpoint_down_timeout;
   code = WaitAndFetch(**client, run_ids, wo, interrupted, out, err);
   (*cluster)->Stop(interrupted.load() ? options.drain_grace : absl::ZeroDuration());
   return code;

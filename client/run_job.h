@@ -58,6 +58,9 @@ struct RunJobOptions {
   absl::Duration drain_grace = absl::Seconds(3);
   Scheduler::Options scheduler;
   std::string metrics_listen;  // see EmbeddedCluster::Options
+  // A model whose endpoint stays down this long stops the run (exit 1, the
+  // answers so far saved, no question failed).
+  absl::Duration endpoint_down_timeout = absl::Minutes(10);
 };
 
 // Exit codes.
@@ -95,6 +98,9 @@ struct WaitOptions {
   bool remote = false;
   // How long a model may have no worker before the user is told to start one.
   absl::Duration no_worker_notice = absl::Seconds(5);
+  // Stop waiting for a run whose endpoint has been down this long
+  // (distributed runs wait: infinite).
+  absl::Duration endpoint_down_timeout = absl::InfiniteDuration();
 };
 
 // "no worker for model X has connected; start one with `medeval worker

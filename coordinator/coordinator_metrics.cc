@@ -50,6 +50,12 @@ std::vector<prometheus::MetricFamily> CoordinatorMetrics::Collect() const {
     f.Counter("medeval_run_duplicate_answers_total",
               "Answers that arrived after another copy of the question was answered (backups)", run,
               static_cast<double>(r.duplicates()));
+    f.Gauge("medeval_run_paused_until_seconds",
+            "Unix time a model paused by a 429 with Retry-After resumes; 0: not paused", run,
+            static_cast<double>(r.paused_until_unix_ms()) / 1000.0);
+    f.Gauge("medeval_run_endpoint_down_since_seconds",
+            "Unix time the model's endpoint went down for every worker; 0: up", run,
+            r.endpoint_state().down() ? r.endpoint_state().since_unix_ms() / 1000.0 : 0);
   }
 
   std::map<std::string, int> connected;  // by model

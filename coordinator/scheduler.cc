@@ -267,6 +267,7 @@ absl::StatusOr<std::string> Scheduler::Connect(const v1::Hello& hello, WorkerCha
   w->hello = hello;
   w->channel = channel;
   w->connected = w->last_seen = options_.clock->Now();
+  w->endpoint = hello.endpoint_state();
   Worker* worker = w.get();
   workers_[id] = std::move(w);
 
@@ -461,6 +462,7 @@ void Scheduler::OnMessage(const std::string& worker_id, WorkerChannel* channel,
     w->grants_seen = msg.grants_seen();
   }
   if (msg.pause_model_ms() > 0) PauseModel(w, absl::Milliseconds(msg.pause_model_ms()));
+  if (msg.has_endpoint_state()) SetEndpointState(w, msg.endpoint_state());
   if (msg.has_accepting() && w->paused == msg.accepting()) {
     w->paused = !msg.accepting();
     MEDEVAL_LOG(INFO) << "worker " << w->id
@@ -631,6 +633,8 @@ void Scheduler::Backups(absl::Time now) {
   absl::flat_hash_map<std::string, std::vector<Worker*>> idle;
   for (auto& [id, w] : workers_) {
     if (!w->usable() || w->leases.size() >= w->capacity()) continue;
+    // A paused model's questions wait for the pause, not for a second copy.
+    if (ModelPaused(w->hello.model(), now)) continue;
     idle[w->hello.model()].push_back(w.get());
   }
   if (idle.empty()) return;

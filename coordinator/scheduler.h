@@ -104,6 +104,8 @@ class Scheduler {
     absl::Duration backup_min_age = absl::Seconds(10);
     double backup_factor = 4;
     bool backups = true;
+    // The longest model-wide pause a worker may ask for (its Retry-After).
+    absl::Duration max_pause = absl::Minutes(10);
     // After a restart with unfinished runs, wait this long for workers to
     // reconnect and reclaim the questions they still work on.
     absl::Duration startup_grace = absl::ZeroDuration();
@@ -223,6 +225,10 @@ class Scheduler {
   // Hands out grants to the model's workers as its budgets allow.
   void Grant(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PauseModel(Worker* from, absl::Duration d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool ModelPaused(const std::string& model, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A worker's endpoint went down or answers again.
+  void SetEndpointState(Worker* w, const v1::EndpointState& state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   JournalWriter* const journal_;

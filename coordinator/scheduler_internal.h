@@ -69,7 +69,8 @@ struct Scheduler::Worker {
   absl::Time connected;
   absl::Time last_seen;
   bool draining = false;
-  bool paused = false;  // its model server is restarting
+  bool paused = false;         // its model server is restarting
+  v1::EndpointState endpoint;  // down: it probes its endpoint and takes no work
   std::string error;
   uint64_t answered = 0;
   // Grants (rate-limited models): attempts the worker has waiting, grants it
@@ -81,7 +82,7 @@ struct Scheduler::Worker {
     const uint64_t on_the_way = granted - std::min(granted, grants_seen);
     return want_grants > on_the_way ? want_grants - on_the_way : 0;
   }
-  bool usable() const { return !draining && !paused && error.empty(); }
+  bool usable() const { return !draining && !paused && !endpoint.down() && error.empty(); }
   size_t capacity() const { return hello.max_inflight() + hello.prefetch(); }
 };
 

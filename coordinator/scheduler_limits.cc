@@ -1,5 +1,6 @@
 // The Scheduler's rate limits: per-model request and token budgets handed
-// to workers as grants, and model-wide pauses after a 429 with Retry-After.
+// to workers as grants, and model-wide pauses after a 429 with Retry-After;
+// and workers whose endpoint is down (they take no work until it is back).
 #include <algorithm>
 #include <vector>
 
@@ -83,9 +84,29 @@ void Scheduler::Grant(const std::string& model_name) {
   }
 }
 
+bool Scheduler::ModelPaused(const std::string& model, absl::Time now) {
+  auto it = models_.find(model);
+  return it != models_.end() && now < it->second.paused_until;
+}
+
+void Scheduler::SetEndpointState(Worker* w, const v1::EndpointState& state) {
+  const bool was_down = w->endpoint.down();
+  w->endpoint = state;
+  if (state.down() && !was_down) {
+    MEDEVAL_LOG(WARNING) << "worker " << w->id << ": endpoint down: " << state.reason();
+  } else if (!state.down() && was_down) {
+    MEDEVAL_LOG(WARNING) << "worker " << w->id << ": endpoint answers again";
+  }
+}
+
 void Scheduler::PauseModel(Worker* from, absl::Duration d) {
   const std::string& name = from->hello.model();
   Model& m = models_[name];
+  if (d > options_.max_pause) {
+    MEDEVAL_LOG(WARNING) << "model " << name << ": worker " << from->id << " asked for a pause of "
+                         << d << "; capped at " << options_.max_pause;
+    d = options_.max_pause;
+  }
   const absl::Time until = options_.clock->Now() + d;
   if (until <= m.paused_until) return;  // already paused at least that long
   m.paused_until = until;

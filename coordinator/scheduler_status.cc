@@ -41,6 +41,28 @@ void Scheduler::FillRunStatus(const Run& run, v1::RunStatus* out) {
   out->set_rate(rate);
   uint64_t remaining = run.total() - run.answered - run.failed;
   out->set_eta_s(remaining == 0 ? 0 : (rate > 0 ? static_cast<double>(remaining) / rate : -1));
+  if (run.phase == RunPhase::kRunning) {
+    const std::string& model = run.spec.model();
+    if (auto m = models_.find(model);
+        m != models_.end() && m->second.paused_until > options_.clock->Now()) {
+      out->set_paused_until_unix_ms(absl::ToUnixMillis(m->second.paused_until));
+    }
+    // The endpoint is down for the run when it is down for every worker of
+    // the model; the one down longest says why.
+    const v1::EndpointState* down = nullptr;
+    bool any = false;
+    for (const auto& [id, w] : workers_) {
+      if (w->hello.model() != model || w->draining || !w->error.empty()) continue;
+      any = true;
+      if (!w->endpoint.down()) {
+        down = nullptr;
+        break;
+      }
+      if (down == nullptr || w->endpoint.since_unix_ms() < down->since_unix_ms())
+        down = &w->endpoint;
+    }
+    if (any && down != nullptr) *out->mutable_endpoint_state() = *down;
+  }
   std::vector<uint32_t> failed;
   for (const auto& [q, err] : run.failure_errors) failed.push_back(q);
   std::sort(failed.begin(), failed.end());
@@ -62,6 +84,7 @@ void Scheduler::FillWorkerStatus(const Worker& w, v1::WorkerStatus* out) {
   out->set_error(w.error);
   out->set_draining(w.draining);
   out->set_paused(w.paused);
+  if (w.endpoint.down()) *out->mutable_endpoint_state() = w.endpoint;
 }
 
 v1::StatusResponse Scheduler::Status(const std::string& run_id) {

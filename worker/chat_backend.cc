@@ -238,7 +238,30 @@ ChatBackend::ChatBackend(HttpClient* http, BackendConfig config)
     : http_(http),
       config_(std::move(config)),
       endpoint_(config_.endpoint),
-      public_endpoint_(RedactUrl(config_.endpoint.base)) {}
+      public_endpoint_(RedactUrl(config_.endpoint.base)),
+      health_(config_.down_threshold) {}
+
+void ChatBackend::EndpointUp() {
+  std::lock_guard<std::mutex> lock(mu_);
+  down_ = false;
+  health_.Reset();
+}
+
+void ChatBackend::Halt() {
+  std::lock_guard<std::mutex> lock(mu_);
+  halted_ = true;
+}
+
+ChatBackend::Done ChatBackend::HandBackLocked(uint64_t id, const std::string& why,
+                                              AskOutcome* out) {
+  auto it = asks_.find(id);
+  if (it == asks_.end()) return nullptr;
+  Done done = std::move(it->second->done);
+  asks_.erase(it);
+  out->kind = AskOutcome::kHandBack;
+  out->error = why;
+  return done;
+}
 
 void ChatBackend::SetEndpoint(const Endpoint& endpoint) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -387,6 +410,19 @@ void ChatBackend::StartAttempt(uint64_t id) {
     AskState& st = *it->second;
     st.timer_id = 0;
     const absl::Time now = absl::Now();
+    if (halted_) {
+      // Not from here: StartAttempt may run under the caller of Ask's locks.
+      st.timer_id = http_->After(absl::ZeroDuration(), [this, id] {
+        AskOutcome out;
+        Done done;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          done = HandBackLocked(id, "the backend stopped", &out);
+        }
+        if (done) done(std::move(out));
+      });
+      return;
+    }
     if (now < paused_until_) {
       st.timer_id = http_->After(paused_until_ - now, [this, id] { StartAttempt(id); });
       return;
@@ -422,6 +458,7 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
   AskOutcome out;
   Done done;
   std::optional<absl::Duration> pause;
+  std::string down_reason;  // the endpoint was found down just now
   AttemptReport report;
   report.elapsed = resp.elapsed;
   const bool throttled = resp.status == 429;
@@ -508,6 +545,7 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
         report.prompt_tokens = parsed->prompt_tokens;
         report.completion_tokens = parsed->completion_tokens;
         ++stats_.answered;
+        health_.Record(DownSignal::kNone, id, "", now);
         done = std::move(st.done);
         asks_.erase(it);
       }
@@ -518,6 +556,7 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
                                             : "client_error";
       error = absl::StrCat("HTTP ", resp.status, ": ", ServerErrorMessage(resp.body));
       retry_after = ParseRetryAfter(resp.retry_after, now);
+      if (retry_after.has_value()) retry_after = std::min(*retry_after, config_.max_retry_after);
       if (resp.status == 429 && retry_after.has_value() && *retry_after > absl::ZeroDuration()) {
         // The server asks everyone to slow down, not just this request.
         paused_until_ = std::max(paused_until_, now + *retry_after);
@@ -533,12 +572,31 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
       error = Scrub(std::move(error));
       st.last_error = error;
       bool retrying = false;
+      // Is the endpoint down, rather than this question failing?
+      const DownSignal signal =
+          kind == FailureKind::kTransient ? ClassifyDownSignal(resp, false) : DownSignal::kNone;
+      bool tripped = kind != FailureKind::kBackend && health_.Record(signal, id, error, now);
+      RetryPolicy policy(
+          {st.max_attempts, config_.retry_base, config_.retry_cap, config_.max_retry_after});
+      auto delay = policy.NextDelay(st.attempt, kind, retry_after, absl::Uniform(rng_, 0.0, 1.0));
+      if (!delay.has_value() && !tripped &&
+          (signal == DownSignal::kSuspect || signal == DownSignal::kDefinitive) &&
+          health_.last_alive() < st.first_start) {
+        // Out of attempts, and nothing has answered since this question was
+        // first sent: that is the endpoint, not the question.
+        tripped = true;
+      }
+      if (tripped && !down_) {
+        down_ = true;
+        down_reason = Scrub(DescribeDown(resp));
+      }
       if (kind == FailureKind::kBackend) {
         out.kind = AskOutcome::kBackend;
         out.error = error;
+      } else if (signal != DownSignal::kNone && (down_ || halted_)) {
+        out.kind = AskOutcome::kHandBack;
+        out.error = error;
       } else {
-        RetryPolicy policy({st.max_attempts, config_.retry_base, config_.retry_cap});
-        auto delay = policy.NextDelay(st.attempt, kind, retry_after, absl::Uniform(rng_, 0.0, 1.0));
         if (delay.has_value()) {
           st.timer_id = http_->After(*delay, [this, id] { StartAttempt(id); });
           retrying = true;
@@ -565,6 +623,7 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
     }
   }
   if (pause.has_value() && hooks_.on_rate_limited) hooks_.on_rate_limited(*pause);
+  if (!down_reason.empty() && hooks_.on_endpoint_down) hooks_.on_endpoint_down(down_reason);
   if (hooks_.on_attempt_done) hooks_.on_attempt_done(report);
   if (done) done(std::move(out));
 }

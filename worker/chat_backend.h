@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "common/url.h"
 #include "proto/medeval.pb.h"
+#include "worker/endpoint_health.h"
 #include "worker/http_client.h"
 #include "worker/retry_policy.h"
 
@@ -43,6 +44,15 @@ struct BackendConfig {
   size_t max_response_bytes = kDefaultMaxResponseBytes;
   absl::Duration retry_base = absl::Seconds(1);
   absl::Duration retry_cap = absl::Seconds(60);
+  // Longest Retry-After honoured (a longer one is cut to this).
+  absl::Duration max_retry_after = absl::Minutes(10);
+  // Consecutive connection resets, 502/503/504 or timeouts (or the same
+  // other error) that mean the endpoint is down; see EndpointHealth.
+  int down_threshold = 3;
+  // While the endpoint is down it is probed after probe_min, doubling up
+  // to probe_max.
+  absl::Duration probe_min = absl::Seconds(1);
+  absl::Duration probe_max = absl::Seconds(30);
 
   static constexpr size_t kDefaultMaxResponseBytes = 16 << 20;
 };
@@ -52,6 +62,8 @@ struct AskOutcome {
     kAnswered,  // record holds the answer
     kFailed,    // the question failed for good; record says why
     kBackend,   // the backend is unusable (auth, wrong URL); error says why
+    kHandBack,  // the endpoint is down (or the backend halted): give the
+                // question back, its attempts unspent; error says why
   };
   Kind kind = kAnswered;
   v1::AnswerRecord record;
@@ -118,6 +130,9 @@ struct BackendHooks {
   std::function<void(absl::Duration)> on_rate_limited;        // a 429 with Retry-After
   std::function<void(bool throttled)> on_attempt;             // every attempt: 429 or not
   std::function<void(const AttemptReport&)> on_attempt_done;  // every attempt that ended
+  // The endpoint is down (why); asks that fail for that reason come back as
+  // kHandBack until EndpointUp.
+  std::function<void(const std::string& reason)> on_endpoint_down;
 };
 
 class ChatBackend {
@@ -145,6 +160,11 @@ class ChatBackend {
   void PauseUntil(absl::Time until);
   // Points later requests at another endpoint (a restarted local server).
   void SetEndpoint(const Endpoint& endpoint);
+  // The endpoint answers again (a probe succeeded).
+  void EndpointUp();
+  // No further attempt starts: asks waiting to retry (or for a grant or a
+  // pause) end as kHandBack when their turn comes; requests in flight finish.
+  void Halt();
 
   // The endpoint as it may be shown and recorded (no credentials).
   std::string public_endpoint();
@@ -162,6 +182,8 @@ class ChatBackend {
   void StartAttempt(uint64_t id);
   void NotifyGrantDemand();
   void OnResponse(uint64_t id, HttpResponse resp);
+  // Ends ask `id` (under mu_) as kHandBack with `why`; returns its callback.
+  Done HandBackLocked(uint64_t id, const std::string& why, AskOutcome* out);
   std::string Scrub(std::string message) const;
 
   HttpClient* const http_;
@@ -180,6 +202,9 @@ class ChatBackend {
   uint32_t grants_ = 0;                                            // guarded by mu_
   uint64_t grants_seen_ = 0;                                       // guarded by mu_
   std::deque<uint64_t> waiting_for_grant_;                         // guarded by mu_
+  EndpointHealth health_;                                          // guarded by mu_
+  bool down_ = false;                                              // guarded by mu_
+  bool halted_ = false;                                            // guarded by mu_
 };
 
 }  // namespace medeval

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/url.h"
+#include "worker/endpoint_health.h"
 
 namespace medeval {
 namespace {
@@ -195,6 +196,7 @@ absl::Status ManagedWorker::Ready() {
   Worker::Stats s = w->stats();
   if (s.draining) return absl::UnavailableError("draining");
   if (s.paused) return absl::UnavailableError("paused");
+  if (s.endpoint.down()) return absl::UnavailableError(EndpointDownText(s.endpoint));
   if (!s.connected) return absl::UnavailableError("not connected to the coordinator");
   return absl::OkStatus();
 }

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -149,7 +151,14 @@ Worker::Worker(WorkerOptions options)
   hooks.on_rate_limited = [this](absl::Duration d) { OnRateLimited(d); };
   hooks.on_attempt = [this](bool throttled) { OnAttempt(throttled); };
   hooks.on_attempt_done = options_.on_attempt_done;
+  hooks.on_endpoint_down = [this](const std::string& reason) { OnEndpointDown(reason); };
   backend_.SetHooks(std::move(hooks));
+}
+
+void Worker::SetEndpoint(const Endpoint& endpoint) {
+  backend_.SetEndpoint(endpoint);
+  std::lock_guard<std::mutex> lock(mu_);
+  options_.backend.endpoint = endpoint;
 }
 
 void Worker::OnGrantDemand() {
@@ -218,6 +227,7 @@ v1::WorkerMessage Worker::HelloLocked() {
   h->set_endpoint(backend_.public_endpoint());
   h->set_version(kVersion);
   for (const auto& [id, f] : inflight_) *h->add_holding() = f.key;
+  if (endpoint_state_.down()) *h->mutable_endpoint_state() = endpoint_state_;
   if (draining_) msg.set_draining(true);
   if (paused_) msg.set_accepting(false);
   return msg;
@@ -225,6 +235,10 @@ v1::WorkerMessage Worker::HelloLocked() {
 
 void Worker::SendLocked(const v1::WorkerMessage& msg) {
   if (stream_ != nullptr) stream_->Send(msg);
+}
+
+void Worker::CloseSendLocked() {
+  if (stream_ != nullptr) stream_->CloseSend();
 }
 
 void Worker::Loop() {
@@ -245,6 +259,7 @@ void Worker::Loop() {
       std::unique_lock<std::mutex> lock(mu_);
       while (!stream_done_) {
         cv_.wait_for(lock, absl::ToChronoMilliseconds(heartbeat_interval_));
+        if (failing_) MaybeFinishFailingLocked(absl::Now() > fail_deadline_);
         if (!stream_done_ && welcomed_) {
           v1::WorkerMessage hb;
           hb.mutable_heartbeat()->set_inflight(static_cast<uint32_t>(inflight_.size()));
@@ -257,6 +272,7 @@ void Worker::Loop() {
       // Queued (unstarted) leases went back to the queue with the stream.
       queued_.clear();
       stats_.connected = false;
+      MaybeFinishFailingLocked(absl::Now() > fail_deadline_);
       if (stopping_) break;
       const auto code = status.error_code();
       if (code == grpc::StatusCode::UNAUTHENTICATED ||
@@ -324,6 +340,7 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
     runs_[run.run_id()] = run;
   }
   for (const v1::QuestionKey& key : msg.acks()) unacked_.erase(KeyString(key));
+  if (failing_ && msg.acks_size() > 0) MaybeFinishFailingLocked(false);
   for (uint64_t id : msg.cancels()) {
     for (auto it = queued_.begin(); it != queued_.end(); ++it) {
       if (it->lease_id() == id) {
@@ -347,7 +364,7 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
       // Unknown bytes stay empty: the backend refuses the question.
       if (img != images_.end()) part.set_data(img->second.data());
     }
-    if (draining_ || paused_) {
+    if (draining_ || paused_ || endpoint_state_.down()) {
       reply.add_released(lease.lease_id());
     } else if (static_cast<int>(inflight_.size()) < limit_) {
       StartLocked(lease);
@@ -378,7 +395,7 @@ void Worker::StartLocked(const v1::Lease& lease) {
 }
 
 void Worker::StartQueuedLocked() {
-  while (!draining_ && !paused_ && !queued_.empty() &&
+  while (!draining_ && !paused_ && !endpoint_state_.down() && !queued_.empty() &&
          static_cast<int>(inflight_.size()) < limit_) {
     v1::Lease lease = std::move(queued_.front());
     queued_.pop_front();
@@ -391,8 +408,15 @@ void Worker::OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome o
   auto it = inflight_.find(lease_id);
   if (it == inflight_.end()) return;  // cancelled meanwhile
   inflight_.erase(it);
-  if (outcome.kind == AskOutcome::kBackend) {
-    FailLocked(outcome.error);
+  if (outcome.kind == AskOutcome::kBackend || outcome.kind == AskOutcome::kHandBack) {
+    // Not this question's fault: back to the queue, its attempts unspent.
+    v1::WorkerMessage msg;
+    msg.add_released(lease_id);
+    SendLocked(msg);
+    if (outcome.kind == AskOutcome::kBackend) FailLocked(outcome.error);
+    MaybeFinishFailingLocked(false);
+    StartQueuedLocked();
+    cv_.notify_all();
     return;
   }
   v1::Result r;
@@ -401,6 +425,10 @@ void Worker::OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome o
   if (outcome.kind == AskOutcome::kAnswered) {
     *r.mutable_answer() = std::move(outcome.record);
     ++stats_.answered;
+    if (ramping_ && ++limit_ >= options_.concurrency) {
+      limit_ = options_.concurrency;
+      ramping_ = false;
+    }
   } else {
     *r.mutable_failure() = std::move(outcome.record);
     ++stats_.failed;
@@ -433,26 +461,6 @@ void Worker::FlushOutboxLocked() {
   // the next welcome; grant demand is reported again after it.
   if (welcomed_ && outbox_.ByteSizeLong() > 0) SendLocked(outbox_);
   outbox_.Clear();
-}
-
-void Worker::FailLocked(const std::string& error) {
-  if (!fatal_.ok()) return;
-  fatal_ = absl::FailedPreconditionError(error);
-  MEDEVAL_LOG(ERROR) << "the model backend is unusable, stopping: " << error;
-  draining_ = true;
-  v1::WorkerMessage msg;
-  msg.mutable_error()->set_message(error);
-  for (const v1::Lease& l : queued_) msg.add_released(l.lease_id());
-  queued_.clear();
-  for (const auto& [id, f] : inflight_) {
-    backend_.Cancel(f.ask_id);
-    msg.add_released(id);
-  }
-  inflight_.clear();
-  SendLocked(msg);
-  stopping_ = true;
-  if (stream_ != nullptr) stream_->CloseSend();
-  cv_.notify_all();
 }
 
 void Worker::Pause(const std::string& why) {
@@ -537,6 +545,7 @@ Worker::Stats Worker::stats() {
   s.concurrency_limit = limit_;
   s.paused = paused_;
   s.draining = draining_;
+  s.endpoint = endpoint_state_;
   return s;
 }
 

@@ -72,7 +72,7 @@ class Worker {
   void Pause(const std::string& why);
   void Resume();
   // Later requests go to `endpoint` (a local server on a new port).
-  void SetEndpoint(const Endpoint& endpoint) { backend_.SetEndpoint(endpoint); }
+  void SetEndpoint(const Endpoint& endpoint);
   // Blocks until the worker has stopped; returns why if it was an error
   // (e.g. the model API refused the key, or the coordinator the token).
   absl::Status Wait();
@@ -92,6 +92,7 @@ class Worker {
     int concurrency_limit = 0;  // current limit (adaptive concurrency)
     bool paused = false;        // its model server is restarting
     bool draining = false;
+    v1::EndpointState endpoint;  // down: handed its questions back, probing
   };
   Stats stats();
   const std::string& name() const { return options_.name; }
@@ -112,6 +113,8 @@ class Worker {
   void OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome outcome);
   void FailLocked(const std::string& error);
   void SendLocked(const v1::WorkerMessage& msg);
+  // Half-closes the stream after what is queued (the coordinator then ends it).
+  void CloseSendLocked();
   v1::WorkerMessage HelloLocked();
 
   void ScheduleFlushLocked();
@@ -122,6 +125,15 @@ class Worker {
   void ReportGrants();
   void OnRateLimited(absl::Duration d);
   void OnAttempt(bool throttled);
+  // The endpoint is down: hand every question back (attempts unspent), take
+  // none, and probe it with back-off until it answers; then ramp up again.
+  void OnEndpointDown(const std::string& reason);
+  void ScheduleProbeLocked();
+  void Probe();
+  void OnProbe(HttpResponse resp);
+  // After a fatal backend error: stops once the answers received before it
+  // are acknowledged (journaled), or the deadline passed.
+  void MaybeFinishFailingLocked(bool deadline_passed);
 
   WorkerOptions options_;
   std::unique_ptr<v1::Coordinator::Stub> stub_;
@@ -150,6 +162,13 @@ class Worker {
   int limit_ = 0;      // requests in flight allowed now
   int ok_streak_ = 0;  // attempts since the last 429 or raise
   bool logged_backoff_ = false;
+  v1::EndpointState endpoint_state_;  // down while probing
+  uint64_t probe_timer_ = 0;
+  bool ramping_ = false;  // back from down: +1 request in flight per answer
+  // A fatal backend error (401, say) seen; answers still being delivered.
+  bool failing_ = false;
+  std::string failure_;
+  absl::Time fail_deadline_ = absl::InfiniteFuture();
   std::atomic<bool> grant_report_pending_{false};
 
   // Declared last: destroyed first, so the HTTP loop (whose callbacks use the

@@ -84,6 +84,15 @@ std::vector<prometheus::MetricFamily> WorkerStateMetrics::Collect() const {
           s.stats.unacked);
   f.Gauge("medeval_concurrency_limit", "Requests in flight allowed now (adaptive concurrency)", m,
           s.stats.concurrency_limit);
+  f.Gauge("medeval_endpoint_down",
+          "1 while the model endpoint is down (questions handed back, probing it)", m,
+          s.stats.endpoint.down() ? 1 : 0);
+  f.Gauge("medeval_endpoint_down_since_seconds",
+          "Unix time the endpoint went down; 0 while it is up", m,
+          s.stats.endpoint.down() ? s.stats.endpoint.since_unix_ms() / 1000.0 : 0);
+  f.Gauge("medeval_endpoint_probe_interval_seconds",
+          "Seconds between probes of a down endpoint; 0 while it is up", m,
+          s.stats.endpoint.probe_interval_ms() / 1000.0);
   f.Counter("medeval_worker_leases_received_total", "Questions leased to this worker", m,
             static_cast<double>(s.stats.leases));
   f.Counter("medeval_worker_reconnects_total", "Streams to the coordinator re-established", m,

@@ -572,6 +572,89 @@ TEST_F(SchedulerTest, VlmLeasesNameTheirImagesAndCarryNoBytes) {
   auto bytes = ImageStore::Global().Get(Sha256Hex(png));
   ASSERT_NE(bytes, nullptr);
   EXPECT_EQ(*bytes, png);
+
+TEST_F(SchedulerTest, TheCoordinatorCapsAPauseAndShowsWhenTheModelResumes) {
+  Scheduler::Options o;
+  o.max_pause = absl::Seconds(5);
+  Start(o);
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 4)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  std::string wa = Connect(&a, "a", "m", 1);
+  Connect(&b, "b", "m", 1);
+  EXPECT_EQ(RunStatus("r1").paused_until_unix_ms(), 0);
+  v1::WorkerMessage hit;
+  hit.set_pause_model_ms(3600 * 1000);  // Retry-After: an hour
+  Deliver(wa, &a, hit);
+  for (RecordingChannel* ch : {&a, &b}) {
+    EXPECT_EQ(ch->Count([](const auto& m) { return static_cast<int>(m.pause_ms()); }), 5000);
+  }
+  EXPECT_EQ(RunStatus("r1").paused_until_unix_ms(),
+            absl::ToUnixMillis(clock_.Now() + absl::Seconds(5)));
+  clock_.Advance(absl::Seconds(6));
+  EXPECT_EQ(RunStatus("r1").paused_until_unix_ms(), 0);
+}
+
+TEST_F(SchedulerTest, NoBackupCopiesWhileTheModelIsPaused) {
+  Scheduler::Options o;
+  o.backup_min_age = absl::Seconds(10);
+  o.heartbeat_timeout = absl::Hours(1);
+  Start(o);
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 2)).ok());
+  RecordingChannel& slow = NewChannel();
+  RecordingChannel& idle = NewChannel();
+  std::string ws = Connect(&slow, "slow", "m", 2);
+  auto leases = slow.TakeLeases();
+  ASSERT_EQ(leases.size(), 2u);
+  Deliver(ws, &slow, Answer(leases[0]));
+  Connect(&idle, "idle", "m", 2);
+  v1::WorkerMessage hit;
+  hit.set_pause_model_ms(60 * 1000);
+  Deliver(ws, &slow, hit);
+  clock_.Advance(absl::Seconds(30));
+  s_->Tick();
+  EXPECT_TRUE(idle.TakeLeases().empty()) << "a backup would only wait for the same pause";
+  EXPECT_EQ(s_->counters().backups, 0u);
+  clock_.Advance(absl::Seconds(31));
+  s_->Tick();
+  EXPECT_EQ(idle.TakeLeases().size(), 1u);
+}
+
+TEST_F(SchedulerTest, AWorkerWhoseEndpointIsDownGetsNoWorkAndTheRunSaysWhy) {
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 10)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  std::string wa = Connect(&a, "a", "m", 2);
+  std::string wb = Connect(&b, "b", "m", 2);
+  auto la = a.TakeLeases();
+  auto lb = b.TakeLeases();
+  ASSERT_EQ(la.size(), 2u);
+  v1::WorkerMessage down;
+  down.mutable_endpoint_state()->set_down(true);
+  down.mutable_endpoint_state()->set_reason("connection refused");
+  down.mutable_endpoint_state()->set_since_unix_ms(1000);
+  down.mutable_endpoint_state()->set_probe_interval_ms(2000);
+  for (const auto& l : la) down.add_released(l.lease_id());
+  Deliver(wa, &a, down);
+  EXPECT_TRUE(a.TakeLeases().empty());
+  EXPECT_FALSE(RunStatus("r1").endpoint_state().down()) << "b still works";
+  v1::WorkerMessage down_b = down;
+  down_b.clear_released();
+  for (const auto& l : lb) down_b.add_released(l.lease_id());
+  Deliver(wb, &b, down_b);
+  v1::RunStatus st = RunStatus("r1");
+  EXPECT_TRUE(st.endpoint_state().down());
+  EXPECT_EQ(st.endpoint_state().reason(), "connection refused");
+  EXPECT_EQ(st.leased(), 0u);
+  EXPECT_EQ(st.failed(), 0u);
+  v1::StatusResponse all = s_->Status("");
+  for (const auto& w : all.workers()) EXPECT_TRUE(w.endpoint_state().down()) << w.worker_id();
+  v1::WorkerMessage up;
+  up.mutable_endpoint_state();  // down = false
+  Deliver(wa, &a, up);
+  EXPECT_EQ(a.TakeLeases().size(), 2u);
+  EXPECT_FALSE(RunStatus("r1").endpoint_state().down());
 }
 
 }  // namespace
