@@ -656,8 +656,7 @@ std::string SimServer::Impl::Control(const std::string& body) {
 void SimServer::Impl::Reset() {
   for (auto* c : {&connections, &requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
                   &f_server_error, &f_drop, &f_garbage, &f_hang, &f_capacity, &images_ok,
-                  &images_bad, &prompt_tokens, &completion_tokens}) {
-                  &images_bad, &down_episodes}) {
+                  &images_bad, &prompt_tokens, &completion_tokens, &down_episodes}) {
     c->store(0);
   }
   faults.ResetStats();
@@ -718,7 +717,10 @@ json SimServer::Impl::Stats() {
         {"drop", f_drop.load()},
         {"garbage", f_garbage.load()},
         {"hang", f_hang.load()},
-        {"capacity_rejected", f_capacity.load()}}},
+        {"capacity_rejected", f_capacity.load()},
+        {"endpoint", faults.Stats()},
+        {"down_episodes", down_episodes.load()}}},
+      {"down", Down()},
       {"response_faults", response_faults.StatsJson()},
       {"images", {{"valid", images_ok.load()}, {"invalid", images_bad.load()}}},
       {"tokens", {{"prompt", prompt_tokens.load()}, {"completion", completion_tokens.load()}}},
@@ -726,28 +728,6 @@ json SimServer::Impl::Stats() {
       {"questions", distinct},
       {"questions_asked_more_than_once", duplicated},
       {"per_question", std::move(per)}};
-  return json{{"connections", connections.load()},
-              {"requests", requests.load()},
-              {"completed", completed.load()},
-              {"in_flight", in_service.load()},
-              {"queued", gate.waiting()},
-              {"max_concurrency", max_in_service.load()},
-              {"bad_requests", bad_requests.load()},
-              {"unauthorized", unauthorized.load()},
-              {"faults",
-               {{"ratelimit", f_ratelimit.load()},
-                {"server_error", f_server_error.load()},
-                {"drop", f_drop.load()},
-                {"garbage", f_garbage.load()},
-                {"hang", f_hang.load()},
-                {"capacity_rejected", f_capacity.load()},
-                {"endpoint", faults.Stats()},
-                {"down_episodes", down_episodes.load()}}},
-              {"down", Down()},
-              {"images", {{"valid", images_ok.load()}, {"invalid", images_bad.load()}}},
-              {"questions", distinct},
-              {"questions_asked_more_than_once", duplicated},
-              {"per_question", std::move(per)}};
 }
 
 SimServer::SimServer(SimOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
