@@ -1,5 +1,7 @@
 #include "sim/sim_server.h"
 
+#include <fcntl.h>
+
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -14,6 +16,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -574,6 +577,7 @@ void SimServer::Impl::Reopen() {
   beast::error_code ec;
   acceptor->open(bound.protocol(), ec);
   if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) ::fcntl(acceptor->native_handle(), F_SETFD, FD_CLOEXEC);
   if (!ec) acceptor->bind(bound, ec);
   if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
@@ -758,12 +762,25 @@ absl::Status SimServer::Start() {
     }
     addr = results.begin()->endpoint().address();
   }
-  tcp::endpoint endpoint(addr, static_cast<unsigned short>(port));
-  impl_->acceptor.emplace(impl_->accept_strand);
-  impl_->acceptor->open(endpoint.protocol(), ec);
-  if (!ec) impl_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
-  if (!ec) impl_->acceptor->bind(endpoint, ec);
-  if (!ec) impl_->acceptor->listen(net::socket_base::max_listen_connections, ec);
+  // Port 0: a free port below the kernel's ephemeral range (32768 and up by
+  // default), so that during an outage a client's connect can never pick the
+  // same port as its own source and connect to itself (TCP self-connect),
+  // which would keep the port taken when the server wants it back.
+  absl::BitGen gen;
+  for (int attempt = 0; attempt <= 64; ++attempt) {
+    const int try_port = port != 0 || attempt == 64 ? port : absl::Uniform(gen, 10000, 32000);
+    tcp::endpoint endpoint(addr, static_cast<unsigned short>(try_port));
+    ec.clear();
+    impl_->acceptor.emplace(impl_->accept_strand);
+    impl_->acceptor->open(endpoint.protocol(), ec);
+    if (!ec) impl_->acceptor->set_option(net::socket_base::reuse_address(true), ec);
+    // Not inherited by child processes: one would keep the port listening
+    // through an outage (connections queue instead of being refused).
+    if (!ec) ::fcntl(impl_->acceptor->native_handle(), F_SETFD, FD_CLOEXEC);
+    if (!ec) impl_->acceptor->bind(endpoint, ec);
+    if (!ec) impl_->acceptor->listen(net::socket_base::max_listen_connections, ec);
+    if (!ec || port != 0) break;
+  }
   if (ec) {
     impl_->acceptor.reset();
     return absl::UnavailableError(absl::StrCat("cannot listen on ", listen, ": ", ec.message()));

@@ -247,10 +247,11 @@ TEST_F(ChatBackendTest, TimesOutAHungRequestAndRetries) {
   Serve(o);
   v1::RequestParams p = Params(2);
   p.set_timeout_s(0.2);
+  // Every attempt timing out with nothing answered meanwhile is the endpoint
+  // down, not the question: it goes back unspent instead of failing.
   AskOutcome out = Ask("q", p);
-  ASSERT_EQ(out.kind, AskOutcome::kFailed);
-  EXPECT_EQ(out.record.attempts(), 2);
-  EXPECT_TRUE(absl::StrContains(out.record.last_error(), "timeout")) << out.record.last_error();
+  ASSERT_EQ(out.kind, AskOutcome::kHandBack);
+  EXPECT_TRUE(absl::StrContains(out.error, "timeout")) << out.error;
 }
 
 TEST_F(ChatBackendTest, NotFoundExplainsTheUrl) {
