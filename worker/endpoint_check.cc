@@ -111,6 +111,7 @@ EndpointCheckReport CheckEndpoint(const EndpointCheckOptions& o) {
     for (const auto& [k, v] : o.params.extra_headers()) {
       req.headers.push_back(absl::StrCat(k, ": ", v));
     }
+    for (const auto& [k, v] : o.backend.headers) req.headers.push_back(absl::StrCat(k, ": ", v));
     return req;
   };
 
