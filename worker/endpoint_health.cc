@@ -23,8 +23,9 @@ DownSignal ClassifyDownSignal(const HttpResponse& r, bool usable_answer) {
     }
   }
   if (r.status == 502 || r.status == 503 || r.status == 504) return DownSignal::kSuspect;
-  if (r.status >= 200 && r.status < 300)
-    return usable_answer ? DownSignal::kNone : DownSignal::kRepeated;
+  // A 2xx proves the server works, whatever it answered (an empty or
+  // unusable answer is that question's failure, retried and then failed).
+  if (r.status >= 200 && r.status < 300) return DownSignal::kNone;
   if (r.status == 429) return DownSignal::kNone;  // alive, asking us to slow down
   if (r.status >= 400 && r.status < 500 && r.status != 408) return DownSignal::kNone;
   return DownSignal::kRepeated;  // 500, 408, 3xx, ...

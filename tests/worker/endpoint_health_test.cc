@@ -48,7 +48,7 @@ TEST(ClassifyDownSignalTest, TransportAndGatewayErrorsAreTheEndpoint) {
   for (int s : {502, 503, 504})
     EXPECT_EQ(ClassifyDownSignal(Status(s), false), DownSignal::kSuspect);
   EXPECT_EQ(ClassifyDownSignal(Status(500), false), DownSignal::kRepeated);
-  EXPECT_EQ(ClassifyDownSignal(Status(200), false), DownSignal::kRepeated);  // unusable body
+  EXPECT_EQ(ClassifyDownSignal(Status(200), false), DownSignal::kNone);  // alive, bad answer
   // The server works, whatever it thinks of the question.
   for (int s : {400, 413, 422, 429})
     EXPECT_EQ(ClassifyDownSignal(Status(s), false), DownSignal::kNone);
