@@ -11,6 +11,13 @@
 namespace medeval {
 
 DownSignal ClassifyDownSignal(const HttpResponse& r, bool usable_answer) {
+  // A response arrived but could not be read (over the size cap, a body not
+  // in its declared encoding): the server is alive; that is the answer's
+  // problem.
+  if (r.too_large || r.curl_code == CURLE_BAD_CONTENT_ENCODING ||
+      r.curl_code == CURLE_WRITE_ERROR) {
+    return DownSignal::kNone;
+  }
   if (!r.error.empty()) {
     switch (r.curl_code) {
       case CURLE_COULDNT_CONNECT:
