@@ -77,6 +77,7 @@ struct ChatBackend::AskState {
   absl::Time first_start = absl::InfinitePast();
   std::string last_error;
   std::string requested_model;
+  bool down_grace_used = false;  // one try beyond max_attempts on a connection failure
 };
 
 absl::StatusOr<ChatCompletion> ParseChatCompletion(absl::string_view body) {
@@ -245,6 +246,12 @@ void ChatBackend::EndpointUp() {
   std::lock_guard<std::mutex> lock(mu_);
   down_ = false;
   health_.Reset();
+}
+
+bool ChatBackend::Sending(uint64_t ask_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = asks_.find(ask_id);
+  return it != asks_.end() && it->second->http_id != 0;
 }
 
 void ChatBackend::Halt() {
@@ -580,11 +587,17 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
           {st.max_attempts, config_.retry_base, config_.retry_cap, config_.max_retry_after});
       auto delay = policy.NextDelay(st.attempt, kind, retry_after, absl::Uniform(rng_, 0.0, 1.0));
       if (!delay.has_value() && !tripped &&
-          (signal == DownSignal::kSuspect || signal == DownSignal::kDefinitive) &&
-          health_.last_alive() < st.first_start) {
-        // Out of attempts, and nothing has answered since this question was
-        // first sent: that is the endpoint, not the question.
-        tripped = true;
+          (signal == DownSignal::kSuspect || signal == DownSignal::kDefinitive)) {
+        if (health_.last_alive() < st.first_start) {
+          // Out of attempts, and nothing has answered since this question was
+          // first sent: that is the endpoint, not the question.
+          tripped = true;
+        } else if (!st.down_grace_used) {
+          // The first failures of an outage arrive before it is recognised:
+          // one more try tells (it trips the endpoint down, or fails again).
+          st.down_grace_used = true;
+          delay = config_.retry_base;
+        }
       }
       if (tripped && !down_) {
         down_ = true;

@@ -162,6 +162,9 @@ class ChatBackend {
   void SetEndpoint(const Endpoint& endpoint);
   // The endpoint answers again (a probe succeeded).
   void EndpointUp();
+  // Whether ask `ask_id` has a request at the server now (not waiting to
+  // retry, for a grant or for a pause).
+  bool Sending(uint64_t ask_id);
   // No further attempt starts: asks waiting to retry (or for a grant or a
   // pause) end as kHandBack when their turn comes; requests in flight finish.
   void Halt();

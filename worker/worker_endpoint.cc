@@ -31,11 +31,17 @@ void Worker::OnEndpointDown(const std::string& reason) {
   v1::WorkerMessage msg;
   for (const v1::Lease& l : queued_) msg.add_released(l.lease_id());
   queued_.clear();
-  for (const auto& [id, f] : inflight_) {
-    backend_.Cancel(f.ask_id);
-    msg.add_released(id);
+  // Requests at the server finish: an answer that comes is kept (it is paid
+  // for), a failure comes back as kHandBack. The rest go back now.
+  for (auto it = inflight_.begin(); it != inflight_.end();) {
+    if (backend_.Sending(it->second.ask_id)) {
+      ++it;
+      continue;
+    }
+    backend_.Cancel(it->second.ask_id);
+    msg.add_released(it->first);
+    inflight_.erase(it++);
   }
-  inflight_.clear();
   *msg.mutable_endpoint_state() = endpoint_state_;
   MEDEVAL_LOG(WARNING) << EndpointDownText(endpoint_state_) << "; handed back "
                        << msg.released_size() << " questions, their attempts unspent";

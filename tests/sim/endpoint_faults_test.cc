@@ -63,7 +63,7 @@ TEST_F(EndpointFaultsTest, AnOutageRefusesConnectionsThenServesAgainOnTheSamePor
   ASSERT_TRUE(testing::WaitFor([&] { return HttpCall("GET", base_ + "/v1/models").status == 200; },
                                absl::Seconds(5)));
   EXPECT_EQ(Call(http, "POST", base_ + "/v1/chat/completions", Body("q3")).status, 200);
-  EXPECT_EQ(Stats()["faults"]["down_episodes"], 1);
+  EXPECT_EQ(Stats()["down_episodes"], 1);
 }
 
 TEST_F(EndpointFaultsTest, DownAfterNAnswersAndThroughControl) {
@@ -94,7 +94,7 @@ TEST_F(EndpointFaultsTest, HtmlNotFoundLikeAPlainWebServer) {
   EXPECT_TRUE(absl::StartsWith(m.content_type, "text/html")) << m.content_type;
   EXPECT_TRUE(absl::StrContains(m.body, "<title>404 Not Found</title>")) << m.body;
   EXPECT_EQ(Call(http, "POST", base_ + "/v1/chat/completions", Body("q")).status, 404);
-  EXPECT_EQ(Stats()["faults"]["endpoint"]["html_404"], 2);
+  EXPECT_EQ(Stats()["endpoint_faults"]["html_404"], 2);
   EXPECT_EQ(Stats()["completed"], 0);
 }
 
@@ -134,7 +134,7 @@ TEST_F(EndpointFaultsTest, RedirectNamesWhereItPoints) {
   HttpResponse r = Call(http, "GET", base_ + "/v1/models");
   EXPECT_EQ(r.status, 301);
   EXPECT_EQ(r.location, "https://api.example.com/v1/models");
-  EXPECT_EQ(Stats()["faults"]["endpoint"]["redirect"], 1);
+  EXPECT_EQ(Stats()["endpoint_faults"]["redirect"], 1);
 }
 
 }  // namespace
