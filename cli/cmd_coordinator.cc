@@ -101,7 +101,7 @@ Command AddCoordinatorCommand(CLI::App& app) {
               std::cerr << "medeval coordinator: not recovered: " << e << "\n";
             }
             int sig = WaitForTerminationSignal();
-            MEDEVAL_LOG(INFO) << "signal " << sig << ": shutting down (journal flushed)";
+            MEDEVAL_LOG(INFO) << "signal " << sig << ": shutting down";
             (*c)->Shutdown();
             return kExitOk;
           }};

@@ -12,6 +12,7 @@
 #include "client/run_job.h"
 #include "client/status_json.h"
 #include "worker/endpoint_health.h"
+#include "common/utf8.h"
 
 namespace medeval::cli {
 
@@ -50,12 +51,15 @@ Command AddStatusCommand(CLI::App& app) {
         std::cout << absl::StrFormat("%-22s %-28s %-10s %-10s %13s %9s %7s %6s %7s %9s\n", "RUN",
                                      "MODEL", "TRACK", "STATE", "DONE/TOTAL", "RATE/s", "ETA",
                                      "FAILED", "RETRIES", "TRUNCATED");
+        // Names, ids and errors come from the network: escaped, so they
+        // cannot drive the terminal.
         for (const auto& r : st->runs()) {
           std::cout << absl::StrFormat(
-              "%-22s %-28s %-10s %-10s %13s %9.1f %7s %6d %7d %9d\n", r.run_id(), r.model(),
-              r.track(), r.state(), absl::StrCat(r.answered() + r.failed(), "/", r.total()),
-              r.rate(), r.state() == "running" ? ShortDuration(r.eta_s()) : "-", r.failed(),
-              r.retries(), r.truncated());
+              "%-22s %-28s %-10s %-10s %13s %9.1f %7s %6d %7d %9d\n", EscapeControl(r.run_id()),
+              EscapeControl(r.model()), EscapeControl(r.track()), EscapeControl(r.state()),
+              absl::StrCat(r.answered() + r.failed(), "/", r.total()), r.rate(),
+              r.state() == "running" ? ShortDuration(r.eta_s()) : "-", r.failed(), r.retries(),
+              r.truncated());
           if (r.truncated() > 0 && !f->run_id.empty()) {
             std::cout << "  truncated: " << r.truncated()
                       << " answers cut off at max_tokens (finish_reason length); raise or unset "
@@ -72,8 +76,10 @@ Command AddStatusCommand(CLI::App& app) {
                       << " (429 with Retry-After)\n";
           }
           if (!f->run_id.empty()) {
-            if (!r.error().empty()) std::cout << "  error: " << r.error() << "\n";
-            for (const auto& q : r.failed_questions()) std::cout << "  failed: " << q << "\n";
+            if (!r.error().empty()) std::cout << "  error: " << EscapeControl(r.error()) << "\n";
+            for (const auto& q : r.failed_questions()) {
+              std::cout << "  failed: " << EscapeControl(q) << "\n";
+            }
           }
         }
         if (st->runs().empty()) std::cout << "(no runs)\n";
@@ -87,12 +93,13 @@ Command AddStatusCommand(CLI::App& app) {
                   << absl::StrFormat("%-26s %-28s %9s %9s  %s\n", "WORKER", "MODEL", "IN FLIGHT",
                                      "ANSWERED", "ENDPOINT / STATE");
         for (const auto& w : st->workers()) {
-          std::string state = w.endpoint();
+          std::string state = EscapeControl(w.endpoint());
           if (w.draining()) state += " (draining)";
           if (!w.connected()) state += " (gone)";
-          if (!w.error().empty()) state += absl::StrCat(" error: ", w.error());
+          if (!w.error().empty()) state += absl::StrCat(" error: ", EscapeControl(w.error()));
           if (w.endpoint_state().down()) state += " " + EndpointDownText(w.endpoint_state());
-          std::cout << absl::StrFormat("%-26s %-28s %9s %9d  %s\n", w.worker_id(), w.model(),
+          std::cout << absl::StrFormat("%-26s %-28s %9s %9d  %s\n", EscapeControl(w.worker_id()),
+                                       EscapeControl(w.model()),
                                        absl::StrCat(w.leased(), "/", w.max_inflight()),
                                        w.answered(), state);
         }

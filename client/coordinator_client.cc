@@ -1,6 +1,7 @@
 #include "client/coordinator_client.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
+#include "common/sha256.h"
 #include "common/version.h"
 
 namespace medeval {
@@ -72,14 +74,38 @@ absl::StatusOr<v1::SubmitResponse> CoordinatorClient::Submit(const v1::RunSpec& 
   ctx.set_deadline(Deadline(absl::Minutes(30)));
   v1::SubmitResponse resp;
   auto writer = stub_->Submit(&ctx, &resp);
+  // The manifest first (so the coordinator checks sizes before taking any
+  // data, and creates the run only from every file whole); each file is
+  // read once, and must not change between the manifest and its upload.
+  const std::vector<std::string> rels = SuiteFiles(suite);
+  std::vector<std::string> digests;
   v1::SubmitChunk first;
   *first.mutable_spec() = spec;
   first.mutable_spec()->set_client_version(kVersion);
+  for (const std::string& rel : rels) {
+    const std::string path = JoinPath(suite.root, rel);
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return ErrnoStatus(errno, path);
+    auto sha = Sha256File(path);
+    if (!sha.ok()) return sha.status();
+    v1::ManifestEntry* e = first.mutable_manifest()->add_files();
+    e->set_path(rel);
+    e->set_size(static_cast<uint64_t>(st.st_size));
+    e->set_sha256(*sha);
+    digests.push_back(*sha);
+  }
   bool ok = writer->Write(first);
-  for (const std::string& rel : SuiteFiles(suite)) {
+  for (size_t i = 0; i < rels.size(); ++i) {
     if (!ok) break;
+    const std::string& rel = rels[i];
     auto data = ReadFile(JoinPath(suite.root, rel));
+    if (data.ok() &&
+        (data->size() != first.manifest().files(i).size() || Sha256Hex(*data) != digests[i])) {
+      data = absl::FailedPreconditionError(
+          absl::StrCat(JoinPath(suite.root, rel), " changed while it was being submitted"));
+    }
     if (!data.ok()) {
+      // Cancelled: the coordinator creates nothing from a partial upload.
       ctx.TryCancel();
       writer->Finish().IgnoreError();
       return data.status();

@@ -1,8 +1,11 @@
 #include "client/embedded_cluster.h"
 
+#include <openssl/rand.h>
+
 #include <map>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "common/records.h"
 #include "worker/worker_metrics.h"
@@ -13,6 +16,13 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(Options 
   std::unique_ptr<EmbeddedCluster> c(new EmbeddedCluster());
   Coordinator::Options copts;
   copts.listen = "127.0.0.1:0";
+  unsigned char secret[32];
+  if (RAND_bytes(secret, sizeof(secret)) != 1) {
+    return absl::InternalError("cannot make a token for the local coordinator (no randomness)");
+  }
+  c->token_ = absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(secret), sizeof(secret)));
+  copts.token = c->token_;
   copts.state_dir = options.state_dir;
   copts.scheduler = options.scheduler;
   copts.metrics_listen = options.metrics_listen;
@@ -36,6 +46,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(Options 
     for (int i = 1; i <= g.count; ++i) {
       WorkerOptions w;
       w.coordinator = c->target();
+      w.security = c->client_security();
       w.name = many ? absl::StrCat("local-", ModelFolderName(g.model), "-", i)
                     : absl::StrCat("local-", i);
       w.model = g.model;
@@ -60,6 +71,12 @@ EmbeddedCluster::~EmbeddedCluster() { Stop(absl::ZeroDuration()); }
 
 std::string EmbeddedCluster::target() const {
   return absl::StrCat("127.0.0.1:", coordinator_->port());
+}
+
+ClientSecurity EmbeddedCluster::client_security() const {
+  ClientSecurity s;
+  s.token = token_;
+  return s;
 }
 
 absl::Status EmbeddedCluster::ModelError(const std::string& model) {

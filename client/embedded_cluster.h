@@ -1,6 +1,8 @@
 // `medeval run` on one machine: a coordinator on a loopback port and local
 // workers that connect to it over gRPC exactly as they would from other
-// machines, so the embedded run and the cluster share one code path.
+// machines, so the embedded run and the cluster share one code path. The
+// port is reachable by every local process, so the coordinator requires a
+// random token made for this run, which only its own workers and client get.
 //
 // Thread-safety: methods are thread-safe.
 #ifndef MEDEVAL_CLIENT_EMBEDDED_CLUSTER_H_
@@ -42,6 +44,8 @@ class EmbeddedCluster {
 
   // "127.0.0.1:PORT" of the coordinator.
   std::string target() const;
+  // What a client of this coordinator needs (its per-run token).
+  ClientSecurity client_security() const;
   Coordinator& coordinator() { return *coordinator_; }
   // When every worker of `model` has stopped with an error: the first error.
   absl::Status ModelError(const std::string& model);
@@ -51,6 +55,7 @@ class EmbeddedCluster {
 
  private:
   EmbeddedCluster() = default;
+  std::string token_;
   std::unique_ptr<Coordinator> coordinator_;
   std::vector<std::pair<std::string, std::unique_ptr<ManagedWorker>>> workers_;  // (model, worker)
   bool stopped_ = false;

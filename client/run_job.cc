@@ -435,7 +435,7 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
     err << "medeval: metrics on http://" << l.substr(0, l.rfind(':')) << ":"
         << (*cluster)->coordinator().metrics_port() << "/metrics\n";
   }
-  auto client = CoordinatorClient::Connect((*cluster)->target(), ClientSecurity{});
+  auto client = CoordinatorClient::Connect((*cluster)->target(), (*cluster)->client_security());
   if (!client.ok()) {
     err << "medeval: " << client.status().message() << "\n";
     return kJobFailed;

@@ -1,5 +1,9 @@
 #include "common/executor.h"
 
+#include <exception>
+
+#include "common/log.h"
+
 namespace medeval {
 
 Executor::Executor(int threads) {
@@ -33,7 +37,15 @@ void Executor::Loop() {
       fn = std::move(queue_.front());
       queue_.pop_front();
     }
-    fn();
+    // A throwing task must not take the process (or the pool) down; tasks
+    // that own a call end it themselves.
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      MEDEVAL_LOG(ERROR) << "background task failed: " << e.what();
+    } catch (...) {
+      MEDEVAL_LOG(ERROR) << "background task failed (unknown exception)";
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // A fixed pool of threads running posted closures in FIFO order, for work
 // that must not run inside gRPC reactions (disk I/O, merging outputs).
 //
-// Thread-safe. The destructor runs what is queued, then joins.
+// Thread-safe. The destructor runs what is queued, then joins. An exception
+// thrown by a task is caught and logged; the pool keeps running.
 #ifndef MEDEVAL_COMMON_EXECUTOR_H_
 #define MEDEVAL_COMMON_EXECUTOR_H_
 

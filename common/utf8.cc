@@ -101,4 +101,39 @@ bool IsBlankText(absl::string_view s) {
   return true;
 }
 
+
+std::string EscapeControl(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [&out](unsigned char c) {
+    static const char kDigits[] = "0123456789abcdef";
+    out += "\\x";
+    out += kDigits[c >> 4];
+    out += kDigits[c & 0xF];
+  };
+  while (!s.empty()) {
+    const size_t bad = FindInvalidUtf8(s);
+    const absl::string_view valid = s.substr(0, bad == absl::string_view::npos ? s.size() : bad);
+    for (size_t i = 0; i < valid.size(); ++i) {
+      const auto c = static_cast<unsigned char>(valid[i]);
+      if (c < 0x20 || c == 0x7F) {
+        hex(c);
+      } else if (c == '\\') {
+        out += "\\\\";
+      } else if (c == 0xC2 && i + 1 < valid.size() &&
+                 static_cast<unsigned char>(valid[i + 1]) <= 0x9F) {
+        // U+0080..U+009F (C1 controls, e.g. CSI): both bytes escaped.
+        hex(c);
+        hex(static_cast<unsigned char>(valid[++i]));
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+    if (bad == absl::string_view::npos) break;
+    hex(static_cast<unsigned char>(s[bad]));
+    s.remove_prefix(bad + 1);
+  }
+  return out;
+}
+
 }  // namespace medeval

@@ -37,6 +37,12 @@ std::string ReplaceInvalidUtf8(absl::string_view s, size_t* replaced = nullptr);
 // something to see.
 bool IsBlankText(absl::string_view s);
 
+// `s` safe to print on a terminal: control characters (C0, DEL and the C1
+// range U+0080..U+009F) and bytes that are not valid UTF-8 become \xNN, and a
+// backslash becomes \\, so text from the network cannot move the cursor,
+// clear the screen or forge lines.
+std::string EscapeControl(absl::string_view s);
+
 }  // namespace medeval
 
 #endif  // MEDEVAL_COMMON_UTF8_H_

@@ -19,6 +19,8 @@ namespace {
 
 constexpr double kDefaultTimeoutS = 600;
 constexpr int kDefaultMaxAttempts = 6;
+// Open calls get this long to finish when the coordinator stops.
+constexpr absl::Duration kShutdownDeadline = absl::Seconds(2);
 
 absl::Status CheckSpec(const v1::RunSpec& spec) {
   if (spec.model().empty()) return absl::InvalidArgumentError("the run names no model");
@@ -259,13 +261,32 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
         return s;
       });
   if (!final_spec.ok()) return final_spec.status();
-  suite->root = state_->InputDir(final_spec->run_id());
+  // From here the run folder exists: a failure removes it, or it would come
+  // back as a run at the next start while the client was told it failed.
+  uint32_t reused = 0;
+  st = AddCreatedRun(*final_spec, std::move(suite), &reused);
+  if (!st.ok()) {
+    MEDEVAL_LOG(ERROR) << "run " << final_spec->run_id() << " not created: " << st.message();
+    absl::Status rm = RemoveAll(state_->RunDir(final_spec->run_id()));
+    if (rm.ok()) rm = SyncDir(DirName(state_->RunDir(final_spec->run_id())));
+    if (!rm.ok()) MEDEVAL_LOG(ERROR) << "cannot remove the failed run: " << rm.message();
+    return st;
+  }
+  resp.set_run_id(final_spec->run_id());
+  resp.set_answers_reused(reused);
+  return resp;
+}
+
+absl::Status Coordinator::AddCreatedRun(const v1::RunSpec& final_spec,
+                                        std::shared_ptr<Suite> suite, uint32_t* answers_reused) {
+  absl::Status st;
+  suite->root = state_->InputDir(final_spec.run_id());
 
   LoadedRun run;
-  auto images = LoadRunImages(*state_, *final_spec, *suite);
+  auto images = LoadRunImages(*state_, final_spec, *suite);
   if (!images.ok()) return images.status();
   run.images = std::move(*images);
-  run.spec = *final_spec;
+  run.spec = final_spec;
   const size_t n = suite->question_count();
   run.suite = suite;
   run.state.assign(n, kPending);
@@ -279,15 +300,15 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
   auto reused = SeedFromEarlierRun(
       *state_, *journal_, [this](const std::string& id) { return scheduler_->HasRun(id); }, &run);
   if (!reused.ok()) return reused.status();
-  resp.set_answers_reused(static_cast<uint32_t>(*reused));
-  scheduler_->SetLimits(final_spec->model(), final_spec->limits());
+  if (answers_reused != nullptr) *answers_reused = static_cast<uint32_t>(*reused);
+  scheduler_->SetLimits(final_spec.model(), final_spec.limits());
+  // The idempotency key is registered here, with the complete run.
   st = scheduler_->AddRun(std::move(run));
   if (!st.ok()) return st;
-  MEDEVAL_LOG(INFO) << "run " << final_spec->run_id() << " created: model " << final_spec->model()
-                    << ", " << n << " questions in " << final_spec->datasets_size() << " datasets ("
-                    << final_spec->track() << ")";
-  resp.set_run_id(final_spec->run_id());
-  return resp;
+  MEDEVAL_LOG(INFO) << "run " << final_spec.run_id() << " created: model " << final_spec.model()
+                    << ", " << n << " questions in " << final_spec.datasets_size() << " datasets ("
+                    << final_spec.track() << ")";
+  return absl::OkStatus();
 }
 
 void Coordinator::Shutdown() {
@@ -299,13 +320,31 @@ void Coordinator::Shutdown() {
   tick_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
   if (server_) {
+    const CoordinatorService::OpenCalls open = service_->open_calls();
+    MEDEVAL_LOG(INFO) << "shutting down: no new calls; waiting up to "
+                      << absl::FormatDuration(kShutdownDeadline) << " for " << open.workers
+                      << " worker streams, " << open.uploads << " uploads and " << open.fetches
+                      << " fetches";
+    const absl::Time start = absl::Now();
     server_->GetHealthCheckService()->SetServingStatus(false);
-    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    // Calls still open at the deadline are cancelled; every reactor then
+    // ends its call, so this returns.
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      absl::ToChronoMilliseconds(kShutdownDeadline));
+    const CoordinatorService::OpenCalls after = service_->open_calls();
+    MEDEVAL_LOG(INFO) << "gRPC server stopped after "
+                      << absl::FormatDuration(
+                             absl::Trunc(absl::Now() - start, absl::Milliseconds(1)))
+                      << "; " << after.cancelled - open.cancelled << " calls cancelled";
   }
   // Every accepted answer goes to disk (which may complete runs), then the
   // merges of completed runs finish.
-  if (journal_) journal_->Flush();
+  if (journal_) {
+    journal_->Flush();
+    MEDEVAL_LOG(INFO) << "journal flushed";
+  }
   executor_.reset();
+  MEDEVAL_LOG(INFO) << "background tasks finished; coordinator stopped";
 }
 
 Coordinator::~Coordinator() {

@@ -85,6 +85,10 @@ class Coordinator {
   absl::StatusOr<std::string> RecoverRunByKey(const std::string& key);
   absl::StatusOr<LoadedRun> LoadStoredRun(const v1::RunSpec& spec);
   void Merge(const std::string& run_id);
+  // Loads a just-stored run (images, journal) and hands it to the scheduler.
+  // `answers_reused` (may be null): answers taken over from an earlier run.
+  absl::Status AddCreatedRun(const v1::RunSpec& final_spec, std::shared_ptr<Suite> suite,
+                             uint32_t* answers_reused);
   void TickLoop();
 
   const Options options_;

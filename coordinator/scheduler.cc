@@ -251,16 +251,43 @@ bool Scheduler::InGrace() {
 }
 
 absl::StatusOr<std::string> Scheduler::Connect(const v1::Hello& hello, WorkerChannel* channel) {
+  v1::WorkerMessage first;
+  *first.mutable_hello() = hello;
+  return Connect(first, channel);
+}
+
+bool Scheduler::Reclaim(Worker* w, const v1::QuestionKey& key, v1::CoordinatorMessage* msg) {
+  auto rit = runs_by_id_.find(key.run_id());
+  if (rit == runs_by_id_.end()) return false;
+  Run* run = rit->second;
+  if (key.index() >= run->total() || run->state[key.index()] != kPending) return false;
+  if (run->spec.model() != w->hello.model()) return false;
+  AddLease(run, key.index(), w, /*backup=*/false, msg);
+  return true;
+}
+
+absl::StatusOr<std::string> Scheduler::Connect(const v1::WorkerMessage& first,
+                                               WorkerChannel* channel) {
+  const v1::Hello& hello = first.hello();
   if (hello.model().empty()) return absl::InvalidArgumentError("hello: model is required");
   if (hello.max_inflight() == 0)
     return absl::InvalidArgumentError("hello: max_inflight must be > 0");
   absl::MutexLock lock(&mu_);
   std::string id = hello.worker_name().empty() ? "worker" : hello.worker_name();
+  bool replaced = false;
   if (auto it = workers_.find(id); it != workers_.end()) {
-    // The same worker reconnecting before its old stream was noticed as gone.
     Worker* old = it->second.get();
-    old->channel->Close(absl::AbortedError("replaced by a new connection with the same name"));
-    RemoveWorker(old, "replaced by a new connection");
+    if (hello.instance_id().empty() || old->hello.instance_id() != hello.instance_id()) {
+      // Another process with the same name: replacing it would have the two
+      // replace each other in a loop.
+      return absl::AlreadyExistsError(
+          absl::StrCat("a worker named '", id, "' is already connected (model ", old->hello.model(),
+                       "); give each worker its own --name"));
+    }
+    // The same process reconnecting before its old stream was noticed as gone.
+    old->channel->Close(absl::AbortedError("replaced by a new connection of the same worker"));
+    RemoveWorker(old, "replaced by a new connection", /*dispatch=*/false);
+    replaced = true;
   }
   auto w = std::make_unique<Worker>();
   w->id = id;
@@ -277,16 +304,24 @@ absl::StatusOr<std::string> Scheduler::Connect(const v1::Hello& hello, WorkerCha
       static_cast<uint32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
   msg.mutable_welcome()->set_coordinator_version(kVersion);
   // Questions the worker still works on from before a reconnect (or our
-  // restart) stay with it if nobody else has them.
+  // restart) stay with it if nobody else has them, up to what it may have
+  // in flight; answers it sends again with the hello find their lease too.
   uint32_t reclaimed = 0;
+  uint32_t refused = 0;
   for (const v1::QuestionKey& key : hello.holding()) {
-    auto rit = runs_by_id_.find(key.run_id());
-    if (rit == runs_by_id_.end()) continue;
-    Run* run = rit->second;
-    if (key.index() >= run->total() || run->state[key.index()] != kPending) continue;
-    if (run->spec.model() != hello.model()) continue;
-    AddLease(run, key.index(), worker, /*backup=*/false, &msg);
-    ++reclaimed;
+    if (reclaimed >= hello.max_inflight()) {
+      ++refused;
+      continue;
+    }
+    if (Reclaim(worker, key, &msg)) ++reclaimed;
+  }
+  for (const v1::Result& r : first.results()) {
+    if (Reclaim(worker, r.key(), &msg)) ++reclaimed;
+  }
+  if (refused > 0) {
+    MEDEVAL_LOG(WARNING) << "worker " << id << " claims " << hello.holding_size()
+                         << " questions in flight with " << hello.max_inflight() << " allowed; "
+                         << refused << " claims ignored";
   }
   if (auto mit = models_.find(hello.model()); mit != models_.end()) {
     const absl::Duration left = mit->second.paused_until - options_.clock->Now();
@@ -302,7 +337,11 @@ absl::StatusOr<std::string> Scheduler::Connect(const v1::Hello& hello, WorkerCha
   MEDEVAL_LOG(INFO) << "worker " << id << " connected: model " << hello.model() << ", "
                     << hello.max_inflight() << " in flight"
                     << (reclaimed > 0 ? absl::StrCat(", reclaimed ", reclaimed, " questions") : "");
-  Dispatch(worker);
+  if (replaced) {
+    DispatchModel(hello.model());
+  } else {
+    Dispatch(worker);
+  }
   return id;
 }
 
@@ -313,7 +352,7 @@ void Scheduler::Disconnect(const std::string& worker_id, WorkerChannel* channel)
   RemoveWorker(it->second.get(), "disconnected");
 }
 
-void Scheduler::RemoveWorker(Worker* w, const std::string& why) {
+void Scheduler::RemoveWorker(Worker* w, const std::string& why, bool dispatch) {
   const std::string model = w->hello.model();
   std::vector<uint64_t> ids(w->leases.begin(), w->leases.end());
   for (uint64_t id : ids) DropLease(id, /*requeue=*/true);
@@ -329,7 +368,7 @@ void Scheduler::RemoveWorker(Worker* w, const std::string& why) {
   departed_.push_back(st);
   if (departed_.size() > kMaxDeparted) departed_.pop_front();
   workers_.erase(w->id);
-  DispatchModel(model);
+  if (dispatch) DispatchModel(model);
 }
 
 void Scheduler::AddLease(Run* run, uint32_t q, Worker* w, bool backup,
@@ -491,15 +530,26 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
     w->channel->Send(std::move(ack));
     return;
   }
-  auto lit = leases_.find(r.lease_id());
-  if (lit != leases_.end() && lit->second.worker == w && lit->second.run == run &&
-      lit->second.q == q) {
-    double secs = absl::ToDoubleSeconds(options_.clock->Now() - lit->second.issued);
+  // Only the holder of a lease on this stream may settle the question; a
+  // late copy (cancelled, or after a reconnect) of a settled one is a
+  // duplicate, anything else is refused and acknowledged so the worker
+  // forgets it.
+  const uint64_t lease_id = LeaseOf(w, run, q, r.lease_id());
+  const uint8_t st = run->state[q];
+  if (lease_id == 0 && st != kAnswered && st != kFailed) {
+    ++counters_.unleased_results;
+    MEDEVAL_LOG(WARNING) << "worker " << w->id << " sent a result for " << run->Describe(q)
+                         << " of run " << run->spec.run_id()
+                         << " without holding its lease; ignored";
+    w->channel->Send(std::move(ack));
+    return;
+  }
+  if (lease_id != 0) {
+    double secs = absl::ToDoubleSeconds(options_.clock->Now() - leases_[lease_id].issued);
     run->lease_secs_ewma =
         run->lease_secs_ewma == 0 ? secs : 0.9 * run->lease_secs_ewma + 0.1 * secs;
-    DropLease(r.lease_id(), /*requeue=*/false);
+    DropLease(lease_id, /*requeue=*/false);
   }
-  const uint8_t st = run->state[q];
   if (st == kAnswered || st == kFailed) {
     ++run->duplicates;
     ++counters_.duplicates;
@@ -539,11 +589,10 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
   if (failed) run->failure_errors[q] = rec.last_error();
   v1::JournalEntry entry;
   entry.set_index(q);
-  if (failed) {
-    *entry.mutable_failure() = std::move(*result->mutable_failure());
-  } else {
-    *entry.mutable_answer() = std::move(*result->mutable_answer());
-  }
+  v1::AnswerRecord* kept = failed ? entry.mutable_failure() : entry.mutable_answer();
+  *kept = std::move(failed ? *result->mutable_failure() : *result->mutable_answer());
+  // Who answered is what the stream says, whatever the record claims.
+  kept->set_worker(w->id);
   const uint32_t run_num = run->num;
   const bool truncated = !failed && IsTruncated(entry.answer());
   std::string worker_id = w->id;
@@ -554,6 +603,22 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
         // Writer thread: collected, applied once per batch.
         durable_batch_.push_back({run_num, q, failed, worker_id, std::move(offset), truncated});
       });
+}
+
+uint64_t Scheduler::LeaseOf(const Worker* w, const Run* run, uint32_t q, uint64_t lease_id) {
+  auto lit = leases_.find(lease_id);
+  if (lit != leases_.end() && lit->second.worker == w && lit->second.run == run &&
+      lit->second.q == q) {
+    return lease_id;
+  }
+  // A reconnected worker answers under the lease id of its old stream; the
+  // question was leased to this stream again when it said it still held it.
+  auto qit = leases_by_question_.find(QKey(*run, q));
+  if (qit == leases_by_question_.end()) return 0;
+  for (uint64_t id : qit->second) {
+    if (leases_.at(id).worker == w) return id;
+  }
+  return 0;
 }
 
 void Scheduler::OnDurable(Durable d) {

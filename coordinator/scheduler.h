@@ -143,8 +143,13 @@ class Scheduler {
   bool HasRun(const std::string& run_id);
 
   // --- Workers (called by the stream reactors).
-  // Registers a worker; returns its id. `channel` stays valid until
-  // Disconnect(id, channel) returns.
+  // Registers a worker from the first message of its stream; returns its id.
+  // `channel` stays valid until Disconnect(id, channel) returns. Questions
+  // the hello says it still asks come back to it (at most max_inflight of
+  // them), and so do those it answers in that same message (answers not
+  // acknowledged before a reconnect), when nobody else holds them. A name
+  // already connected from another process is refused (kAlreadyExists).
+  absl::StatusOr<std::string> Connect(const v1::WorkerMessage& first, WorkerChannel* channel);
   absl::StatusOr<std::string> Connect(const v1::Hello& hello, WorkerChannel* channel);
   // Results are moved out of `msg`.
   void OnMessage(const std::string& worker_id, WorkerChannel* channel, v1::WorkerMessage* msg);
@@ -165,6 +170,8 @@ class Scheduler {
     uint64_t expired_workers = 0;
     uint64_t grants = 0;
     uint64_t model_pauses = 0;
+    // Results refused: no lease for that question on the sender's stream.
+    uint64_t unleased_results = 0;
   };
   Counters counters();
 
@@ -198,6 +205,13 @@ class Scheduler {
   // the queue.
   void DropLease(uint64_t lease_id, bool requeue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleResult(Worker* w, v1::Result* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The lease on w's stream for question q of `run` (preferring `lease_id`),
+  // or 0 when w holds none.
+  uint64_t LeaseOf(const Worker* w, const Run* run, uint32_t q, uint64_t lease_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Leases question `key` to w when it is pending and of w's model.
+  bool Reclaim(Worker* w, const v1::QuestionKey& key, v1::CoordinatorMessage* msg)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A journaled record, as the journal's writer thread reports it.
   struct Durable {
     uint32_t run_num;
@@ -212,7 +226,9 @@ class Scheduler {
   // Applies the records of one journal batch under one lock, then sends the
   // acknowledgements it gathered.
   void ApplyDurableBatch();
-  void RemoveWorker(Worker* w, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With `dispatch`, the leases it held go to the model's other workers now.
+  void RemoveWorker(Worker* w, const std::string& why, bool dispatch = true)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SetState(Run* run, uint32_t q, uint8_t state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts q back at the front of the queue and the run among the active ones.
   void Requeue(Run* run, uint32_t q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -4,6 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <exception>
 #include <mutex>
 #include <set>
 #include <vector>
@@ -14,11 +17,42 @@
 #include "common/log.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/run_images.h"
+#include "coordinator/upload.h"
 
 namespace medeval {
 namespace {
 
 constexpr size_t kFetchChunk = 1 << 20;
+
+// Runs `fn` (returning absl::Status); an exception becomes kInternal, so a
+// reaction or a task always ends its call instead of leaving it open.
+template <typename F>
+absl::Status NoThrow(F&& fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    MEDEVAL_LOG(ERROR) << "internal error: " << e.what();
+    return absl::InternalError(absl::StrCat("internal error: ", e.what()));
+  } catch (...) {
+    MEDEVAL_LOG(ERROR) << "internal error (unknown exception)";
+    return absl::InternalError("internal error");
+  }
+}
+
+// Counts a call as open from construction to OnDone.
+class OpenCall {
+ public:
+  OpenCall(CoordinatorService::CallCounts* counts, CoordinatorService::CallKind kind)
+      : counts_(counts), kind_(kind) {
+    counts_->open[kind_].fetch_add(1);
+  }
+  ~OpenCall() { counts_->open[kind_].fetch_sub(1); }
+  void Cancelled() { counts_->cancelled.fetch_add(1); }
+
+ private:
+  CoordinatorService::CallCounts* const counts_;
+  const CoordinatorService::CallKind kind_;
+};
 
 // Reactors that end the call at once (refused token, bad request).
 template <typename Req, typename Resp>
@@ -57,7 +91,10 @@ void MoveInto(v1::CoordinatorMessage* src, v1::CoordinatorMessage* dst) {
 class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>,
                    public WorkerChannel {
  public:
-  explicit WorkStream(Scheduler* scheduler) : scheduler_(scheduler) { StartRead(&in_); }
+  WorkStream(Scheduler* scheduler, CoordinatorService::CallCounts* counts)
+      : scheduler_(scheduler), call_(counts, CoordinatorService::kWorker) {
+    StartRead(&in_);
+  }
 
   void Send(v1::CoordinatorMessage msg) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -88,27 +125,17 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {
-      // The worker closed its side, or the connection is gone.
+    bool read_on = false;
+    absl::Status st = NoThrow([&] { return ReadDone(ok, &read_on); });
+    if (!st.ok()) {
       if (!id_.empty()) scheduler_->Disconnect(id_, this);
-      Close(absl::OkStatus());
-      return;
+      Close(st);
+    } else if (read_on) {
+      StartRead(&in_);
     }
-    if (id_.empty()) {
-      if (!in_.has_hello()) {
-        Close(absl::InvalidArgumentError("the first message on a worker stream must be a hello"));
-        return;
-      }
-      auto id = scheduler_->Connect(in_.hello(), this);
-      if (!id.ok()) {
-        Close(id.status());
-        return;
-      }
-      id_ = *id;
-    }
-    scheduler_->OnMessage(id_, this, &in_);
-    StartRead(&in_);
   }
+
+  void OnCancel() override { call_.Cancelled(); }
 
   void OnWriteDone(bool ok) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -123,6 +150,31 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
   }
 
  private:
+  absl::Status ReadDone(bool ok, bool* read_on) {
+    if (!ok) {
+      // The worker closed its side, or the connection is gone.
+      if (!id_.empty()) scheduler_->Disconnect(id_, this);
+      Close(absl::OkStatus());
+      return absl::OkStatus();
+    }
+    if (id_.empty()) {
+      if (!in_.has_hello()) {
+        Close(absl::InvalidArgumentError("the first message on a worker stream must be a hello"));
+        return absl::OkStatus();
+      }
+      auto id = scheduler_->Connect(in_, this);
+      if (!id.ok()) {
+        MEDEVAL_LOG(WARNING) << "refused a worker: " << id.status().message();
+        Close(id.status());
+        return absl::OkStatus();
+      }
+      id_ = *id;
+    }
+    scheduler_->OnMessage(id_, this, &in_);
+    *read_on = true;
+    return absl::OkStatus();
+  }
+
   void MaybeWriteLocked() {
     if (writing_ || finished_) return;
     if (has_pending_ && !broken_) {
@@ -147,6 +199,7 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
   }
 
   Scheduler* const scheduler_;
+  OpenCall call_;
   v1::WorkerMessage in_;  // reads are sequential: only the read reactions use it
   std::string id_;        // set once, by the first read reaction
   std::mutex mu_;
@@ -166,81 +219,86 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
   grpc::Status close_status_;
 };
 
-// Receives a run: the spec, then the suite's files in chunks.
+// Receives a run: the spec and manifest, then the suite's files in chunks.
+// The run is created (off the gRPC threads) only from a complete upload.
 class SubmitUpload : public grpc::ServerReadReactor<v1::SubmitChunk> {
  public:
-  SubmitUpload(Coordinator* coordinator, v1::SubmitResponse* response)
-      : coordinator_(coordinator), response_(response) {
+  SubmitUpload(Coordinator* coordinator, CoordinatorService::CallCounts* counts, std::string peer,
+               v1::SubmitResponse* response)
+      : coordinator_(coordinator),
+        call_(counts, CoordinatorService::kUpload),
+        peer_(std::move(peer)),
+        response_(response),
+        upload_([&] {
+          UploadReceiver::Limits l;
+          l.max_upload_bytes = coordinator->options().max_upload_bytes;
+          l.max_file_bytes = std::min(l.max_file_bytes, l.max_upload_bytes);
+          return l;
+        }()) {
     StartRead(&chunk_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {
-      // The client sent everything; store and start the run off the gRPC threads.
-      coordinator_->executor().Post([this] {
-        if (!have_spec_) {
-          Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "submission without a spec"));
-          return;
-        }
-        auto resp = coordinator_->CreateRun(std::move(spec_), std::move(files_));
-        if (resp.ok()) *response_ = *resp;
-        Finish(ToGrpcStatus(resp.status()));
-      });
-      return;
-    }
-    grpc::Status st = Absorb();
+    absl::Status st = NoThrow([&] { return ok ? upload_.Add(&chunk_) : Complete(); });
     if (!st.ok()) {
-      Finish(st);
-      return;
+      End(st);
+    } else if (ok) {
+      StartRead(&chunk_);
     }
-    StartRead(&chunk_);
+  }
+
+  void OnCancel() override {
+    cancelled_ = true;
+    call_.Cancelled();
   }
 
   void OnDone() override { delete this; }
 
  private:
-  grpc::Status Absorb() {
-    if (chunk_.has_spec()) {
-      if (have_spec_) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "two specs");
-      spec_ = chunk_.spec();
-      have_spec_ = true;
+  // The client half-closed the stream (or the call broke): create the run
+  // if, and only if, every file arrived whole.
+  absl::Status Complete() {
+    auto spec = upload_.Complete(&files_);
+    if (!spec.ok()) {
+      if (cancelled_) return absl::CancelledError("the upload was cancelled; nothing was created");
+      return spec.status();
     }
-    if (chunk_.has_file()) {
-      if (!IsSafeRelativePath(chunk_.file().path())) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat("unsafe file path '", chunk_.file().path(), "'"));
-      }
-      files_.push_back({chunk_.file().path(), std::string()});
-      files_.back().data.reserve(chunk_.file().size());
+    spec_ = std::move(*spec);
+    coordinator_->executor().Post([this] {
+      absl::Status st = NoThrow([this] {
+        auto resp = coordinator_->CreateRun(std::move(spec_), std::move(files_));
+        if (resp.ok()) *response_ = *resp;
+        return resp.status();
+      });
+      End(st);
+    });
+    return absl::OkStatus();
+  }
+
+  void End(const absl::Status& st) {
+    if (!st.ok()) {
+      MEDEVAL_LOG(WARNING) << "submission from " << peer_ << " refused after " << upload_.received()
+                           << " bytes: " << st.message();
     }
-    if (!chunk_.data().empty()) {
-      if (files_.empty()) {
-        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "file data before a file header");
-      }
-      bytes_ += chunk_.data().size();
-      if (bytes_ > coordinator_->options().max_upload_bytes) {
-        return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
-                            absl::StrCat("submission larger than ",
-                                         coordinator_->options().max_upload_bytes, " bytes"));
-      }
-      files_.back().data.append(chunk_.data());
-    }
-    return grpc::Status::OK;
+    Finish(ToGrpcStatus(st));
   }
 
   Coordinator* const coordinator_;
+  OpenCall call_;
+  const std::string peer_;
   v1::SubmitResponse* const response_;
+  UploadReceiver upload_;
   v1::SubmitChunk chunk_;
+  std::atomic<bool> cancelled_{false};
   v1::RunSpec spec_;
-  bool have_spec_ = false;
   std::vector<UploadedFile> files_;
-  uint64_t bytes_ = 0;
 };
 
 // Streams a finished run's output files in chunks, reading on the executor.
 class FetchStream : public grpc::ServerWriteReactor<v1::FileChunk> {
  public:
-  FetchStream(Executor* executor, std::string dir) : executor_(executor), dir_(std::move(dir)) {
+  FetchStream(Executor* executor, CoordinatorService::CallCounts* counts, std::string dir)
+      : executor_(executor), call_(counts, CoordinatorService::kFetch), dir_(std::move(dir)) {
     Next();
   }
   ~FetchStream() override {
@@ -255,12 +313,14 @@ class FetchStream : public grpc::ServerWriteReactor<v1::FileChunk> {
     Next();
   }
 
+  void OnCancel() override { call_.Cancelled(); }
+
   void OnDone() override { delete this; }
 
  private:
   void Next() {
     executor_->Post([this] {
-      absl::Status st = ReadChunk();
+      absl::Status st = NoThrow([this] { return ReadChunk(); });
       if (!st.ok()) {
         Finish(ToGrpcStatus(st));
       } else if (done_) {
@@ -316,6 +376,7 @@ class FetchStream : public grpc::ServerWriteReactor<v1::FileChunk> {
   }
 
   Executor* const executor_;
+  OpenCall call_;
   const std::string dir_;
   bool listed_ = false;
   std::vector<std::string> files_;
@@ -331,6 +392,15 @@ class FetchStream : public grpc::ServerWriteReactor<v1::FileChunk> {
 
 CoordinatorService::CoordinatorService(Coordinator* coordinator) : coordinator_(coordinator) {}
 
+CoordinatorService::OpenCalls CoordinatorService::open_calls() const {
+  OpenCalls o;
+  o.workers = calls_.open[kWorker].load();
+  o.uploads = calls_.open[kUpload].load();
+  o.fetches = calls_.open[kFetch].load();
+  o.cancelled = calls_.cancelled.load();
+  return o;
+}
+
 grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* CoordinatorService::Work(
     grpc::CallbackServerContext* context) {
   grpc::Status auth = CheckAuth(context, coordinator_->options().token);
@@ -339,14 +409,14 @@ grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* CoordinatorS
                          << auth.error_message();
     return new RejectBidi<v1::WorkerMessage, v1::CoordinatorMessage>(auth);
   }
-  return new WorkStream(&coordinator_->scheduler());
+  return new WorkStream(&coordinator_->scheduler(), &calls_);
 }
 
 grpc::ServerReadReactor<v1::SubmitChunk>* CoordinatorService::Submit(
     grpc::CallbackServerContext* context, v1::SubmitResponse* response) {
   grpc::Status auth = CheckAuth(context, coordinator_->options().token);
   if (!auth.ok()) return new RejectRead<v1::SubmitChunk>(auth);
-  return new SubmitUpload(coordinator_, response);
+  return new SubmitUpload(coordinator_, &calls_, context->peer(), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Status(grpc::CallbackServerContext* context,
@@ -363,8 +433,11 @@ grpc::ServerUnaryReactor* CoordinatorService::Status(grpc::CallbackServerContext
         grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no run ", request->run_id())));
     return reactor;
   }
-  *response = coordinator_->scheduler().Status(request->run_id());
-  reactor->Finish(grpc::Status::OK);
+  absl::Status st = NoThrow([&] {
+    *response = coordinator_->scheduler().Status(request->run_id());
+    return absl::OkStatus();
+  });
+  reactor->Finish(ToGrpcStatus(st));
   return reactor;
 }
 
@@ -389,7 +462,7 @@ grpc::ServerWriteReactor<v1::FileChunk>* CoordinatorService::Fetch(
                      absl::StrCat("run ", request->run_id(), " is not finished", progress,
                                   "; watch it with `medeval status`")));
   }
-  return new FetchStream(&coordinator_->executor(), out->output_dir);
+  return new FetchStream(&coordinator_->executor(), &calls_, out->output_dir);
 }
 
 }  // namespace medeval

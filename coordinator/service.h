@@ -2,12 +2,17 @@
 // messages into scheduler calls and back; anything that touches the disk
 // runs on the coordinator's executor.
 //
+// Every reaction and every task it posts ends its call on any error (an
+// exception included), so a server shutdown completes: open calls finish, or
+// end when gRPC cancels them at the shutdown deadline.
+//
 // Thread-safety: gRPC calls the reactors; each reactor keeps one write in
 // flight and guards its outgoing queue with its own mutex, always taken after
-// (never around) the scheduler's.
+// (never around) the scheduler's. open_calls() is thread-safe.
 #ifndef MEDEVAL_COORDINATOR_SERVICE_H_
 #define MEDEVAL_COORDINATOR_SERVICE_H_
 
+#include <atomic>
 #include <string>
 
 #include "proto/medeval.grpc.pb.h"
@@ -19,6 +24,21 @@ class Coordinator;
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
   explicit CoordinatorService(Coordinator* coordinator);
+
+  enum CallKind { kWorker = 0, kUpload = 1, kFetch = 2 };
+  struct CallCounts {
+    std::atomic<int> open[3] = {0, 0, 0};
+    std::atomic<int> cancelled{0};  // ended by cancellation (client gone, shutdown)
+  };
+  struct OpenCalls {
+    int workers = 0;
+    int uploads = 0;
+    int fetches = 0;
+    int cancelled = 0;
+  };
+  // Calls open now (counted until their reactor is done), and how many calls
+  // were cancelled so far.
+  OpenCalls open_calls() const;
 
   grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* Work(
       grpc::CallbackServerContext* context) override;
@@ -32,6 +52,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
 
  private:
   Coordinator* const coordinator_;
+  CallCounts calls_;
 };
 
 }  // namespace medeval

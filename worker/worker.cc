@@ -142,6 +142,11 @@ Worker::Worker(WorkerOptions options)
         options.backend.worker_name = options.name;
         return std::move(options);
       }()),
+      instance_id_([] {
+        absl::BitGen gen;
+        return absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16),
+                            absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+      }()),
       http_(HttpClient::Options{options_.concurrency + 4, absl::Seconds(10)}),
       backend_(&http_, options_.backend) {
   if (options_.prefetch < 0) options_.prefetch = std::max(2, options_.concurrency / 4);
@@ -226,8 +231,12 @@ v1::WorkerMessage Worker::HelloLocked() {
   h->set_prefetch(static_cast<uint32_t>(options_.prefetch));
   h->set_endpoint(backend_.public_endpoint());
   h->set_version(kVersion);
+  h->set_instance_id(instance_id_);
   for (const auto& [id, f] : inflight_) *h->add_holding() = f.key;
   if (endpoint_state_.down()) *h->mutable_endpoint_state() = endpoint_state_;
+  // Answers the coordinator may not have journaled: sent with the hello, so
+  // they find their questions still leased to this worker.
+  for (const auto& [k, r] : unacked_) *msg.add_results() = r;
   if (draining_) msg.set_draining(true);
   if (paused_) msg.set_accepting(false);
   return msg;
@@ -332,8 +341,6 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
     }
     MEDEVAL_LOG(INFO) << "connected to " << options_.coordinator << " as "
                       << msg.welcome().worker_id() << " (model " << options_.model << ")";
-    // Answers the coordinator may not have journaled yet: send them again.
-    for (const auto& [k, r] : unacked_) *reply.add_results() = r;
   }
   for (const v1::RunInfo& run : msg.runs()) {
     if (run.rate_limited()) backend_.SetGrantMode(true);

@@ -136,6 +136,7 @@ class Worker {
   void MaybeFinishFailingLocked(bool deadline_passed);
 
   WorkerOptions options_;
+  const std::string instance_id_;  // random: tells a reconnect from a namesake
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 
   std::mutex mu_;

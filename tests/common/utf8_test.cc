@@ -21,6 +21,17 @@ TEST(Utf8Test, LengthAndPrefix) {
   EXPECT_EQ(Utf8Prefix("abc", 10), "abc");
 }
 
+TEST(Utf8Test, EscapeControlLeavesTextAndEscapesWhatDrivesATerminal) {
+  EXPECT_EQ(EscapeControl("plain 问题 text"), "plain 问题 text");
+  EXPECT_EQ(EscapeControl("a\x1b[2J\rb\x7f"), "a\\x1b[2J\\x0db\\x7f");
+  EXPECT_EQ(EscapeControl("x\xc2\x9b"
+                          "31m"),
+            "x\\xc2\\x9b31m");  // C1 CSI
+  EXPECT_EQ(EscapeControl("bad\xff\xc3"), "bad\\xff\\xc3");
+  EXPECT_EQ(EscapeControl("back\\slash"), "back\\\\slash");
+  EXPECT_EQ(EscapeControl("\xc2\xa0ok"), "\xc2\xa0ok");  // U+00A0 stays
+}
+
 }  // namespace
 }  // namespace medeval
 
