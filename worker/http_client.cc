@@ -90,15 +90,22 @@ struct HttpClient::Impl {
   }
 
   ~Impl() {
+    Stop();
+    for (auto& [id, t] : running) Release(t.get());
+    for (CURL* e : idle) curl_easy_cleanup(e);
+    curl_multi_cleanup(multi);
+  }
+
+  void Stop() {
     {
       std::lock_guard<std::mutex> lock(mu);
       stopping = true;
     }
     curl_multi_wakeup(multi);
-    thread.join();
-    for (auto& [id, t] : running) Release(t.get());
-    for (CURL* e : idle) curl_easy_cleanup(e);
-    curl_multi_cleanup(multi);
+    std::lock_guard<std::mutex> lock(join_mu);
+    // From a callback the loop ends when the callback returns; it cannot
+    // wait for itself.
+    if (thread.joinable() && thread.get_id() != std::this_thread::get_id()) thread.join();
   }
 
   void Wake() { curl_multi_wakeup(multi); }
@@ -274,6 +281,7 @@ struct HttpClient::Impl {
   const Options options;
   CURLM* multi;
   std::thread thread;
+  std::mutex join_mu;  // held through the join, so it happens once
   std::atomic<uint64_t> next_id{1};
   std::atomic<int> active{0};
 
@@ -296,6 +304,8 @@ struct HttpClient::Impl {
 
 HttpClient::HttpClient(Options options) : impl_(std::make_unique<Impl>(options)) {}
 HttpClient::~HttpClient() = default;
+
+void HttpClient::Stop() { impl_->Stop(); }
 
 uint64_t HttpClient::Send(HttpRequest request, Callback done) {
   auto t = std::make_unique<Transfer>();

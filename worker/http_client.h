@@ -57,6 +57,10 @@ class HttpClient {
   explicit HttpClient(Options options);
   // Stops the loop; callbacks of unfinished transfers are not called.
   ~HttpClient();
+  // Stops the loop now: a callback that is running finishes first, and none
+  // runs afterwards (later Send and After are dropped). Lets an owner stop
+  // callbacks before the objects they use are destroyed. Idempotent.
+  void Stop();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 

@@ -266,10 +266,17 @@ void Worker::Loop() {
     bool was_welcomed;
     {
       std::unique_lock<std::mutex> lock(mu_);
+      // The condition variable wakes for every lease and answer: heartbeat
+      // only once the interval (which the welcome may change) has passed.
+      absl::Time last_heartbeat = absl::Now();
       while (!stream_done_) {
-        cv_.wait_for(lock, absl::ToChronoMilliseconds(heartbeat_interval_));
+        const absl::Time due = last_heartbeat + heartbeat_interval_;
+        cv_.wait_for(lock,
+                     absl::ToChronoMilliseconds(std::max(absl::ZeroDuration(), due - absl::Now())));
         if (failing_) MaybeFinishFailingLocked(absl::Now() > fail_deadline_);
-        if (!stream_done_ && welcomed_) {
+        if (stream_done_ || absl::Now() < last_heartbeat + heartbeat_interval_) continue;
+        last_heartbeat = absl::Now();
+        if (welcomed_) {
           v1::WorkerMessage hb;
           hb.mutable_heartbeat()->set_inflight(static_cast<uint32_t>(inflight_.size()));
           hb.mutable_heartbeat()->set_queued(static_cast<uint32_t>(queued_.size()));
@@ -530,6 +537,10 @@ void Worker::Stop() {
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
+  // Transfers and timers call into the backend and into this worker: stop
+  // them before either goes (a transfer completing during teardown would
+  // otherwise call into a destroyed backend).
+  http_.Stop();
 }
 
 absl::Status Worker::Wait() {

@@ -66,6 +66,7 @@ class Worker {
   // finish (up to `grace`) and their answers be acknowledged, then stops.
   void Drain(absl::Duration grace);
   // Stops at once; unanswered leases return to the queue at the coordinator.
+  // When it returns no callback of the model backend runs any more.
   void Stop();
   // Hands every lease back and takes none until Resume (the model server is
   // restarting). Answers already made are kept and still delivered.
@@ -172,8 +173,8 @@ class Worker {
   absl::Time fail_deadline_ = absl::InfiniteFuture();
   std::atomic<bool> grant_report_pending_{false};
 
-  // Declared last: destroyed first, so the HTTP loop (whose callbacks use the
-  // state above) has stopped before that state goes.
+  // Stop() stops the HTTP loop (whose callbacks use the backend and the
+  // state above) before anything is destroyed.
   HttpClient http_;
   ChatBackend backend_;
   std::thread thread_;
