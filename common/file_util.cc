@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/file_ops.h"
 
 namespace medeval {
 
@@ -79,45 +80,66 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 }
 
 absl::Status SyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd = Files().Open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
   if (fd < 0) return ErrnoStatus(errno, dir);
-  int rc = ::fsync(fd);
+  int rc = Files().Fsync(fd);
   int err = errno;
-  ::close(fd);
+  Files().Close(fd);
   if (rc != 0) return ErrnoStatus(err, absl::StrCat("fsync ", dir));
   return absl::OkStatus();
 }
 
+namespace {
+
+// `path` names something a rename must not replace: a device (/dev/null), a
+// FIFO, a socket, or a symbolic link (/dev/stdout). The bytes go to it
+// instead, as a shell's `>` would send them.
+absl::Status WriteThrough(const std::string& path, absl::string_view contents,
+                          bool regular_target) {
+  int flags = O_WRONLY | O_CLOEXEC | (regular_target ? O_TRUNC : 0);
+  int fd = Files().Open(path.c_str(), flags, 0);
+  if (fd < 0) return ErrnoStatus(errno, path);
+  if (!WriteFully(fd, contents.data(), contents.size())) {
+    int err = errno;
+    Files().Close(fd);
+    return ErrnoStatus(err, absl::StrCat("write ", path));
+  }
+  if (Files().Close(fd) != 0) return ErrnoStatus(errno, absl::StrCat("write ", path));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view contents, bool durable) {
-  std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, tmp);
-  size_t done = 0;
-  while (done < contents.size()) {
-    ssize_t n = ::write(fd, contents.data() + done, contents.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoStatus(err, tmp);
+  struct stat lst;
+  if (::lstat(path.c_str(), &lst) == 0) {
+    if (S_ISDIR(lst.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": is a directory"));
     }
-    done += static_cast<size_t>(n);
+    if (!S_ISREG(lst.st_mode)) {
+      struct stat target;
+      const bool regular = ::stat(path.c_str(), &target) == 0 && S_ISREG(target.st_mode);
+      return WriteThrough(path, contents, regular);
+    }
   }
-  if (durable && ::fsync(fd) != 0) {
+  std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  int fd = Files().Open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, tmp);
+  auto fail = [&](int err, absl::string_view what) {
+    Files().Close(fd);
+    Files().Unlink(tmp.c_str());
+    return ErrnoStatus(err, absl::StrCat(what, tmp));
+  };
+  if (!WriteFully(fd, contents.data(), contents.size())) return fail(errno, "write ");
+  if (durable && Files().Fsync(fd) != 0) return fail(errno, "fsync ");
+  if (Files().Close(fd) != 0) {
     int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(err, absl::StrCat("fsync ", tmp));
-  }
-  if (::close(fd) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
+    Files().Unlink(tmp.c_str());
     return ErrnoStatus(err, tmp);
   }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+  if (Files().Rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
-    ::unlink(tmp.c_str());
+    Files().Unlink(tmp.c_str());
     return ErrnoStatus(err, absl::StrCat("rename to ", path));
   }
   if (durable) return SyncDir(DirName(path));
@@ -139,11 +161,11 @@ absl::Status RemoveAll(const std::string& path) {
 }
 
 absl::Status SyncFilesystem(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = Files().Open(path.c_str(), O_RDONLY | O_CLOEXEC, 0);
   if (fd < 0) return ErrnoStatus(errno, path);
-  int rc = ::syncfs(fd);
+  int rc = Files().Syncfs(fd);
   int err = errno;
-  ::close(fd);
+  Files().Close(fd);
   if (rc != 0) return ErrnoStatus(err, absl::StrCat("syncfs ", path));
   return absl::OkStatus();
 }

@@ -1,10 +1,12 @@
 #include "common/zip_archive.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 #include <zip.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/file_ops.h"
 #include "common/file_util.h"
 
 namespace medeval {
@@ -58,7 +60,16 @@ absl::Status WriteZip(const std::string& zip_path, const std::vector<std::string
     zip_set_file_compression(za, static_cast<zip_uint64_t>(idx), ZIP_CM_DEFLATE, 9);
   }
   if (zip_close(za) != 0) return fail("write");
-  if (::rename(tmp.c_str(), zip_path.c_str()) != 0) {
+  // The zip's bytes are on disk before its name is.
+  int fd = Files().Open(tmp.c_str(), O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0 || Files().Fsync(fd) != 0) {
+    int err = errno;
+    if (fd >= 0) Files().Close(fd);
+    ::unlink(tmp.c_str());
+    return ErrnoStatus(err, absl::StrCat("fsync ", tmp));
+  }
+  Files().Close(fd);
+  if (Files().Rename(tmp.c_str(), zip_path.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
     return ErrnoStatus(err, absl::StrCat("rename to ", zip_path));
