@@ -25,8 +25,18 @@ absl::StatusOr<VerifyResult> VerifyRun(const std::string& dir, const std::string
     return absl::InvalidArgumentError(
         absl::StrCat(r.manifest, ": not a medeval manifest (no \"outputs\" list)"));
   }
-  auto check = [&](const std::string& base, const nlohmann::json& entry, const char* kind) {
+  absl::Status bad;
+  auto check = [&](const std::string& base, const nlohmann::json& entry, const char* kind,
+                   size_t index) {
+    if (!bad.ok()) return;
     if (!entry.is_object() || !entry.contains("path") || !entry.contains("sha256")) return;
+    // The manifest is untrusted input: a wrong type is an error, not an abort.
+    if (!entry["path"].is_string() || !entry["sha256"].is_string()) {
+      bad = absl::InvalidArgumentError(absl::StrCat(
+          r.manifest, ": ", kind, "s[", index, "]: \"path\" and \"sha256\" must be strings, got ",
+          entry["path"].type_name(), " and ", entry["sha256"].type_name()));
+      return;
+    }
     VerifiedFile f;
     f.path = entry["path"].get<std::string>();
     f.kind = kind;
@@ -44,10 +54,11 @@ absl::StatusOr<VerifyResult> VerifyRun(const std::string& dir, const std::string
     }
     r.files.push_back(std::move(f));
   };
-  for (const auto& o : m["outputs"]) check(dir, o, "output");
+  for (size_t i = 0; i < m["outputs"].size(); ++i) check(dir, m["outputs"][i], "output", i);
   if (!data_dir.empty() && m.contains("inputs") && m["inputs"].is_array()) {
-    for (const auto& i : m["inputs"]) check(data_dir, i, "input");
+    for (size_t i = 0; i < m["inputs"].size(); ++i) check(data_dir, m["inputs"][i], "input", i);
   }
+  if (!bad.ok()) return bad;
   return r;
 }
 

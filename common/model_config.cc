@@ -44,6 +44,10 @@ class Reader {
                          const std::string& where) const {
     if (!map.IsMap()) return Error(map, absl::StrCat(where, " must be a mapping (key: value)"));
     for (const auto& kv : map) {
+      if (!kv.first.IsScalar()) {
+        return Error(kv.first, absl::StrCat("a key in ", where,
+                                            " must be a plain name, not a list or mapping"));
+      }
       const std::string key = kv.first.as<std::string>();
       if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
       std::string hint;
@@ -327,11 +331,13 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& text, const std:
     return absl::InvalidArgumentError(
         absl::StrCat(path, ": expected a mapping with 'models:' (and optionally 'defaults:')"));
   }
-  absl::Status st = r.CheckKeys(root, {"defaults", "models"}, "the file");
-  if (!st.ok()) return st;
   ModelEntry defaults;
   defaults.params = base;
+  // yaml-cpp throws on any conversion it cannot make (a list used as a key,
+  // say); every read of the document stays inside this try.
   try {
+    absl::Status st = r.CheckKeys(root, {"defaults", "models"}, "the file");
+    if (!st.ok()) return st;
     if (root["defaults"]) {
       st = ReadModelFields(r, root["defaults"], true, &defaults);
       if (!st.ok()) return st;

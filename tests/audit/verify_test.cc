@@ -35,5 +35,17 @@ TEST(VerifyTest, DetectsEditedAndMissingFiles) {
   EXPECT_FALSE(VerifyRun(tmp / "q", "").ok());  // no manifest
 }
 
+// A manifest is untrusted input: a number where a path belongs used to abort
+// the process (an uncaught nlohmann::json type_error).
+TEST(VerifyTest, AManifestWithANonStringPathIsAnError) {
+  testing::TempDir tmp;
+  testing::WriteText(tmp / "run/manifest.json", R"({"outputs": [{"path": 42, "sha256": "00"}]})");
+  auto r = VerifyRun(tmp / "run", "");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("outputs[0]"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("must be strings"), std::string::npos) << r.status();
+}
+
 }  // namespace
 }  // namespace medeval

@@ -119,5 +119,18 @@ TEST(ModelConfigTest, WrongTypesNameTheLine) {
   }
 }
 
+// YAML allows lists and mappings as keys; they used to abort the process.
+TEST(ModelConfigTest, AComplexKeyIsAnErrorNotAnAbort) {
+  for (const char* text :
+       {"? [a, b]\n: 1\nmodels: []\n", "models:\n  - name: m\n    ? {x: 1}\n    : 2\n",
+        "models:\n  - name: m\n    request:\n      headers:\n"
+        "        ? [h]\n        : v\n"}) {
+    auto c = Parse(text);
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << c.status();
+    EXPECT_TRUE(absl::StrContains(c.status().message(), "models.yaml:")) << c.status();
+  }
+}
+
 }  // namespace
 }  // namespace medeval
