@@ -173,9 +173,9 @@ void Restart(int questions) {
   const std::string journal_path = JoinPath(JoinPath(JoinPath(dir, "state/runs"), run), "journal");
   uint64_t bytes = 0;
   {
-    uint64_t dropped = 0;
+    JournalReplay replay;
     auto f = JournalFile::Open(
-        journal_path, [](uint64_t, absl::string_view) {}, &dropped);
+        journal_path, run, [](uint64_t, absl::string_view) {}, &replay);
     JournalWriter w;
     for (int q = 0; q < questions; ++q) {
       v1::JournalEntry e;

@@ -38,7 +38,8 @@ std::string DeterministicBytes(const google::protobuf::Message& m) {
 }
 
 bool Finished(const v1::RunStatus& r) {
-  return r.state() == "done" || r.state() == "incomplete" || r.state() == "merge-failed";
+  return r.state() == "done" || r.state() == "incomplete" || r.state() == "merge-failed" ||
+         r.state() == "stopped";
 }
 
 // What the fetched manifest says a reader must know: answers cut off at
@@ -292,6 +293,11 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
       code = code == kJobOk ? kJobInterrupted : code;
       continue;
     }
+    if (r.state() == "stopped") {
+      err << "medeval: " << r.model() << ": stopped: " << r.error() << "\n";
+      code = kJobFailed;
+      continue;
+    }
     if (r.state() == "merge-failed") {
       err << "medeval: " << r.model() << ": writing the outputs failed: " << r.error() << "\n";
       code = kJobFailed;
@@ -451,7 +457,9 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
     if (!resp.ok()) {
       err << "medeval: " << m.model << ": " << resp.status().message() << "\n";
       (*cluster)->Stop(absl::ZeroDuration());
-      return kJobFailed;
+      // An earlier run that cannot be continued as it is: the user decides.
+      return resp.status().code() == absl::StatusCode::kFailedPrecondition ? kJobBadInput
+                                                                           : kJobFailed;
     }
     if (resp->resumed()) {
       uint64_t answered = 0, total = suite->question_count();

@@ -4,6 +4,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/http_headers.h"
@@ -145,6 +146,9 @@ void Coordinator::Recover() {
     if (!st.ok()) {
       MEDEVAL_LOG(ERROR) << "cannot recover run " << id << ": " << st.message();
       recovery_errors_.push_back(absl::StrCat(id, ": ", st.message()));
+      if (spec.ok() && !spec->idempotency_key().empty()) {
+        unloadable_[spec->idempotency_key()] = {id, st};
+      }
       continue;
     }
     MEDEVAL_LOG(DEBUG) << "recovered run " << id << " in " << absl::Now() - start;
@@ -231,6 +235,16 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
       return resp;
     }
   }
+  if (!spec.idempotency_key().empty()) {
+    auto it = unloadable_.find(spec.idempotency_key());
+    if (it != unloadable_.end()) {
+      // Starting over would pay for every answer again: repair or refuse.
+      auto resumed = RecoverWithUpload(it->second.first, it->second.second, files);
+      if (!resumed.ok()) return resumed.status();
+      unloadable_.erase(it);
+      return resumed;
+    }
+  }
   if (files.empty()) return absl::InvalidArgumentError("the submission holds no files");
   spec.set_run_id(StateDir::NewRunId());
   spec.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
@@ -292,9 +306,10 @@ absl::Status Coordinator::AddCreatedRun(const v1::RunSpec& final_spec,
   run.state.assign(n, kPending);
   run.offset.assign(n, 0);
   run.output_dir = state_->OutputDir(run.spec.run_id());
-  uint64_t dropped = 0;
+  JournalReplay replay;
   auto journal = JournalFile::Open(
-      state_->JournalPath(run.spec.run_id()), [](uint64_t, absl::string_view) {}, &dropped);
+      state_->JournalPath(run.spec.run_id()), run.spec.run_id(), [](uint64_t, absl::string_view) {},
+      &replay);
   if (!journal.ok()) return journal.status();
   run.journal = std::move(*journal);
   auto reused = SeedFromEarlierRun(
@@ -309,6 +324,36 @@ absl::Status Coordinator::AddCreatedRun(const v1::RunSpec& final_spec,
                     << ", " << n << " questions in " << final_spec.datasets_size() << " datasets ("
                     << final_spec.track() << ")";
   return absl::OkStatus();
+}
+
+absl::StatusOr<v1::SubmitResponse> Coordinator::RecoverWithUpload(
+    const std::string& run_id, const absl::Status& load_error,
+    const std::vector<UploadedFile>& files) {
+  auto refuse = [&](absl::string_view why) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "an earlier run with the same settings (", state_->RunDir(run_id),
+        ") cannot be loaded: ", load_error.message(), why,
+        ". Nothing was asked; repair or remove that folder, then run the same command again"));
+  };
+  auto spec = state_->ReadSpec(run_id);
+  if (!spec.ok()) return refuse("");
+  std::vector<std::string> restored;
+  absl::Status st = RestoreInputs(*state_, *spec, files, &restored);
+  if (!st.ok()) return refuse(absl::StrCat("; ", st.message()));
+  if (restored.empty()) return refuse("");
+  auto run = LoadRun(*state_, *spec);
+  if (!run.ok())
+    return refuse(absl::StrCat("; after restoring its input: ", run.status().message()));
+  scheduler_->SetLimits(spec->model(), spec->limits());
+  st = scheduler_->AddRun(std::move(*run));
+  if (!st.ok()) return st;
+  MEDEVAL_LOG(WARNING) << "run " << run_id << ": restored the damaged stored copy of "
+                       << absl::StrJoin(restored, ", ")
+                       << " from the submitted input (same SHA-256 as at submission)";
+  v1::SubmitResponse resp;
+  resp.set_run_id(run_id);
+  resp.set_resumed(true);
+  return resp;
 }
 
 void Coordinator::Shutdown() {

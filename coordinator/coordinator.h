@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -84,6 +85,12 @@ class Coordinator {
   // scheduler; "" when there is none.
   absl::StatusOr<std::string> RecoverRunByKey(const std::string& key);
   absl::StatusOr<LoadedRun> LoadStoredRun(const v1::RunSpec& spec);
+  // Resumes the unloadable run `run_id` after restoring its damaged input
+  // copies from `files` (when their SHA-256 matches the submission), or
+  // refuses with kFailedPrecondition.
+  absl::StatusOr<v1::SubmitResponse> RecoverWithUpload(const std::string& run_id,
+                                                       const absl::Status& load_error,
+                                                       const std::vector<UploadedFile>& files);
   void Merge(const std::string& run_id);
   // Loads a just-stored run (images, journal) and hands it to the scheduler.
   // `answers_reused` (may be null): answers taken over from an earlier run.
@@ -105,6 +112,9 @@ class Coordinator {
   int port_ = 0;
   std::vector<std::string> recovery_errors_;
   std::mutex submit_mu_;  // one submission at a time (idempotency keys)
+  // Runs that could not be recovered, by idempotency key: (run id, why).
+  // Written by Recover() before serving, then under submit_mu_.
+  std::map<std::string, std::pair<std::string, absl::Status>> unloadable_;
 
   std::mutex tick_mu_;
   std::condition_variable tick_cv_;

@@ -1,8 +1,23 @@
 // The coordinator's durable record of a run: an append-only file of framed
-// records ([u32 length][u32 crc32][payload], little-endian). Every accepted
-// answer is journaled before it is acknowledged; on start-up the journal is
-// replayed, and a torn or corrupt tail (a crash mid-write) is detected by its
-// length or checksum and cut off.
+// records. Every accepted answer is journaled before it is acknowledged; on
+// start-up the journal is replayed.
+//
+// Record format (little-endian):
+//   [magic u32][crc u32][length u32][type u8][payload: length bytes]
+// The checksum covers length, type and payload, and for every record but the
+// first it is seeded with the run id, so a record only validates in the
+// journal of its own run. The first record (type kHeader) names the run and
+// the format version; a journal naming another run is refused.
+//
+// Replay keeps every intact record. A damaged region in the middle (a flipped
+// byte, a zero-filled block) is skipped by resynchronising on the next magic
+// that starts a valid record, and reported with its offset; only a damaged
+// region with nothing valid after it (a crash mid-write) is cut off. Journals
+// of the earlier unframed format ([length][crc][payload]) are rewritten in
+// this format on open.
+//
+// A failed write or fsync is sticky: the file is cut back to its last durable
+// size and every later append fails with the same error.
 //
 // JournalWriter commits records of many files in groups: one write and one
 // fdatasync per touched file per batch, however many records arrived.
@@ -21,6 +36,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -31,14 +47,38 @@
 
 namespace medeval {
 
+// The format written (RunSpec.journal_format of runs created with it).
+inline constexpr uint32_t kJournalFormat = 2;
+
+// The largest answer record the coordinator keeps (answer, raw text and
+// reasoning together); a larger one is recorded as a failure. Well under the
+// journal's record limit.
+inline constexpr size_t kMaxAnswerRecordBytes = size_t{64} << 20;
+
+// What replaying a journal found besides its records.
+struct JournalReplay {
+  uint64_t records = 0;
+  uint64_t dropped_tail = 0;  // bytes of a torn tail cut off
+  // (offset, length) of damaged regions skipped in the middle of the file.
+  std::vector<std::pair<uint64_t, uint64_t>> damaged;
+  bool converted = false;  // an earlier-format journal was rewritten
+};
+
 class JournalFile {
  public:
-  // Opens or creates `path` and calls `visit(offset, payload)` for each intact
-  // record in order. A damaged tail is truncated away; its size goes to
-  // `*dropped_bytes`.
-  static absl::StatusOr<std::shared_ptr<JournalFile>> Open(
-      const std::string& path, const std::function<void(uint64_t, absl::string_view)>& visit,
-      uint64_t* dropped_bytes);
+  using Visit = std::function<void(uint64_t offset, absl::string_view payload)>;
+
+  // Creates the journal of run `run_id` at `path` (which must not exist) with
+  // its header record, on stable storage, its directory entry synced.
+  static absl::StatusOr<std::shared_ptr<JournalFile>> Create(const std::string& path,
+                                                             const std::string& run_id);
+  // Opens the journal of `run_id` and calls `visit(offset, payload)` for each
+  // intact record in order. kNotFound when `path` is missing; kDataLoss when
+  // it is empty, not a journal, or the journal of another run.
+  static absl::StatusOr<std::shared_ptr<JournalFile>> Open(const std::string& path,
+                                                           const std::string& run_id,
+                                                           const Visit& visit,
+                                                           JournalReplay* replay);
   ~JournalFile();
   JournalFile(const JournalFile&) = delete;
   JournalFile& operator=(const JournalFile&) = delete;
@@ -51,16 +91,18 @@ class JournalFile {
 
  private:
   friend class JournalWriter;
-  JournalFile(std::string path, int fd, uint64_t end)
-      : path_(std::move(path)), fd_(fd), end_(end), durable_size_(end) {}
+  JournalFile(std::string path, int fd, uint64_t end, uint32_t seed)
+      : path_(std::move(path)), fd_(fd), seed_(seed), end_(end), durable_size_(end) {}
   // Writer thread only.
   uint64_t Buffer(absl::string_view payload);
   absl::Status WriteAndSync();
 
   const std::string path_;
   const int fd_;
-  uint64_t end_;        // file size including buffered records (writer thread)
-  std::string buffer_;  // records not yet written (writer thread)
+  const uint32_t seed_;  // checksum seed: names the run
+  absl::Status failed_;  // sticky write or sync error (writer thread)
+  uint64_t end_;         // file size including buffered records (writer thread)
+  std::string buffer_;   // records not yet written (writer thread)
   std::atomic<uint64_t> durable_size_;
 };
 

@@ -6,7 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/file_ops.h"
 #include "common/file_util.h"
+#include "common/file_writer.h"
 #include "common/http_headers.h"
 #include "common/records.h"
 #include "common/sha256.h"
@@ -63,14 +65,16 @@ ojson RunWarnings(const v1::RunSpec& spec, const std::map<std::string, uint64_t>
 // A line whose question is not answered: as it was when its answer is
 // already empty, else with the answer emptied (a prefilled answer is never
 // submitted as the model's).
-void AppendWithEmptyAnswer(absl::string_view line, ojson* in, std::string* out) {
+void AppendWithEmptyAnswer(absl::string_view line, ojson* in, FileWriter* out) {
   auto it = in->find("answer");
   if (it == in->end() || (it->is_string() && it->get<std::string>().empty())) {
-    absl::StrAppend(out, line, "\n");
+    out->Append(line);
+    out->Append("\n");
     return;
   }
   (*in)["answer"] = "";
-  absl::StrAppend(out, in->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "\n");
+  out->Append(in->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  out->Append("\n");
 }
 
 }  // namespace
@@ -85,7 +89,8 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
   if (st.ok()) st = MakeDirs(JoinPath(tmp, folder));
   if (!st.ok()) return st;
 
-  std::string records;
+  auto records = FileWriter::Create(JoinPath(tmp, "records.jsonl"));
+  if (!records.ok()) return records.status();
   ojson inputs = ojson::array(), outputs = ojson::array(), failed_list = ojson::array(),
         skipped = ojson::array(), blocking = ojson::array();
   uint64_t blank_lines = 0;
@@ -104,8 +109,11 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
     auto contents = ReadFile(in_path);
     if (!contents.ok()) return contents.status();
     std::vector<absl::string_view> lines = SplitLines(*contents);
-    std::string out;
-    out.reserve(contents->size() + 64 * ds.size());
+    // Answers stream to the files: memory holds one answer at a time.
+    const std::string rel = JoinPath(folder, ds.file.output_name);
+    const std::string out_path = JoinPath(tmp, rel);
+    auto out = FileWriter::Create(out_path);
+    if (!out.ok()) return out.status();
     size_t local = 0;  // next question of this dataset, by line order
     for (size_t i = 0; i < lines.size(); ++i) {
       const uint32_t lineno = static_cast<uint32_t>(i + 1);
@@ -122,7 +130,7 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
                               {"reason", "not a JSON object in UTF-8: cannot be an answer line"}});
           continue;
         }
-        AppendWithEmptyAnswer(lines[i], &in, &out);
+        AppendWithEmptyAnswer(lines[i], &in, out->get());
         continue;
       }
       const uint32_t gq = q + static_cast<uint32_t>(local);
@@ -142,7 +150,7 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
       ojson in = ojson::parse(lines[i].begin(), lines[i].end(), nullptr, false);
       if (is_failed) {
         // Never a made-up answer, nor one the input already held.
-        AppendWithEmptyAnswer(lines[i], &in, &out);
+        AppendWithEmptyAnswer(lines[i], &in, out->get());
         ++failed;
         failed_list.push_back(
             {{"dataset", ds.file.name}, {"line", lineno}, {"error", rec.last_error()}});
@@ -154,8 +162,8 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
         if (!rec.served_model().empty()) ++served_models[rec.served_model()];
         if (!rec.requested_model().empty()) requested_models.insert(rec.requested_model());
         in["answer"] = rec.answer();
-        absl::StrAppend(&out, in.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                        "\n");
+        (*out)->Append(in.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        (*out)->Append("\n");
         ++answered;
       }
       attempts += static_cast<uint64_t>(rec.attempts());
@@ -164,16 +172,13 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
       if (!rec.endpoint().empty()) endpoints.insert(rec.endpoint());
       if (!rec.worker().empty()) workers.insert(rec.worker());
       ojson other = in.is_object() && in.contains("other") ? in["other"] : ojson(nullptr);
-      absl::StrAppend(&records,
-                      RecordJson(ds.file.name, lineno, other, rec, is_failed,
-                                 ds.images(static_cast<size_t>(gq - q)))
-                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                      "\n");
+      (*records)->Append(RecordJson(ds.file.name, lineno, other, rec, is_failed,
+                                    ds.images(static_cast<size_t>(gq - q)))
+                             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      (*records)->Append("\n");
     }
     q += static_cast<uint32_t>(ds.size());
-    const std::string rel = JoinPath(folder, ds.file.output_name);
-    const std::string out_path = JoinPath(tmp, rel);
-    st = WriteFileAtomic(out_path, out);
+    st = (*out)->Commit();
     if (!st.ok()) return st;
     zip_entries.push_back({rel, out_path});
     inputs.push_back({{"dataset", ds.file.name},
@@ -182,7 +187,7 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
                       {"lines", ds.line_count},
                       {"questions", ds.size()}});
     blank_lines += ds.blank_lines;
-    outputs.push_back({{"path", rel}, {"sha256", Sha256Hex(out)}});
+    outputs.push_back({{"path", rel}, {"sha256", (*out)->sha256()}});
     for (const InputIssue& issue : ds.issues) {
       skipped.push_back(
           {{"path", ds.file.input_path}, {"line", issue.line}, {"reason", issue.message}});
@@ -204,9 +209,9 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
     if (!sha.ok()) return sha.status();
     outputs.push_back({{"path", absl::StrCat(folder, ".zip")}, {"sha256", *sha}});
   }
-  st = WriteFileAtomic(JoinPath(tmp, "records.jsonl"), records);
+  st = (*records)->Commit();
   if (!st.ok()) return st;
-  outputs.push_back({{"path", "records.jsonl"}, {"sha256", Sha256Hex(records)}});
+  outputs.push_back({{"path", "records.jsonl"}, {"sha256", (*records)->sha256()}});
 
   const int64_t finished_ms = snap.finished == absl::InfinitePast()
                                   ? absl::ToUnixMillis(absl::Now())
@@ -259,10 +264,10 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
   const std::string old = snap.output_dir + ".old";
   st = RemoveAll(old);
   if (!st.ok()) return st;
-  if (PathExists(snap.output_dir) && ::rename(snap.output_dir.c_str(), old.c_str()) != 0) {
+  if (PathExists(snap.output_dir) && Files().Rename(snap.output_dir.c_str(), old.c_str()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("rename ", snap.output_dir));
   }
-  if (::rename(tmp.c_str(), snap.output_dir.c_str()) != 0) {
+  if (Files().Rename(tmp.c_str(), snap.output_dir.c_str()) != 0) {
     return ErrnoStatus(errno, absl::StrCat("rename ", tmp));
   }
   st = SyncDir(DirName(snap.output_dir));

@@ -29,6 +29,8 @@ const char* RunPhaseName(RunPhase phase) {
       return "incomplete";
     case RunPhase::kMergeFailed:
       return "merge-failed";
+    case RunPhase::kStopped:
+      return "stopped";
   }
   return "unknown";
 }
@@ -159,6 +161,7 @@ void Scheduler::SetState(Run* run, uint32_t q, uint8_t state) {
 void Scheduler::Requeue(Run* run, uint32_t q) {
   SetState(run, q, kPending);
   run->queue.push_front(q);
+  if (run->phase == RunPhase::kStopped) return;  // asked again after a restart
   auto& active = active_[run->spec.model()];
   if (std::find(active.begin(), active.end(), run) == active.end()) active.push_back(run);
 }
@@ -172,6 +175,10 @@ absl::StatusOr<uint32_t> Scheduler::Reopen(const std::string& run_id) {
     // Nothing to reopen: the merge under way writes this run's outputs.
     if (run->failed == 0) return 0;
     return absl::UnavailableError(absl::StrCat("run ", run_id, " is writing its outputs; retry"));
+  }
+  if (run->phase == RunPhase::kStopped) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "run ", run_id, " stopped: ", run->error, " (restart the coordinator to continue it)"));
   }
   uint32_t reopened = 0;
   for (uint32_t q = 0; q < run->total(); ++q) {
@@ -513,6 +520,7 @@ void Scheduler::OnMessage(const std::string& worker_id, WorkerChannel* channel,
 }
 
 void Scheduler::HandleResult(Worker* w, v1::Result* result) {
+  CapAnswer(result);
   const v1::Result& r = *result;
   ++counters_.results;
   auto rit = runs_by_id_.find(r.key().run_id());
@@ -523,6 +531,7 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
     return;
   }
   Run* run = rit->second;
+  if (run->phase == RunPhase::kStopped) return;  // cannot be saved: not acknowledged
   const uint32_t q = r.key().index();
   if (q >= run->total()) {
     MEDEVAL_LOG(WARNING) << "worker " << w->id << " answered question " << q << " of run "
@@ -629,12 +638,12 @@ void Scheduler::OnDurable(Durable d) {
   Run* run = runs_[d.run_num].get();
   --run->unsynced;
   if (!offset.ok()) {
-    // Not durable: ask again rather than acknowledge an answer we could lose.
-    MEDEVAL_LOG(ERROR) << "run " << run->spec.run_id() << ": " << offset.status().message()
-                       << "; the question will be asked again";
-    Requeue(run, q);
+    // Not durable, and the journal takes no more records: asking again would
+    // only pay for answers that cannot be kept. Stop the run loudly.
+    SetState(run, q, kPending);
+    run->queue.push_front(q);
     run->failure_errors.erase(q);
-    DispatchModel(run->spec.model());
+    StopRun(run, offset.status());
     return;
   }
   run->offset[q] = *offset;

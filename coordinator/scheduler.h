@@ -58,7 +58,9 @@ enum QuestionState : uint8_t {
   kFailed = 3,
 };
 
-enum class RunPhase { kRunning, kMerging, kDone, kIncomplete, kMergeFailed };
+// kStopped: the journal could not be written (disk full, I/O error); nothing
+// more is asked until the coordinator restarts on a working disk.
+enum class RunPhase { kRunning, kMerging, kDone, kIncomplete, kMergeFailed, kStopped };
 const char* RunPhaseName(RunPhase phase);
 
 // A run as recovered from disk (or just created): spec, questions, journal,
@@ -222,6 +224,10 @@ class Scheduler {
     bool truncated = false;  // an answer cut off at max_tokens
   };
   void OnDurable(Durable d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An answer too large to keep becomes a failure that says so.
+  static void CapAnswer(v1::Result* r);
+  // The run's journal failed: no more leases, the error kept for status.
+  void StopRun(Run* run, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeComplete(Run* run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies the records of one journal batch under one lock, then sends the
   // acknowledgements it gathered.

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,9 +15,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/file_ops.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/records.h"
+#include "common/sha256.h"
 
 namespace medeval {
 
@@ -115,11 +118,17 @@ absl::StatusOr<v1::RunSpec> StateDir::CreateRun(
   }
   auto spec = finalize(JoinPath(tmp, "input"));
   if (!spec.ok()) return fail(spec.status());
+  spec->set_journal_format(kJournalFormat);
+  // The journal exists (with its header) before the run does: a published
+  // run without one has lost it.
+  auto journal = JournalFile::Create(JoinPath(tmp, "journal"), run_id);
+  if (!journal.ok()) return fail(journal.status());
+  journal->reset();
   st = WriteFileAtomic(JoinPath(tmp, "spec.pb"), spec->SerializeAsString(), /*durable=*/false);
   if (st.ok()) st = SyncFilesystem(tmp);
   if (!st.ok()) return fail(st);
   // The folder is complete on disk before it gets its final name.
-  if (::rename(tmp.c_str(), final_dir.c_str()) != 0) {
+  if (Files().Rename(tmp.c_str(), final_dir.c_str()) != 0) {
     return fail(ErrnoStatus(errno, absl::StrCat("rename to ", final_dir)));
   }
   st = SyncDir(JoinPath(root_, "runs"));
@@ -175,6 +184,92 @@ absl::StatusOr<Suite> LoadRunSuite(const std::string& input_dir, const v1::RunSp
   return suite;
 }
 
+namespace {
+
+// journal_bytes of the run's last written outputs (0 when none).
+uint64_t ManifestJournalBytes(const std::string& output_dir) {
+  auto manifest = ReadFile(JoinPath(output_dir, "manifest.json"));
+  if (!manifest.ok()) return 0;
+  auto m = nlohmann::json::parse(*manifest, nullptr, false);
+  if (!m.is_object() || !m.contains("journal_bytes") || !m["journal_bytes"].is_number_unsigned()) {
+    return 0;
+  }
+  return m["journal_bytes"].get<uint64_t>();
+}
+
+// Opens (and replays) the run's journal. A missing or emptied journal of a
+// run that had one is reported, never replaced by an empty one: that would
+// silently ask (and pay for) every answer again.
+absl::StatusOr<std::shared_ptr<JournalFile>> OpenRunJournal(const StateDir& dir,
+                                                            const v1::RunSpec& spec,
+                                                            const JournalFile::Visit& visit,
+                                                            JournalReplay* replay) {
+  const std::string& id = spec.run_id();
+  const std::string path = dir.JournalPath(id);
+  const uint64_t written = ManifestJournalBytes(dir.OutputDir(id));
+  const std::string remedy =
+      absl::StrCat("; restore it from a backup, or remove ", dir.RunDir(id),
+                   " to start this run over (every question is asked again)");
+  struct stat sb;
+  const bool exists = ::stat(path.c_str(), &sb) == 0;
+  if (!exists || sb.st_size == 0) {
+    if (spec.journal_format() >= kJournalFormat || written > 0) {
+      return absl::DataLossError(absl::StrCat(path, exists ? " is empty" : " is missing",
+                                              ": the answers this run had are lost", remedy));
+    }
+    // A run of an earlier version that never journaled anything.
+    if (exists) Files().Unlink(path.c_str());
+    *replay = JournalReplay();
+    return JournalFile::Create(path, id);
+  }
+  auto journal = JournalFile::Open(path, id, visit, replay);
+  if (!journal.ok()) {
+    return absl::Status(journal.status().code(), absl::StrCat(journal.status().message(), remedy));
+  }
+  if (!replay->converted && written > (*journal)->durable_size()) {
+    return absl::DataLossError(
+        absl::StrCat(path, " holds ", (*journal)->durable_size(), " bytes, but ", written,
+                     " when the outputs were last written: answers are lost", remedy));
+  }
+  return journal;
+}
+
+}  // namespace
+
+absl::Status RestoreInputs(const StateDir& dir, const v1::RunSpec& spec,
+                           const std::vector<UploadedFile>& files,
+                           std::vector<std::string>* restored) {
+  for (const v1::DatasetSpec& d : spec.datasets()) {
+    if (!IsSafeRelativePath(d.input_path())) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("unsafe input path '", d.input_path(), "' in the run's spec"));
+    }
+    const std::string stored = JoinPath(dir.InputDir(spec.run_id()), d.input_path());
+    auto have = Sha256File(stored);
+    if (have.ok() && *have == d.input_sha256()) continue;
+    const UploadedFile* mine = nullptr;
+    for (const UploadedFile& f : files) {
+      if (f.path == d.input_path()) mine = &f;
+    }
+    if (mine == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "its stored copy of ", d.input_path(), " is damaged and the input holds no such file"));
+    }
+    const std::string sha = Sha256Hex(mine->data);
+    if (sha != d.input_sha256()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("its stored copy of ", d.input_path(), " is damaged and your ",
+                       d.input_path(), " differs from the one submitted then (SHA-256 ", sha,
+                       ", recorded ", d.input_sha256(), ")"));
+    }
+    absl::Status st = MakeDirs(DirName(stored));
+    if (st.ok()) st = WriteFileAtomic(stored, mine->data, /*durable=*/true);
+    if (!st.ok()) return st;
+    restored->push_back(d.input_path());
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec) {
   const std::string& id = spec.run_id();
   const absl::Time start = absl::Now();
@@ -197,33 +292,34 @@ absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec) 
   run.offset.assign(n, 0);
   run.output_dir = dir.OutputDir(id);
   absl::Status replay_error;
-  uint64_t dropped = 0;
-  auto journal = JournalFile::Open(
-      dir.JournalPath(id),
-      [&](uint64_t offset, absl::string_view payload) {
-        v1::JournalEntry e;
-        if (!e.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-          replay_error = absl::DataLossError(
-              absl::StrCat(dir.JournalPath(id), ": unreadable record at offset ", offset));
-          return;
-        }
-        if (e.has_reopen()) {
-          for (size_t q = 0; q < n; ++q) {
-            if (run.state[q] == kFailed) run.state[q] = kPending;
-          }
-          run.failure_errors.clear();
-          return;
-        }
-        if (e.index() >= n) return;
-        const v1::AnswerRecord& rec = e.has_answer() ? e.answer() : e.failure();
-        run.state[e.index()] = e.has_answer() ? kAnswered : kFailed;
-        run.offset[e.index()] = offset;
-        if (rec.attempts() > 1) run.retries += static_cast<uint64_t>(rec.attempts() - 1);
-        if (e.has_failure()) run.failure_errors[e.index()] = rec.last_error();
-        if (e.has_answer() && IsTruncated(rec)) ++run.truncated;
-      },
-      &dropped);
-  if (!journal.ok()) return journal.status();
+  JournalReplay replay;
+  auto visit = [&](uint64_t offset, absl::string_view payload) {
+    v1::JournalEntry e;
+    if (!e.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
+      replay_error = absl::DataLossError(
+          absl::StrCat(dir.JournalPath(id), ": unreadable record at offset ", offset));
+      return;
+    }
+    if (e.has_reopen()) {
+      for (size_t q = 0; q < n; ++q) {
+        if (run.state[q] == kFailed) run.state[q] = kPending;
+      }
+      run.failure_errors.clear();
+      return;
+    }
+    if (e.index() >= n) return;
+    const v1::AnswerRecord& rec = e.has_answer() ? e.answer() : e.failure();
+    run.state[e.index()] = e.has_answer() ? kAnswered : kFailed;
+    run.offset[e.index()] = offset;
+    if (rec.attempts() > 1) run.retries += static_cast<uint64_t>(rec.attempts() - 1);
+    if (e.has_failure()) run.failure_errors[e.index()] = rec.last_error();
+    if (e.has_answer() && IsTruncated(rec)) ++run.truncated;
+  };
+  auto journal = OpenRunJournal(dir, spec, visit, &replay);
+  if (!journal.ok()) {
+    return absl::Status(journal.status().code(),
+                        absl::StrCat("run ", id, ": ", journal.status().message()));
+  }
   if (!replay_error.ok()) return replay_error;
   run.journal = std::move(*journal);
   MEDEVAL_LOG(INFO)

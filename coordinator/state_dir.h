@@ -68,6 +68,15 @@ class StateDir {
 // submission) and replays its journal.
 absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec);
 
+// Makes the stored input copies of `spec` whole again: each dataset file whose
+// stored copy no longer has the SHA-256 recorded at submission is rewritten
+// from `files` (the user's input, submitted again) when that has the recorded
+// SHA-256; kFailedPrecondition naming the file otherwise. The restored paths
+// go to `*restored`.
+absl::Status RestoreInputs(const StateDir& dir, const v1::RunSpec& spec,
+                           const std::vector<UploadedFile>& files,
+                           std::vector<std::string>* restored);
+
 // The images of a VLM run (nullptr for other tracks).
 absl::StatusOr<std::shared_ptr<const RunImages>> LoadRunImages(const StateDir& dir,
                                                                const v1::RunSpec& spec,

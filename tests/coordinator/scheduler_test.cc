@@ -2,11 +2,13 @@
 
 #include <mutex>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/sha256.h"
 #include "coordinator/run_images.h"
 #include "gtest/gtest.h"
+#include "tests/testing/faulty_file_ops.h"
 #include "tests/testing/test_util.h"
 
 namespace medeval {
@@ -96,9 +98,7 @@ class SchedulerTest : public ::testing::Test {
     auto suite = LoadSuite(root, LoadOptions());
     EXPECT_TRUE(suite.ok());
     r.suite = std::make_shared<const Suite>(std::move(*suite));
-    uint64_t dropped;
-    r.journal = *JournalFile::Open(
-        dir_ / (id + ".journal"), [](uint64_t, absl::string_view) {}, &dropped);
+    r.journal = *JournalFile::Create(dir_ / (id + ".journal"), id);
     r.state.assign(n, kPending);
     r.offset.assign(n, 0);
     r.output_dir = dir_ / (id + ".out");
@@ -655,6 +655,44 @@ TEST_F(SchedulerTest, AWorkerWhoseEndpointIsDownGetsNoWorkAndTheRunSaysWhy) {
   Deliver(wa, &a, up);
   EXPECT_EQ(a.TakeLeases().size(), 2u);
   EXPECT_FALSE(RunStatus("r1").endpoint_state().down());
+}
+
+// A full disk used to put the question straight back in the queue: the run
+// asked the model again and again, forever, without saving anything.
+TEST_F(SchedulerTest, AFailedJournalWriteStopsTheRunInsteadOfAskingAgain) {
+  testing::FaultyFileOps faults(dir_.path());
+  testing::ScopedFileOps installed(&faults);
+  Start();
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 20)).ok());
+  RecordingChannel& ch = NewChannel();
+  std::string w = Connect(&ch, "w1", "m", 4);
+  auto leases = ch.TakeLeases();
+  ASSERT_EQ(leases.size(), 4u);
+  Deliver(w, &ch, Answer(leases[0]));
+  journal_.Flush();
+  faults.FailWritesAfter("r1.journal", 0, ENOSPC);
+  Deliver(w, &ch, Answer(leases[1]));
+  journal_.Flush();
+  v1::RunStatus st = RunStatus("r1");
+  EXPECT_EQ(st.state(), "stopped");
+  EXPECT_EQ(st.answered(), 1u);
+  EXPECT_TRUE(absl::StrContains(st.error(), absl::StrCat("no space left on ", dir_.path())))
+      << st.error();
+  EXPECT_TRUE(absl::StrContains(st.error(), "1 answers saved; free space and run the same "
+                                            "command again"))
+      << st.error();
+  EXPECT_EQ(ch.Acks(), 1);  // the unsaved answer is not acknowledged
+  // The other leases are cancelled, and nothing more is handed out, however
+  // many results or credits come back.
+  EXPECT_GE(ch.Cancels().size(), 2u);
+  ch.TakeLeases();
+  faults.Heal();
+  Deliver(w, &ch, Answer(leases[2]));
+  Deliver(w, &ch, Answer(leases[3]));
+  journal_.Flush();
+  EXPECT_TRUE(ch.TakeLeases().empty());
+  EXPECT_EQ(RunStatus("r1").answered(), 1u);
+  EXPECT_EQ(s_->Reopen("r1").status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

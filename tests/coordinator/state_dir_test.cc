@@ -1,5 +1,8 @@
 #include "coordinator/state_dir.h"
 
+#include <unistd.h>
+#include <zlib.h>
+
 #include <future>
 #include <nlohmann/json.hpp>
 
@@ -9,12 +12,17 @@
 #include "common/zip_archive.h"
 #include "coordinator/run_output.h"
 #include "gtest/gtest.h"
+#include "tests/testing/faulty_file_ops.h"
 #include "tests/testing/test_util.h"
 
 namespace medeval {
 namespace {
 
 using json = nlohmann::json;
+
+uint32_t Crc32ForTest(const std::string& s) {
+  return static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(s.data()), s.size()));
+}
 
 // Input with a blank line and an invalid line (left out with skip_invalid).
 constexpr char kInput[] =
@@ -113,6 +121,182 @@ TEST(StateDirTest, RecoversStateFromTheJournal) {
   run = LoadRun(**dir, *spec);
   EXPECT_EQ(run->state, (std::vector<uint8_t>{kAnswered, kPending, kPending}));
   EXPECT_TRUE(run->failure_errors.empty());
+}
+
+v1::JournalEntry Answer(uint32_t q, const std::string& text) {
+  v1::JournalEntry e;
+  e.set_index(q);
+  e.mutable_answer()->set_answer(text);
+  e.mutable_answer()->set_attempts(1);
+  return e;
+}
+
+// A run with questions 0 and 2 answered.
+absl::StatusOr<v1::RunSpec> RunWithTwoAnswers(StateDir& dir) {
+  auto spec = Create(dir, Spec(true));
+  if (!spec.ok()) return spec;
+  auto run = LoadRun(dir, *spec);
+  if (!run.ok()) return run.status();
+  JournalWriter w;
+  Journal(w, run->journal, Answer(0, "A"));
+  Journal(w, run->journal, Answer(2, "C"));
+  return spec;
+}
+
+TEST(StateDirTest, TheJournalExistsBeforeTheRunIsPublished) {
+  testing::TempDir tmp;
+  auto dir = StateDir::Open(tmp / "state");
+  ASSERT_TRUE(dir.ok());
+  testing::FaultyFileOps faults(tmp.path());
+  {
+    testing::ScopedFileOps installed(&faults);
+    ASSERT_TRUE(RunWithTwoAnswers(**dir).ok());
+    // A power cut: whatever no directory fsync made durable is gone.
+    faults.LoseUnsyncedEntries();
+  }
+  auto spec = (*dir)->ReadSpec("run-1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->journal_format(), kJournalFormat);
+  auto run = LoadRun(**dir, *spec);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state, (std::vector<uint8_t>{kAnswered, kPending, kAnswered}));
+}
+
+// A crash between writing the run folder and renaming it into place leaves
+// no run, and nothing that keeps the next submission from working.
+TEST(StateDirTest, ACrashBeforeTheRunFolderIsRenamedLeavesNoRun) {
+  testing::TempDir tmp;
+  auto dir = StateDir::Open(tmp / "state");
+  ASSERT_TRUE(dir.ok());
+  testing::FaultyFileOps faults(tmp.path());
+  {
+    testing::ScopedFileOps installed(&faults);
+    faults.CrashAtRename("runs/run-1");
+    EXPECT_FALSE(Create(**dir, Spec(true)).ok());
+    EXPECT_TRUE(faults.crashed());
+    faults.Heal();
+    faults.LoseUnsyncedEntries();
+  }
+  EXPECT_TRUE((*dir)->ListRuns()->empty());
+  EXPECT_FALSE(PathExists(tmp / "state/runs/.tmp-run-1"));  // cleaned up on listing
+  ASSERT_TRUE(RunWithTwoAnswers(**dir).ok());
+  EXPECT_EQ(*(*dir)->ListRuns(), std::vector<std::string>{"run-1"});
+}
+
+// Today a missing or emptied journal was silently replaced by an empty one
+// and every answer asked (and paid for) again.
+TEST(StateDirTest, AMissingOrEmptiedJournalIsReported) {
+  testing::TempDir tmp;
+  auto dir = StateDir::Open(tmp / "state");
+  auto spec = RunWithTwoAnswers(**dir);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const std::string journal = (*dir)->JournalPath("run-1");
+  const std::string saved = testing::ReadText(journal);
+  testing::WriteText(journal, "");
+  auto run = LoadRun(**dir, *spec);
+  EXPECT_EQ(run.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(absl::StrContains(run.status().message(), "is empty")) << run.status();
+  EXPECT_TRUE(absl::StrContains(run.status().message(), (*dir)->RunDir("run-1"))) << run.status();
+  ASSERT_EQ(::unlink(journal.c_str()), 0);
+  run = LoadRun(**dir, *spec);
+  EXPECT_EQ(run.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(absl::StrContains(run.status().message(), "is missing")) << run.status();
+  EXPECT_FALSE(PathExists(journal));  // not recreated behind the user's back
+  testing::WriteText(journal, saved);
+  EXPECT_TRUE(LoadRun(**dir, *spec).ok());
+}
+
+TEST(StateDirTest, AJournalCopiedFromAnotherRunIsRefused) {
+  testing::TempDir tmp;
+  auto dir = StateDir::Open(tmp / "state");
+  auto spec = RunWithTwoAnswers(**dir);
+  ASSERT_TRUE(spec.ok());
+  auto other = (*dir)->CreateRun("run-2", {{"MedExam.jsonl", kInput}},
+                                 [&](const std::string&) -> absl::StatusOr<v1::RunSpec> {
+                                   v1::RunSpec s = *spec;
+                                   s.set_run_id("run-2");
+                                   return s;
+                                 });
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(
+      WriteFileAtomic((*dir)->JournalPath("run-2"), testing::ReadText((*dir)->JournalPath("run-1")))
+          .ok());
+  auto run = LoadRun(**dir, *other);
+  EXPECT_EQ(run.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(absl::StrContains(run.status().message(), "belongs to run run-1")) << run.status();
+}
+
+TEST(StateDirTest, ADamagedRecordInTheMiddleIsAskedAgainAlone) {
+  testing::TempDir tmp;
+  auto dir = StateDir::Open(tmp / "state");
+  auto spec = Create(**dir, Spec(true));
+  ASSERT_TRUE(spec.ok());
+  {
+    auto run = LoadRun(**dir, *spec);
+    ASSERT_TRUE(run.ok());
+    JournalWriter w;
+    for (uint32_t q = 0; q < 3; ++q)
+      Journal(w, run->journal, Answer(q, "ANSWER-" + std::to_string(q)));
+  }
+  const std::string path = (*dir)->JournalPath("run-1");
+  std::string data = testing::ReadText(path);
+  size_t at = data.find("ANSWER-1");
+  ASSERT_NE(at, std::string::npos);
+  data[at] = 'X';
+  testing::WriteText(path, data);
+  auto run = LoadRun(**dir, *spec);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state, (std::vector<uint8_t>{kAnswered, kPending, kAnswered}));
+}
+
+// Result folders of earlier versions: unframed journal, spec without a format.
+TEST(StateDirTest, ARunOfTheEarlierFormatResumes) {
+  testing::TempDir tmp;
+  auto dir = StateDir::Open(tmp / "state");
+  auto spec = Create(**dir, Spec(true));
+  ASSERT_TRUE(spec.ok());
+  v1::RunSpec old = *spec;
+  old.clear_journal_format();
+  ASSERT_TRUE(
+      WriteFileAtomic(JoinPath((*dir)->RunDir("run-1"), "spec.pb"), old.SerializeAsString()).ok());
+  std::string journal;
+  for (uint32_t q : {0u, 2u}) {
+    std::string p = Answer(q, "old").SerializeAsString();
+    for (uint32_t v : {static_cast<uint32_t>(p.size()), Crc32ForTest(p)}) {
+      for (int i = 0; i < 4; ++i) journal.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+    }
+    journal += p;
+  }
+  testing::WriteText((*dir)->JournalPath("run-1"), journal);
+  auto run = LoadRun(**dir, old);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state, (std::vector<uint8_t>{kAnswered, kPending, kAnswered}));
+  // An earlier-version run that never journaled anything starts afresh.
+  ASSERT_EQ(::unlink((*dir)->JournalPath("run-1").c_str()), 0);
+  run = LoadRun(**dir, old);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state, (std::vector<uint8_t>{kPending, kPending, kPending}));
+}
+
+TEST(StateDirTest, ADamagedInputCopyIsRestoredOnlyFromTheSameInput) {
+  testing::TempDir tmp;
+  auto dir = StateDir::Open(tmp / "state");
+  auto spec = RunWithTwoAnswers(**dir);
+  ASSERT_TRUE(spec.ok());
+  const std::string stored = JoinPath((*dir)->InputDir("run-1"), "MedExam.jsonl");
+  testing::WriteText(stored, std::string(kInput).substr(0, 20));
+  EXPECT_FALSE(LoadRun(**dir, *spec).ok());
+  std::vector<std::string> restored;
+  absl::Status st = RestoreInputs(**dir, *spec, {{"MedExam.jsonl", "something else\n"}}, &restored);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(absl::StrContains(st.message(), "MedExam.jsonl")) << st;
+  EXPECT_TRUE(restored.empty());
+  st = RestoreInputs(**dir, *spec, {{"MedExam.jsonl", kInput}}, &restored);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ(restored, std::vector<std::string>{"MedExam.jsonl"});
+  auto run = LoadRun(**dir, *spec);
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->state, (std::vector<uint8_t>{kAnswered, kPending, kAnswered}));
 }
 
 class RunOutputTest : public ::testing::Test {

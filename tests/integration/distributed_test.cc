@@ -43,17 +43,18 @@ class DistributedTest : public ::testing::Test {
     std::set<uint32_t> out;
     auto runs = ListDir(JoinPath(cluster_.state_dir(), "runs"));
     EXPECT_TRUE(runs.ok() && runs->size() == 1);
-    uint64_t dropped = 0;
+    JournalReplay replay;
     auto f = JournalFile::Open(
         JoinPath(JoinPath(JoinPath(cluster_.state_dir(), "runs"), (*runs)[0]), "journal"),
+        (*runs)[0],
         [&](uint64_t, absl::string_view p) {
           v1::JournalEntry e;
           if (e.ParseFromArray(p.data(), static_cast<int>(p.size())) && e.has_answer()) {
             out.insert(e.index());
           }
         },
-        &dropped);
-    EXPECT_TRUE(f.ok());
+        &replay);
+    EXPECT_TRUE(f.ok()) << f.status();
     return out;
   }
 

@@ -55,16 +55,16 @@ TEST(ResumeTest, KilledRunContinuesWithoutAskingAnsweredQuestionsAgain) {
   ASSERT_TRUE(runs.ok());
   ASSERT_EQ(runs->size(), 1u);
   std::set<uint32_t> journaled;
-  uint64_t dropped = 0;
+  JournalReplay replay;
   auto journal = JournalFile::Open(
-      JoinPath(JoinPath(tmp / "results/.medeval/runs", (*runs)[0]), "journal"),
+      JoinPath(JoinPath(tmp / "results/.medeval/runs", (*runs)[0]), "journal"), (*runs)[0],
       [&](uint64_t, absl::string_view payload) {
         v1::JournalEntry e;
         ASSERT_TRUE(e.ParseFromArray(payload.data(), static_cast<int>(payload.size())));
         journaled.insert(e.index());
       },
-      &dropped);
-  ASSERT_TRUE(journal.ok());
+      &replay);
+  ASSERT_TRUE(journal.ok()) << journal.status();
   journal->reset();
   ASSERT_GE(journaled.size(), 100u);
   ASSERT_LT(journaled.size(), static_cast<size_t>(n));
