@@ -536,9 +536,7 @@ LoadedRun MakeVlmRun(const std::string& dir, const std::string& id, int n, bool 
     EXPECT_TRUE(images.ok()) << images.status();
     r.images = *images;
   }
-  uint64_t dropped;
-  r.journal = *JournalFile::Open(
-      JoinPath(dir, id + ".journal"), [](uint64_t, absl::string_view) {}, &dropped);
+  r.journal = *JournalFile::Create(JoinPath(dir, id + ".journal"), id);
   r.state.assign(n, kPending);
   r.offset.assign(n, 0);
   r.output_dir = JoinPath(dir, id + ".out");
