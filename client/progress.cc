@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "worker/endpoint_health.h"
 
 namespace medeval {
 namespace {
