@@ -148,18 +148,6 @@ std::string ProgressReporter::Line(const v1::RunStatus& r, bool bar, int columns
     s = compose();
   }
   return ScreenWidth(s) <= room ? s : FitWidth(s, room);
-  absl::StrAppendFormat(&s, "%d/%d %.0f%% %.1f answers/s ETA %s", done, r.total(), frac * 100,
-                        r.rate(), r.state() == "running" ? ShortDuration(r.eta_s()) : "-");
-  absl::StrAppendFormat(&s, " retries %d failed %d", r.retries(), r.failed());
-  if (r.state() != "running") s += absl::StrCat(" (", r.state(), ")");
-  if (r.endpoint_state().down()) s += absl::StrCat(" -- ", EndpointDownText(r.endpoint_state()));
-  if (r.paused_until_unix_ms() > 0) {
-    s += absl::StrCat(" -- paused until ",
-                      absl::FormatTime("%H:%M:%S", absl::FromUnixMillis(r.paused_until_unix_ms()),
-                                       absl::LocalTimeZone()),
-                      " (429 with Retry-After)");
-  }
-  return s;
 }
 
 void ProgressReporter::Update(const std::vector<v1::RunStatus>& runs,
