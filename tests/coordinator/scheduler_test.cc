@@ -570,6 +570,7 @@ TEST_F(SchedulerTest, VlmLeasesNameTheirImagesAndCarryNoBytes) {
   auto bytes = ImageStore::Global().Get(Sha256Hex(png));
   ASSERT_NE(bytes, nullptr);
   EXPECT_EQ(*bytes, png);
+}
 
 TEST_F(SchedulerTest, TheCoordinatorCapsAPauseAndShowsWhenTheModelResumes) {
   Scheduler::Options o;
