@@ -387,6 +387,10 @@ AuditReport Audit(const Submission& s, const Suite* reference) {
   r.label = s.label;
   r.label_source = s.label_source;
   r.read_from = s.read_from;
+  if (s.manifest.has_value() && s.manifest->contains("cost") && (*s.manifest)["cost"].is_object() &&
+      (*s.manifest)["cost"].value("total", -1.0) >= 0) {
+    r.cost = (*s.manifest)["cost"]["total"].get<double>();
+  }
   r.folder = s.folder;
   r.track = s.track;
   r.has_reference = reference != nullptr;

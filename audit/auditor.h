@@ -114,6 +114,7 @@ struct AuditReport {
   bool has_reference = false;
   std::vector<DatasetAudit> datasets;
   std::vector<std::string> notes;
+  double cost = -1;  // manifest.json's cost.total; -1: unknown
 
   // Every dataset complete and well-formed; `strict` also wants every answer
   // in its format, no reasoning leaks (tagged or not), no answer cut off, no

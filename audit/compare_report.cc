@@ -15,6 +15,7 @@
 #include "audit/compare_tables.h"
 #include "audit/consensus.h"
 #include "audit/report_assets.h"
+#include "common/cost.h"
 #include "common/utf8.h"
 #include "common/version.h"
 
@@ -33,6 +34,7 @@ std::string Percent(int64_t part, int64_t whole) {
 std::string Latency(double s) { return s < 0 ? "–" : absl::StrFormat("%.2f s", s); }
 
 std::string Tokens(int64_t t) { return t < 0 ? "–" : absl::StrCat(t); }
+std::string Cost(double c) { return c < 0 ? "–" : FormatCost(c); }
 
 // Pixels a label takes at 12px: about 7 per ASCII character, 12 per wider one.
 int LabelWidth(absl::string_view s) {
@@ -124,6 +126,7 @@ ModelSummary Summarize(const AuditReport& r) {
   }
   if (latency_n > 0) s.mean_latency_s = latency_sum / static_cast<double>(latency_n);
   if (have_tokens) s.tokens = tokens;
+  s.cost = r.cost;
   return s;
 }
 
@@ -147,7 +150,7 @@ std::string CompareHtml(const std::vector<AuditReport>& reports, const Scores* s
   h += "<h2>Models</h2>\n<table id=\"summary\"><thead><tr><th>model</th><th>questions</th>"
        "<th>answered</th><th>answers in format</th><th>consistent shuffled ids</th>"
        "<th>think tags left</th><th>untagged reasoning</th><th>cut off</th><th>mean latency</th>"
-       "<th>tokens</th></tr>"
+       "<th>tokens</th><th>cost</th></tr>"
        "</thead><tbody>\n";
   for (const ModelSummary& s : sums) {
     absl::StrAppend(
@@ -155,7 +158,8 @@ std::string CompareHtml(const std::vector<AuditReport>& reports, const Scores* s
         Percent(s.answered, s.questions), "</td><td>", Percent(s.format_ok, s.format_checked),
         "</td><td>", s.groups > 0 ? absl::StrCat(s.consistent_groups, "/", s.groups) : "–",
         "</td><td>", s.leaks, "</td><td>", s.untagged_reasoning, "</td><td>", s.truncated,
-        "</td><td>", Latency(s.mean_latency_s), "</td><td>", Tokens(s.tokens), "</td></tr>\n");
+        "</td><td>", Latency(s.mean_latency_s), "</td><td>", Tokens(s.tokens), "</td><td>",
+        Cost(s.cost), "</td></tr>\n");
   }
   h += "</tbody></table>\n<h2>At a glance</h2>\n<div class=\"charts\">";
   std::vector<std::string> labels;
@@ -210,15 +214,16 @@ std::string CompareMarkdown(const std::vector<AuditReport>& reports, const Score
   std::string md =
       "## Models\n\n| model | questions | answered | answers in format | "
       "consistent shuffled ids | think tags left | untagged reasoning | cut off | mean latency | "
-      "tokens |\n"
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+      "tokens | cost |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& r : reports) {
     ModelSummary s = Summarize(r);
     absl::StrAppend(&md, "| ", s.model, " | ", s.questions, " | ", Percent(s.answered, s.questions),
                     " | ", Percent(s.format_ok, s.format_checked), " | ",
                     s.groups > 0 ? absl::StrCat(s.consistent_groups, "/", s.groups) : "–", " | ",
                     s.leaks, " | ", s.untagged_reasoning, " | ", s.truncated, " | ",
-                    Latency(s.mean_latency_s), " | ", Tokens(s.tokens), " |\n");
+                    Latency(s.mean_latency_s), " | ", Tokens(s.tokens), " | ",
+                    Cost(s.cost), " |\n");
   }
   if (scores != nullptr) {
     md += "\n## Leaderboard (platform scores)\n\n| model |";

@@ -38,6 +38,7 @@ struct ModelSummary {
   int64_t truncated = 0;       // cut off
   double mean_latency_s = -1;  // -1: unknown (no records.jsonl)
   int64_t tokens = -1;
+  double cost = -1;  // -1: unknown (no price in manifest.json)
 };
 
 ModelSummary Summarize(const AuditReport& report);

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "absl/strings/str_split.h"
+#include "cli/batch_flags.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "cli/signals.h"
@@ -38,6 +39,7 @@ Command AddRunCommand(CLI::App& app) {
     std::string metrics_listen;
     EndpointFlags endpoint;
     RequestFlags request;
+    BatchFlags batch;
     std::vector<CLI::Option*> per_model;  // conflict with --config
   };
   auto f = std::make_shared<Flags>();
@@ -86,6 +88,7 @@ Command AddRunCommand(CLI::App& app) {
   f->endpoint.Add(sub);
   f->request.Add(sub);
   AddPdfFlags(sub, &f->pdf);
+  f->batch.Add(sub, /*state_dir_flag=*/false);
 
   return {
       sub, [f]() -> int {
@@ -118,6 +121,9 @@ Command AddRunCommand(CLI::App& app) {
               std::cerr << "medeval run: " << st.message() << "\n";
               return kExitBadInput;
             }
+            const bool on = m.batch.enabled || f->batch.batch;
+            m.batch = f->batch.Settings();
+            m.batch.enabled = on;
           }
         } else {
           absl::Status st = f->endpoint.Resolve();
@@ -144,6 +150,8 @@ Command AddRunCommand(CLI::App& app) {
           m.backend.headers.insert(m.backend.headers.end(), secret->begin(), secret->end());
           m.params = *params;
           m.limits = f->request.Limits();
+          m.price = f->request.Price();
+          m.batch = f->batch.Settings();
           m.workers = f->workers;
           m.concurrency = f->concurrency;
           m.adaptive_concurrency = f->adaptive;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <thread>
 
+#include "cli/batch_flags.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "cli/security_flags.h"
@@ -38,11 +39,14 @@ Command AddWorkerCommand(CLI::App& app) {
     bool adaptive = false;
     double drain_grace_s = 60;
     std::string metrics_listen;
+    BatchFlags batch;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
       "worker", "Answer a coordinator's questions with one model (connects out to it)");
   f->security.Add(sub);
+  f->batch.state_dir = ".medeval-batches";
+  f->batch.Add(sub, /*state_dir_flag=*/true);
   f->endpoint.Add(sub);
   sub->add_option("--config", f->config,
                   "Models file: take the endpoint or serve command, concurrency and key of "
@@ -86,6 +90,7 @@ Command AddWorkerCommand(CLI::App& app) {
             o.security = *security;
             o.name = f->name;
             o.prefetch = f->prefetch;
+            bool config_batch = false;  // `batch: true` in the models file
             if (!f->config.empty()) {
               if (f->endpoint.model.empty()) {
                 return fail(absl::InvalidArgumentError("--config needs --model NAME to pick one"));
@@ -105,6 +110,7 @@ Command AddWorkerCommand(CLI::App& app) {
               f->endpoint.ApplyTiming(&o.backend);
               o.concurrency = m->concurrency;
               o.adaptive_concurrency = m->adaptive_concurrency;
+              config_batch = m->batch.enabled;
               serve = m->serve;
             } else if (!f->serve.empty()) {
               if (f->endpoint.model.empty()) {
@@ -139,6 +145,12 @@ Command AddWorkerCommand(CLI::App& app) {
             {
               absl::Status side = f->endpoint.ApplyWorkerSide(&o.backend);
               if (!side.ok()) return fail(side);
+            }
+            o.batch = f->batch.Settings();
+            o.batch.enabled = o.batch.enabled || config_batch;
+            if (o.batch.enabled) {
+              // Every question a batch can take is held at once.
+              o.concurrency = static_cast<int>(std::min<int64_t>(o.batch.max_lines, 1 << 20));
             }
             auto metrics = std::make_shared<WorkerMetrics>(o.model);
             o.on_attempt_done = [metrics](const AttemptReport& r) { metrics->OnAttempt(r); };

@@ -29,6 +29,7 @@ Command AddFetchCommand(CLI::App& app);
 Command AddAuditCommand(CLI::App& app);
 Command AddCompareCommand(CLI::App& app);
 Command AddVerifyCommand(CLI::App& app);
+Command AddBatchCommand(CLI::App& app);
 Command AddProbeCommand(CLI::App& app);
 
 // Exit codes shared by all commands.

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
       medeval::cli::AddStatusCommand(app), medeval::cli::AddFetchCommand(app),
       medeval::cli::AddAuditCommand(app),  medeval::cli::AddCompareCommand(app),
       medeval::cli::AddVerifyCommand(app), medeval::cli::AddProbeCommand(app),
+      medeval::cli::AddBatchCommand(app),
   };
   try {
     app.parse(argc, argv);

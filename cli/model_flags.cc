@@ -169,6 +169,24 @@ void RequestFlags::Add(CLI::App* app) {
   options.push_back(
       app->add_option("--tpm", tpm, "Tokens per minute for this model, shared by all its workers")
           ->check(CLI::NonNegativeNumber));
+  options.push_back(app->add_option("--price-input", price_input,
+                                    "Price per million input tokens (cost in manifest and summary)")
+                        ->check(CLI::NonNegativeNumber));
+  options.push_back(app->add_option("--price-output", price_output,
+                                    "Price per million output tokens")
+                        ->check(CLI::NonNegativeNumber));
+  options.push_back(app->add_option("--batch-discount", batch_discount,
+                                    "Share of the price taken off answers from a Batch API")
+                        ->check(CLI::Range(0.0, 1.0))
+                        ->capture_default_str());
+}
+
+v1::ModelPrice RequestFlags::Price() const {
+  v1::ModelPrice p;
+  p.set_input_per_million(price_input);
+  p.set_output_per_million(price_output);
+  p.set_batch_discount(batch_discount);
+  return p;
 }
 
 v1::ModelLimits RequestFlags::Limits() const {

@@ -51,6 +51,9 @@ struct RequestFlags {
   std::vector<std::string> headers;  // "Name: value"
   double rpm = 0;
   double tpm = 0;
+  double price_input = 0;   // per million tokens
+  double price_output = 0;  // per million tokens
+  double batch_discount = 0.5;
   void Add(CLI::App* app);
   // kInvalidArgument for a bad --extra-body or --header. Credential headers
   // (see common/http_headers.h) are not in the params: they are the
@@ -58,6 +61,7 @@ struct RequestFlags {
   absl::StatusOr<v1::RequestParams> Params() const;
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> WorkerHeaders() const;
   v1::ModelLimits Limits() const;
+  v1::ModelPrice Price() const;
   // Options that only make sense without --config (set: a conflict).
   std::vector<CLI::Option*> options;
 };

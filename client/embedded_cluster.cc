@@ -52,6 +52,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(Options 
       w.model = g.model;
       w.concurrency = g.concurrency;
       w.adaptive_concurrency = g.adaptive_concurrency;
+      w.batch = g.batch;
       w.backend = g.backend;
       if (auto m = metrics.find(g.model); m != metrics.end()) {
         w.on_attempt_done = [m = m->second](const AttemptReport& r) { m->OnAttempt(r); };

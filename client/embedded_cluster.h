@@ -27,6 +27,7 @@ class EmbeddedCluster {
     int count = 2;
     int concurrency = 16;
     bool adaptive_concurrency = false;
+    BatchSettings batch;
   };
   struct Options {
     std::string state_dir;

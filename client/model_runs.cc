@@ -16,6 +16,8 @@ absl::StatusOr<ModelRun> ModelRunFromEntry(const ModelConfig& config, const Mode
   m.model = e.name;
   m.params = e.params;
   m.limits = e.limits;
+  m.price = e.price;
+  m.batch.enabled = e.batch;
   m.workers = e.workers;
   m.concurrency = e.concurrency;
   m.adaptive_concurrency = e.adaptive_concurrency;

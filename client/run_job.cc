@@ -15,6 +15,7 @@
 #include "client/embedded_cluster.h"
 #include "client/progress.h"
 #include "client/run_folder.h"
+#include "common/cost.h"
 #include "common/file_util.h"
 #include "common/pdf_render.h"
 #include "common/records.h"
@@ -85,6 +86,21 @@ bool SuiteHasPdfs(const Suite& suite) {
     }
   }
   return false;
+}
+
+// The cost line of a fetched run whose manifest has one.
+void PrintCost(const std::string& folder, std::ostream& out) {
+  auto text = ReadFile(JoinPath(folder, "manifest.json"));
+  if (!text.ok()) return;
+  auto m = nlohmann::json::parse(*text, nullptr, false);
+  if (!m.is_object() || !m.contains("cost") || !m["cost"].is_object()) return;
+  const nlohmann::json& c = m["cost"];
+  const nlohmann::json& t = c["tokens"];
+  out << "  cost " << FormatCost(c.value("total", 0.0)) << " (input "
+      << FormatCost(c.value("input", 0.0)) << ", output " << FormatCost(c.value("output", 0.0))
+      << "; tokens online " << t.value("online_prompt", 0) << " in / "
+      << t.value("online_completion", 0) << " out, batch " << t.value("batch_prompt", 0) << " in / "
+      << t.value("batch_completion", 0) << " out)\n";
 }
 
 }  // namespace
@@ -318,6 +334,7 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
       out << " in " << ShortDuration(secs);
     }
     out << ", " << r.retries() << " retries, " << r.failed() << " failed\n";
+    PrintCost(folder, out);
     std::string zip;
     for (const auto& f : *files) {
       if (f.find('/') == std::string::npos && f.size() > 4 && f.substr(f.size() - 4) == ".zip") {
@@ -381,6 +398,8 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   for (const ModelRun& m : options.models) {
     specs.push_back(MakeRunSpec(*suite, m.model, m.params, m.limits, options.suite,
                                 options.allow_incomplete_zip));
+    // Not part of the run's identity (set after its key is made).
+    *specs.back().mutable_price() = m.price;
     const std::string folder = JoinPath(options.out_dir, ModelFolderName(m.model));
     absl::Status st = CheckOutputFolder(folder);
     if (!st.ok()) {
@@ -428,8 +447,24 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   eo.scheduler = options.scheduler;
   eo.metrics_listen = options.metrics_listen;
   for (const ModelRun& m : options.models) {
-    eo.groups.push_back(
-        {m.model, m.backend, m.serve, m.workers, m.concurrency, m.adaptive_concurrency});
+    EmbeddedCluster::WorkerGroup g;
+    g.model = m.model;
+    g.backend = m.backend;
+    g.serve = m.serve;
+    g.count = m.workers;
+    g.concurrency = m.concurrency;
+    g.adaptive_concurrency = m.adaptive_concurrency;
+    if (m.batch.enabled) {
+      // One worker holds every question of the model (as many as a batch
+      // takes), keeps its batch ids with the run, and gets no backup copies:
+      // a question in a batch must not be asked elsewhere too.
+      g.batch = m.batch;
+      g.batch.state_dir = JoinPath(eo.state_dir, "batches");
+      g.count = 1;
+      g.concurrency = static_cast<int>(std::min<int64_t>(m.batch.max_lines, 1 << 20));
+      eo.scheduler.backups = false;
+    }
+    eo.groups.push_back(std::move(g));
   }
   auto cluster = EmbeddedCluster::Start(std::move(eo));
   if (!cluster.ok()) {

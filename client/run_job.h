@@ -19,6 +19,7 @@
 #include "common/suite.h"
 #include "coordinator/scheduler.h"
 #include "proto/medeval.pb.h"
+#include "worker/batch_runner.h"
 #include "worker/chat_backend.h"
 #include "worker/model_server.h"
 
@@ -32,6 +33,8 @@ struct ModelRun {
   std::optional<ServeOptions> serve;
   v1::RequestParams params;
   v1::ModelLimits limits;
+  v1::ModelPrice price;
+  BatchSettings batch;  // enabled: through the provider's Batch API
   int workers = 2;
   int concurrency = 16;
   bool adaptive_concurrency = false;

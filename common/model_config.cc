@@ -213,6 +213,20 @@ absl::Status ReadLimits(const Reader& r, const YAML::Node& n, v1::ModelLimits* l
   return absl::OkStatus();
 }
 
+absl::Status ReadPrice(const Reader& r, const YAML::Node& n, v1::ModelPrice* p) {
+  absl::Status st = r.CheckKeys(n, {"input", "output", "batch_discount"}, "price");
+  if (!st.ok()) return st;
+  for (const auto& kv : n) {
+    const std::string key = kv.first.as<std::string>();
+    auto x = r.Number(kv.second, key, 0, key == "batch_discount" ? 1 : 1e9);
+    if (!x.ok()) return x.status();
+    if (key == "input") p->set_input_per_million(*x);
+    if (key == "output") p->set_output_per_million(*x);
+    if (key == "batch_discount") p->set_batch_discount(*x);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ReadServe(const Reader& r, const YAML::Node& n, ServeConfig* s) {
   if (n.IsScalar()) {
     s->command = n.Scalar();
@@ -250,7 +264,8 @@ absl::Status ReadServe(const Reader& r, const YAML::Node& n, ServeConfig* s) {
 absl::Status ReadModelFields(const Reader& r, const YAML::Node& n, bool is_default, ModelEntry* m) {
   std::vector<std::string> keys = {"base_url", "api_key_env", "api_key_file",
                                    "workers",  "concurrency", "adaptive_concurrency",
-                                   "limits",   "request",     "header_env"};
+                                   "limits",   "request",     "header_env",
+                                   "price",    "batch"};
   if (!is_default) {
     for (const char* k : {"name", "served_model_name", "serve"}) keys.push_back(k);
   }
@@ -277,10 +292,10 @@ absl::Status ReadModelFields(const Reader& r, const YAML::Node& n, bool is_defau
       auto x = r.Integer(v, key, 1, 4096);
       if (!x.ok()) return x.status();
       m->concurrency = *x;
-    } else if (key == "adaptive_concurrency") {
+    } else if (key == "adaptive_concurrency" || key == "batch") {
       auto x = r.Bool(v, key);
       if (!x.ok()) return x.status();
-      m->adaptive_concurrency = *x;
+      (key == "batch" ? m->batch : m->adaptive_concurrency) = *x;
     } else if (key == "limits") {
       s = ReadLimits(r, v, &m->limits);
     } else if (key == "request") {
@@ -297,6 +312,8 @@ absl::Status ReadModelFields(const Reader& r, const YAML::Node& n, bool is_defau
         if (!bad.ok()) return r.Error(h.first, std::string(bad.message()));
         m->header_env[name] = *var;
       }
+    } else if (key == "price") {
+      s = ReadPrice(r, v, &m->price);
     } else if (key == "serve") {
       m->has_serve = true;
       s = ReadServe(r, v, &m->serve);

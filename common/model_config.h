@@ -50,7 +50,14 @@ struct ModelEntry {
   int workers = 2;
   int concurrency = 16;
   bool adaptive_concurrency = false;
+  bool batch = false;  // through the provider's Batch API
   v1::ModelLimits limits;
+  // Per million tokens; batch_discount 0.5 unless set.
+  v1::ModelPrice price = [] {
+    v1::ModelPrice p;
+    p.set_batch_discount(0.5);
+    return p;
+  }();
   v1::RequestParams params;  // MedBench defaults unless set
   // Headers only the worker holds, never part of the run: credential
   // headers from request.headers, and header_env (name -> variable).

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/cost.h"
 #include "common/file_ops.h"
 #include "common/file_util.h"
 #include "common/file_writer.h"
@@ -102,6 +103,7 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
   uint64_t truncated = 0;
   uint64_t answered = 0, failed = 0, attempts = 0, prompt_tokens = 0, completion_tokens = 0;
   std::vector<ZipEntry> zip_entries;
+  CostMeter cost(spec.price());
   uint32_t q = 0;  // global question index
   for (size_t d = 0; d < snap.suite->datasets.size(); ++d) {
     const Dataset& ds = snap.suite->datasets[d];
@@ -169,6 +171,7 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
       attempts += static_cast<uint64_t>(rec.attempts());
       prompt_tokens += static_cast<uint64_t>(rec.prompt_tokens());
       completion_tokens += static_cast<uint64_t>(rec.completion_tokens());
+      cost.Add(rec);
       if (!rec.endpoint().empty()) endpoints.insert(rec.endpoint());
       if (!rec.worker().empty()) workers.insert(rec.worker());
       ojson other = in.is_object() && in.contains("other") ? in["other"] : ojson(nullptr);
@@ -247,6 +250,7 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
                  {"truncated", truncated},
                  {"prompt_tokens", prompt_tokens},
                  {"completion_tokens", completion_tokens}};
+  if (HasPrice(spec.price())) m["cost"] = cost.ToJson();
   m["inputs"] = inputs;
   m["outputs"] = outputs;
   m["skipped"] = skipped;

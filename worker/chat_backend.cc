@@ -13,6 +13,7 @@
 #include "common/http_headers.h"
 #include "common/reasoning.h"
 #include "common/utf8.h"
+#include "worker/answer_record.h"
 
 namespace medeval {
 namespace {
@@ -519,26 +520,10 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
       } else {
         // An answer.
         v1::AnswerRecord& r = out.record;
-        r.set_raw_text(parsed->content);
-        r.set_answer(split->answer);
-        std::string reasoning = parsed->reasoning_field;
-        if (!split->reasoning.empty()) {
-          reasoning = reasoning.empty() ? split->reasoning
-                                        : absl::StrCat(reasoning, "\n\n", split->reasoning);
-        }
-        r.set_reasoning(reasoning);
-        for (const auto& f : split->flags) r.add_flags(f);
-        if (!parsed->reasoning_field.empty()) r.add_flags("reasoning_field");
-        if (parsed->finish_reason == "length") r.add_flags(std::string(kFlagTruncated));
-        if (parsed->invalid_utf8 > 0) r.add_flags(std::string(kFlagInvalidUtf8));
-        r.set_finish_reason(parsed->finish_reason);
-        r.set_served_model(parsed->model);
-        r.set_system_fingerprint(parsed->system_fingerprint);
+        auto answer = AnswerFromCompletion(*parsed);  // not empty: checked above
+        if (answer.ok()) r = std::move(*answer);
         r.set_request_id(!resp.request_id.empty() ? resp.request_id : parsed->id);
         r.set_requested_model(st.requested_model);
-        r.set_prompt_tokens(parsed->prompt_tokens);
-        r.set_completion_tokens(parsed->completion_tokens);
-        r.set_total_tokens(parsed->total_tokens);
         r.set_latency_s(absl::ToDoubleSeconds(resp.elapsed));
         r.set_attempts(st.attempt);
         r.set_worker(config_.worker_name);

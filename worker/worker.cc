@@ -158,6 +158,22 @@ Worker::Worker(WorkerOptions options)
   hooks.on_attempt_done = options_.on_attempt_done;
   hooks.on_endpoint_down = [this](const std::string& reason) { OnEndpointDown(reason); };
   backend_.SetHooks(std::move(hooks));
+  if (options_.batch.enabled) {
+    batch_ = std::make_unique<BatchRunner>(&http_, &backend_, options_.backend, options_.batch,
+                                           options_.model);
+  }
+}
+
+void Worker::CancelAsk(uint64_t ask_id) {
+  if (batch_ != nullptr) {
+    batch_->Cancel(ask_id);
+  } else {
+    backend_.Cancel(ask_id);
+  }
+}
+
+bool Worker::AskAtServerLocked(uint64_t ask_id) {
+  return batch_ != nullptr || backend_.Sending(ask_id);
 }
 
 void Worker::SetEndpoint(const Endpoint& endpoint) {
@@ -310,7 +326,7 @@ void Worker::Loop() {
     }
   }
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& [id, f] : inflight_) backend_.Cancel(f.ask_id);
+  for (auto& [id, f] : inflight_) CancelAsk(f.ask_id);
   inflight_.clear();
   stopped_ = true;
   cv_.notify_all();
@@ -364,7 +380,7 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
     }
     auto it = inflight_.find(id);
     if (it != inflight_.end()) {
-      backend_.Cancel(it->second.ask_id);
+      CancelAsk(it->second.ask_id);
       inflight_.erase(it);
     }
   }
@@ -402,9 +418,9 @@ void Worker::StartLocked(const v1::Lease& lease) {
   }
   const uint64_t lease_id = lease.lease_id();
   const v1::QuestionKey key = lease.key();
-  uint64_t ask = backend_.Ask(run->second, lease, [this, lease_id, key](AskOutcome o) {
-    OnAsked(lease_id, key, std::move(o));
-  });
+  auto done = [this, lease_id, key](AskOutcome o) { OnAsked(lease_id, key, std::move(o)); };
+  uint64_t ask = batch_ != nullptr ? batch_->Ask(run->second, lease, std::move(done))
+                                   : backend_.Ask(run->second, lease, std::move(done));
   inflight_[lease_id] = Inflight{ask, key};
 }
 
@@ -486,7 +502,7 @@ void Worker::Pause(const std::string& why) {
   for (const v1::Lease& l : queued_) msg.add_released(l.lease_id());
   queued_.clear();
   for (const auto& [id, f] : inflight_) {
-    backend_.Cancel(f.ask_id);
+    CancelAsk(f.ask_id);
     msg.add_released(id);
   }
   MEDEVAL_LOG(WARNING) << "pausing (" << why << "): handing back " << msg.released_size()

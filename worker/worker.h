@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "common/grpc_util.h"
 #include "proto/medeval.grpc.pb.h"
+#include "worker/batch_runner.h"
 #include "worker/chat_backend.h"
 #include "worker/http_client.h"
 
@@ -50,6 +51,8 @@ struct WorkerOptions {
   // Halve the requests in flight on a 429, add one back after each window of
   // answers without one (up to `concurrency`).
   bool adaptive_concurrency = false;
+  // Answer through the provider's Batch API (worker/batch_runner.h).
+  BatchSettings batch;
   // Every attempt that ended (metrics); runs on the HTTP loop thread.
   std::function<void(const AttemptReport&)> on_attempt_done;
 };
@@ -135,6 +138,12 @@ class Worker {
   // After a fatal backend error: stops once the answers received before it
   // are acknowledged (journaled), or the deadline passed.
   void MaybeFinishFailingLocked(bool deadline_passed);
+  // Cancels an ask wherever it went: the Batch API runner or the backend.
+  void CancelAsk(uint64_t ask_id);
+  // The server has the ask's request (an answer may still come): an online
+  // request being sent, or any Batch API ask (it waits for its batch; the
+  // runner's own online retries hand back through their done callback).
+  bool AskAtServerLocked(uint64_t ask_id);
 
   WorkerOptions options_;
   const std::string instance_id_;  // random: tells a reconnect from a namesake
@@ -177,6 +186,7 @@ class Worker {
   // state above) before anything is destroyed.
   HttpClient http_;
   ChatBackend backend_;
+  std::unique_ptr<BatchRunner> batch_;  // batch mode only
   std::thread thread_;
   std::mutex stop_mu_;  // held through Stop, so the thread is joined once
 };

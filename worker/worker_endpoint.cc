@@ -34,11 +34,11 @@ void Worker::OnEndpointDown(const std::string& reason) {
   // Requests at the server finish: an answer that comes is kept (it is paid
   // for), a failure comes back as kHandBack. The rest go back now.
   for (auto it = inflight_.begin(); it != inflight_.end();) {
-    if (backend_.Sending(it->second.ask_id)) {
+    if (AskAtServerLocked(it->second.ask_id)) {
       ++it;
       continue;
     }
-    backend_.Cancel(it->second.ask_id);
+    CancelAsk(it->second.ask_id);
     msg.add_released(it->first);
     inflight_.erase(it++);
   }
@@ -144,7 +144,7 @@ void Worker::MaybeFinishFailingLocked(bool deadline_passed) {
   MEDEVAL_LOG(ERROR) << "the model backend is unusable, stopping: " << fatal_.message();
   v1::WorkerMessage msg;
   for (const auto& [id, f] : inflight_) {
-    backend_.Cancel(f.ask_id);
+    CancelAsk(f.ask_id);
     msg.add_released(id);
   }
   inflight_.clear();
