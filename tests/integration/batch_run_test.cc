@@ -166,7 +166,7 @@ TEST_F(BatchRunTest, InterruptCancelsTheBatchWhenAskedTo) {
     SCOPED_TRACE(policy);
     testing::Subprocess p;
     std::vector<std::string> argv =
-        Args({"--batch-on-exit", policy, "--out", tmp_ / (std::string("results-") + policy)});
+        Args({"--batch-on-exit", policy}, std::string("results-") + policy);
     argv.insert(argv.begin(), testing::MedevalBinary());
     const int before = Stats()["batch"]["created"];
     p.Start(argv, tmp_.path());
