@@ -28,7 +28,7 @@ class BatchRunTest : public ::testing::Test {
     o.batch = b;
     sim_ = std::make_unique<sim::SimServer>(o);
     ASSERT_TRUE(sim_->Start().ok());
-    testing::WriteSyntheticSuite(data_, "MedSynth", n_);
+    testing::WriteSyntheticSuite(data_, "MedHC", n_);
   }
   std::string Url() const { return absl::StrCat("http://127.0.0.1:", sim_->port(), "/v1"); }
   json Stats() const { return json::parse(sim_->StatsJson()); }
@@ -45,7 +45,7 @@ class BatchRunTest : public ::testing::Test {
   }
   // Every answer is the model's, and every question was answered once.
   void CheckAnswers() {
-    auto answers = testing::ReadJsonl(tmp_ / "results/m1/MedBench_LLM/MedSynth.jsonl");
+    auto answers = testing::ReadJsonl(tmp_ / "results/m1/MedBench_LLM/MedHC.jsonl");
     ASSERT_EQ(answers.size(), static_cast<size_t>(n_));
     json st = Stats();
     for (int i = 0; i < n_; ++i) {

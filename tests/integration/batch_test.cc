@@ -72,7 +72,7 @@ class BatchFilesTest : public ::testing::Test {
 TEST_F(BatchFilesTest, ExportImportRoundTripThenRunAsksOnlyTheRest) {
   const int n = 40;
   const std::string data = tmp_ / "suite";
-  testing::WriteSyntheticSuite(data, "MedSynth", n);
+  testing::WriteSyntheticSuite(data, "MedHC", n);
   sim::SimOptions so;
   so.batch.lines_per_s = 0;
   so.batch.validate_ms = 0;
@@ -87,7 +87,7 @@ TEST_F(BatchFilesTest, ExportImportRoundTripThenRunAsksOnlyTheRest) {
   ASSERT_EQ(lines.size(), static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
     json j = json::parse(lines[i]);
-    EXPECT_EQ(j["custom_id"], absl::StrCat("MedSynth:", i + 1));
+    EXPECT_EQ(j["custom_id"], absl::StrCat("MedHC:", i + 1));
     EXPECT_EQ(j["method"], "POST");
     EXPECT_EQ(j["url"], "/v1/chat/completions");
     v1::Lease lease;
@@ -128,10 +128,10 @@ TEST_F(BatchFilesTest, ExportImportRoundTripThenRunAsksOnlyTheRest) {
   }
   EXPECT_EQ(listed, failed_ids);
   EXPECT_FALSE(PathExists(folder + "/MedBench_LLM.zip")) << "incomplete: no zip";
-  auto answers = testing::ReadJsonl(folder + "/MedBench_LLM/MedSynth.jsonl");
+  auto answers = testing::ReadJsonl(folder + "/MedBench_LLM/MedHC.jsonl");
   ASSERT_EQ(answers.size(), static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) {
-    const bool failed = failed_ids.count(absl::StrCat("MedSynth:", i + 1)) > 0;
+    const bool failed = failed_ids.count(absl::StrCat("MedHC:", i + 1)) > 0;
     EXPECT_EQ(answers[i]["answer"],
               failed ? "" : sim::AnswerQuestion("m1", testing::SyntheticQuestion(i), {}).content)
         << i;
@@ -156,7 +156,7 @@ TEST_F(BatchFilesTest, ExportImportRoundTripThenRunAsksOnlyTheRest) {
   for (int i = 0; i < n; ++i) {
     const json& q = st["per_question"][sim::QuestionKey(testing::SyntheticQuestion(i))];
     EXPECT_EQ(q["answered"], 1) << i;
-    EXPECT_EQ(q["requests"], failed_ids.count(absl::StrCat("MedSynth:", i + 1)) ? 2 : 1) << i;
+    EXPECT_EQ(q["requests"], failed_ids.count(absl::StrCat("MedHC:", i + 1)) ? 2 : 1) << i;
   }
   EXPECT_TRUE(absl::StrContains(out_, "cost ")) << out_;
   m = json::parse(testing::ReadText(folder + "/manifest.json"));
@@ -167,7 +167,7 @@ TEST_F(BatchFilesTest, ExportImportRoundTripThenRunAsksOnlyTheRest) {
   EXPECT_EQ(m["cost"]["tokens"]["online_completion"], oout);
   const double total = (oin * 2.0 + oout * 8.0) / 1e6 + 0.5 * (bin * 2.0 + bout * 8.0) / 1e6;
   EXPECT_NEAR(m["cost"]["total"].get<double>(), total, 1e-12);
-  answers = testing::ReadJsonl(folder + "/MedBench_LLM/MedSynth.jsonl");
+  answers = testing::ReadJsonl(folder + "/MedBench_LLM/MedHC.jsonl");
   for (int i = 0; i < n; ++i) {
     EXPECT_EQ(answers[i]["answer"],
               sim::AnswerQuestion("m1", testing::SyntheticQuestion(i), {}).content);
@@ -182,9 +182,9 @@ TEST_F(BatchFilesTest, ExportImportRoundTripThenRunAsksOnlyTheRest) {
 
 TEST_F(BatchFilesTest, ImportRefusesUnusableLinesWithTheirPlace) {
   const std::string data = tmp_ / "suite";
-  testing::WriteSyntheticSuite(data, "MedSynth", 3);
+  testing::WriteSyntheticSuite(data, "MedHC", 3);
   testing::WriteText(tmp_ / "out.jsonl",
-                     "{\"custom_id\":\"MedSynth:1\",\"response\":null,\"error\":{\"code\":\"x\","
+                     "{\"custom_id\":\"MedHC:1\",\"response\":null,\"error\":{\"code\":\"x\","
                      "\"message\":\"y\"}}\nnot json\n{\"custom_id\":\"Other:9\",\"error\":{}}\n");
   ASSERT_EQ(Medeval({"batch", "import", "--data", data, "--model", "m1", tmp_ / "out.jsonl",
                      "--out", tmp_ / "results"}),
