@@ -178,7 +178,7 @@ int RunBatchImport(const BatchImportOptions& o, std::ostream& out, std::ostream&
     err << "medeval: " << cluster.status().message() << "\n";
     return kJobFailed;
   }
-  auto client = CoordinatorClient::Connect((*cluster)->target(), ClientSecurity{});
+  auto client = CoordinatorClient::Connect((*cluster)->target(), (*cluster)->client_security());
   if (!client.ok()) {
     err << "medeval: " << client.status().message() << "\n";
     return kJobFailed;
