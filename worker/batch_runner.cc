@@ -41,7 +41,9 @@ BatchRunner::BatchRunner(HttpClient* http, ChatBackend* online, const BackendCon
   thread_ = std::thread([this] { Loop(); });
 }
 
-BatchRunner::~BatchRunner() {
+BatchRunner::~BatchRunner() { Stop(); }
+
+void BatchRunner::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;

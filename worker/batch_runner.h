@@ -69,6 +69,11 @@ class BatchRunner {
 
   uint64_t Ask(const v1::RunInfo& run, const v1::Lease& lease, ChatBackend::Done done);
   void Cancel(uint64_t ask_id);
+  // Stops the runner's thread (after cancelling its batches with
+  // cancel_on_exit). Its calls go through the HTTP client: call this while
+  // the client's loop still runs. Idempotent (one caller at a time); the
+  // destructor calls it too.
+  void Stop();
 
   struct BatchView {
     std::string id;

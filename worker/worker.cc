@@ -553,6 +553,9 @@ void Worker::Stop() {
     cv_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
+  // The batch runner waits on its own HTTP calls (polls, downloads, the
+  // cancels of --batch-on-exit cancel): it stops while the loop still runs.
+  if (batch_ != nullptr) batch_->Stop();
   // Transfers and timers call into the backend and into this worker: stop
   // them before either goes (a transfer completing during teardown would
   // otherwise call into a destroyed backend).
