@@ -33,8 +33,8 @@ class EndpointDownTest : public ::testing::Test {
   json Stats() const { return json::parse(sim_->StatsJson()); }
   std::vector<std::string> RunArgs(int questions, std::vector<std::string> extra = {}) {
     const std::string data = tmp_ / "suite";
-    if (!PathExists(JoinPath(data, "Synth.jsonl"))) {
-      testing::WriteSyntheticSuite(data, "Synth", questions);
+    if (!PathExists(JoinPath(data, "MedHC.jsonl"))) {
+      testing::WriteSyntheticSuite(data, "MedHC", questions);
     }
     std::vector<std::string> args = {"run",     "--data",      data,
                                      "--model", "medeval-sim", "--base-url",
@@ -200,7 +200,7 @@ TEST_F(EndpointDownTest, ADistributedWorkerShowsTheEndpointDownAndWaits) {
   cluster.StartWorker(
       "w1", {"--model", "medeval-sim", "--base-url", Url(), "--concurrency", "4",
              "--endpoint-probe-max", "1", "--metrics-listen", absl::StrCat("127.0.0.1:", wport)});
-  testing::WriteSyntheticSuite(tmp_ / "suite", "Synth", 60);
+  testing::WriteSyntheticSuite(tmp_ / "suite", "MedHC", 60);
   std::string out, err;
   ASSERT_EQ(cluster.Cli({"submit", "--data", tmp_ / "suite", "--model", "medeval-sim",
                          "--max-attempts", "1"},
