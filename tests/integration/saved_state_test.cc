@@ -78,7 +78,7 @@ std::set<uint32_t> Journaled(const std::string& run_dir) {
 TEST(SavedStateTest, AFullDiskStopsTheRunAndTheSameCommandContinuesIt) {
   testing::TempDir tmp;
   const int n = 600;
-  testing::WriteSyntheticSuite(tmp / "suite", "Synth", n);
+  testing::WriteSyntheticSuite(tmp / "suite", "MedHC", n);
   sim::SimOptions so;
   so.latency_ms = 20;
   so.capacity = 4;  // about 200 answers/s: the disk fills early in the run
@@ -134,7 +134,7 @@ TEST(SavedStateTest, AFullDiskStopsTheRunAndTheSameCommandContinuesIt) {
 TEST(SavedStateTest, AFlippedByteInTheJournalAsksOnlyItsAnswerAgain) {
   testing::TempDir tmp;
   const int n = 600;
-  testing::WriteSyntheticSuite(tmp / "suite", "Synth", n);
+  testing::WriteSyntheticSuite(tmp / "suite", "MedHC", n);
   sim::SimOptions so;
   so.latency_ms = 20;
   so.capacity = 4;
@@ -179,7 +179,7 @@ TEST(SavedStateTest, AFlippedByteInTheJournalAsksOnlyItsAnswerAgain) {
 TEST(SavedStateTest, ADamagedStoredInputIsRestoredFromTheSameInput) {
   testing::TempDir tmp;
   const int n = 60;
-  testing::WriteSyntheticSuite(tmp / "suite", "Synth", n);
+  testing::WriteSyntheticSuite(tmp / "suite", "MedHC", n);
   sim::SimOptions so;
   sim::SimServer sim(so);
   ASSERT_TRUE(sim.Start().ok());
@@ -187,7 +187,7 @@ TEST(SavedStateTest, ADamagedStoredInputIsRestoredFromTheSameInput) {
   std::string out, err;
   ASSERT_EQ(testing::RunMedeval({args.begin() + 1, args.end()}, tmp.path(), &out, &err), 0) << err;
   const int asked = Requests(sim);
-  const std::string stored = JoinPath(OnlyRunDir(tmp), "input/Synth.jsonl");
+  const std::string stored = JoinPath(OnlyRunDir(tmp), "input/MedHC.jsonl");
   std::string copy = testing::ReadText(stored);
   copy[copy.size() / 2] ^= 0x01;
   testing::WriteText(stored, copy);
@@ -195,14 +195,14 @@ TEST(SavedStateTest, ADamagedStoredInputIsRestoredFromTheSameInput) {
   EXPECT_TRUE(absl::StrContains(out, "60/60 answered")) << out;
   EXPECT_TRUE(absl::StrContains(err, "restored")) << err;
   EXPECT_EQ(Requests(sim), asked);  // nothing asked again
-  EXPECT_EQ(testing::ReadText(stored), testing::ReadText(tmp / "suite/Synth.jsonl"));
+  EXPECT_EQ(testing::ReadText(stored), testing::ReadText(tmp / "suite/MedHC.jsonl"));
   EXPECT_EQ(ListDir(tmp / "results/.medeval/runs")->size(), 1u);
 }
 
 // Today a lost journal was silently replaced by an empty one.
 TEST(SavedStateTest, ALostJournalStopsWithExitTwoAndAsksNothing) {
   testing::TempDir tmp;
-  testing::WriteSyntheticSuite(tmp / "suite", "Synth", 40);
+  testing::WriteSyntheticSuite(tmp / "suite", "MedHC", 40);
   sim::SimServer sim(sim::SimOptions{});
   ASSERT_TRUE(sim.Start().ok());
   const auto args = RunArgs(tmp, sim);
@@ -227,7 +227,7 @@ TEST(SavedStateTest, CommandsGiveClearErrorsOnMalformedFiles) {
   EXPECT_NE(code, 0);
   EXPECT_TRUE(absl::StrContains(err, "must be strings")) << err;
 
-  testing::WriteSyntheticSuite(tmp / "suite", "Synth", 3);
+  testing::WriteSyntheticSuite(tmp / "suite", "MedHC", 3);
   testing::WriteText(tmp / "models.yaml", "? [a, b]\n: 1\nmodels:\n  - name: m\n");
   code = testing::RunMedeval(
       {"run", "--data", tmp / "suite", "--config", tmp / "models.yaml", "--out", tmp / "r"},
