@@ -174,7 +174,13 @@ absl::StatusOr<std::string> Coordinator::RecoverRunByKey(const std::string& key)
     auto spec = state_->ReadSpec(*it);
     if (!spec.ok() || spec->idempotency_key() != key) continue;
     auto run = LoadStoredRun(*spec);
-    absl::Status st = run.ok() ? scheduler_->AddRun(std::move(*run)) : run.status();
+    if (!run.ok()) {
+      // Starting over would pay for every answer again: the submission
+      // repairs it (its input restores a damaged copy) or is refused.
+      unloadable_[key] = {*it, run.status()};
+      return std::string();
+    }
+    absl::Status st = scheduler_->AddRun(std::move(*run));
     if (!st.ok()) {
       return absl::Status(st.code(), absl::StrCat("cannot continue run ", *it, " stored in ",
                                                   state_->root(), ": ", st.message()));
