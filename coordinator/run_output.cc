@@ -148,7 +148,12 @@ absl::Status WriteRunOutputs(const RunSnapshot& snap, const std::string& input_d
         return absl::DataLossError(absl::StrCat(snap.journal->path(), ": record for ", ds.file.name,
                                                 ":", lineno, " is damaged"));
       }
-      const v1::AnswerRecord& rec = is_failed ? entry.failure() : entry.answer();
+      v1::AnswerRecord& rec = is_failed ? *entry.mutable_failure() : *entry.mutable_answer();
+      // Requests of other copies (backups, late duplicates) reached the
+      // server too: the record counts every request sent for the question.
+      if (auto more = snap.more_attempts.find(gq); more != snap.more_attempts.end()) {
+        rec.set_attempts(rec.attempts() + static_cast<int32_t>(more->second));
+      }
       ojson in = ojson::parse(lines[i].begin(), lines[i].end(), nullptr, false);
       if (is_failed) {
         // Never a made-up answer, nor one the input already held.

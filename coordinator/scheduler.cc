@@ -100,6 +100,7 @@ absl::Status Scheduler::AddRun(LoadedRun loaded) {
   run->holders.assign(n, 0);
   run->failure_errors = std::move(loaded.failure_errors);
   run->retries = loaded.retries;
+  run->more_attempts = loaded.more_attempts;
   run->truncated = loaded.truncated;
   run->finished = loaded.finished;
   for (uint32_t q = 0; q < n; ++q) {
@@ -221,6 +222,7 @@ absl::StatusOr<RunSnapshot> Scheduler::Snapshot(const std::string& run_id) {
   s.state = run.state;
   s.offset = run.offset;
   s.duplicates = run.duplicates;
+  s.more_attempts = run.more_attempts;
   s.finished = run.finished;
   return s;
 }
@@ -363,6 +365,14 @@ void Scheduler::RemoveWorker(Worker* w, const std::string& why, bool dispatch) {
   const std::string model = w->hello.model();
   std::vector<uint64_t> ids(w->leases.begin(), w->leases.end());
   for (uint64_t id : ids) DropLease(id, /*requeue=*/true);
+  // Copies it was told to cancel will not report their requests now.
+  std::vector<Run*> waiting;
+  for (const auto& [id, copy] : w->cancelled) {
+    Run* run = runs_[copy.first].get();
+    --run->awaiting_copies;
+    waiting.push_back(run);
+  }
+  w->cancelled.clear();
   if (!ids.empty() || !w->error.empty()) {
     MEDEVAL_LOG(INFO) << "worker " << w->id << " " << why << "; " << ids.size()
                       << " leases back in the queue";
@@ -375,6 +385,7 @@ void Scheduler::RemoveWorker(Worker* w, const std::string& why, bool dispatch) {
   departed_.push_back(st);
   if (departed_.size() > kMaxDeparted) departed_.pop_front();
   workers_.erase(w->id);
+  for (Run* run : waiting) MaybeComplete(run);
   if (dispatch) DispatchModel(model);
 }
 
@@ -494,6 +505,7 @@ void Scheduler::OnMessage(const std::string& worker_id, WorkerChannel* channel,
   for (uint64_t id : msg.released()) {
     if (w->leases.contains(id)) DropLease(id, /*requeue=*/true);
   }
+  for (const v1::CancelledCopy& c : msg.cancelled()) OnCancelled(w, c);
   if (msg.has_error()) {
     w->error = msg.error().message();
     w->draining = true;
@@ -559,15 +571,19 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
         run->lease_secs_ewma == 0 ? secs : 0.9 * run->lease_secs_ewma + 0.1 * secs;
     DropLease(lease_id, /*requeue=*/false);
   }
+  const bool failed = r.has_failure();
+  const int32_t sent = failed ? r.failure().attempts() : r.answer().attempts();
   if (st == kAnswered || st == kFailed) {
     ++run->duplicates;
     ++counters_.duplicates;
+    // Not kept, but the server answered it: its requests count.
+    if (sent > 0) AddMoreAttempts(run, q, static_cast<uint32_t>(sent));
     w->channel->Send(std::move(ack));
     return;
   }
-  const bool failed = r.has_failure();
   if (failed && run->holders[q] > 0) {
-    // Another copy is still running; let it decide. Nothing to journal.
+    // Another copy is still running; let it decide. Only its requests count.
+    if (sent > 0) AddMoreAttempts(run, q, static_cast<uint32_t>(sent));
     w->channel->Send(std::move(ack));
     return;
   }
@@ -575,13 +591,7 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
   auto qit = leases_by_question_.find(QKey(*run, q));
   if (qit != leases_by_question_.end()) {
     std::vector<uint64_t> others(qit->second.begin(), qit->second.end());
-    for (uint64_t id : others) {
-      Worker* holder = leases_[id].worker;
-      v1::CoordinatorMessage cancel;
-      cancel.add_cancels(id);
-      holder->channel->Send(std::move(cancel));
-      DropLease(id, /*requeue=*/false);
-    }
+    for (uint64_t id : others) CancelCopy(id, /*requeue=*/false);
   }
   SetState(run, q, failed ? kFailed : kAnswered);
   ++run->unsynced;
@@ -637,6 +647,14 @@ void Scheduler::OnDurable(Durable d) {
   absl::StatusOr<uint64_t>& offset = d.offset;
   Run* run = runs_[d.run_num].get();
   --run->unsynced;
+  if (d.more_attempts) {
+    if (!offset.ok()) {
+      StopRun(run, offset.status());
+    } else {
+      MaybeComplete(run);
+    }
+    return;
+  }
   if (!offset.ok()) {
     // Not durable, and the journal takes no more records: asking again would
     // only pay for answers that cannot be kept. Stop the run loudly.
@@ -661,9 +679,50 @@ void Scheduler::OnDurable(Durable d) {
   MaybeComplete(run);
 }
 
+void Scheduler::CancelCopy(uint64_t id, bool requeue) {
+  const Lease& lease = leases_.at(id);
+  Worker* holder = lease.worker;
+  holder->cancelled[id] = {lease.run->num, lease.q};
+  ++lease.run->awaiting_copies;
+  v1::CoordinatorMessage cancel;
+  cancel.add_cancels(id);
+  holder->channel->Send(std::move(cancel));
+  DropLease(id, requeue);
+}
+
+void Scheduler::OnCancelled(Worker* w, const v1::CancelledCopy& c) {
+  auto it = w->cancelled.find(c.lease_id());
+  if (it == w->cancelled.end()) return;  // not cancelled on this stream
+  const auto [run_num, q] = it->second;
+  w->cancelled.erase(it);
+  Run* run = runs_[run_num].get();
+  --run->awaiting_copies;
+  if (c.attempts_sent() > 0) AddMoreAttempts(run, q, c.attempts_sent());
+  MaybeComplete(run);
+}
+
+void Scheduler::AddMoreAttempts(Run* run, uint32_t q, uint32_t n) {
+  if (run->phase == RunPhase::kStopped) return;
+  run->more_attempts[q] += n;
+  v1::JournalEntry entry;
+  entry.set_index(q);
+  entry.set_more_attempts(n);
+  ++run->unsynced;
+  const uint32_t run_num = run->num;
+  journal_->Append(run->journal, entry.SerializeAsString(),
+                   [this, run_num, q](absl::StatusOr<uint64_t> offset) {
+                     Durable d{run_num, q, false, "", std::move(offset)};
+                     d.more_attempts = true;
+                     durable_batch_.push_back(std::move(d));
+                   });
+}
+
 void Scheduler::MaybeComplete(Run* run) {
   if (run->phase != RunPhase::kRunning) return;
-  if (run->answered + run->failed != run->total() || run->unsynced > 0) return;
+  if (run->answered + run->failed != run->total() || run->unsynced > 0 ||
+      run->awaiting_copies > 0) {
+    return;
+  }
   run->phase = RunPhase::kMerging;
   if (run->finished == absl::InfinitePast()) run->finished = options_.clock->Now();
   auto& active = active_[run->spec.model()];

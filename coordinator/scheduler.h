@@ -77,6 +77,8 @@ struct LoadedRun {
   absl::flat_hash_map<uint32_t, std::string> failure_errors;
   uint64_t retries = 0;    // sum of (attempts - 1) over accepted records
   uint64_t truncated = 0;  // answers cut off at max_tokens
+  // Requests of copies whose results were not kept, per question.
+  absl::flat_hash_map<uint32_t, uint32_t> more_attempts;
   // Outputs of a settled run are on disk already (no merge needed).
   bool outputs_ready = false;
   absl::Time finished = absl::InfinitePast();
@@ -91,6 +93,9 @@ struct RunSnapshot {
   std::vector<uint8_t> state;
   std::vector<uint64_t> offset;
   uint64_t duplicates = 0;
+  // Requests of copies whose results were not kept, per question: added to
+  // the kept record's attempts.
+  absl::flat_hash_map<uint32_t, uint32_t> more_attempts;
   absl::Time finished;
 };
 
@@ -222,6 +227,7 @@ class Scheduler {
     std::string worker_id;
     absl::StatusOr<uint64_t> offset;
     bool truncated = false;  // an answer cut off at max_tokens
+    bool more_attempts = false;  // a JournalEntry.more_attempts record
   };
   void OnDurable(Durable d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // An answer too large to keep becomes a failure that says so.
@@ -229,6 +235,14 @@ class Scheduler {
   // The run's journal failed: no more leases, the error kept for status.
   void StopRun(Run* run, const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeComplete(Run* run) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Counts `n` requests of a copy of question `q` whose result is not kept,
+  // and journals them.
+  void AddMoreAttempts(Run* run, uint32_t q, uint32_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tells `holder` to cancel lease `id` (dropped here) and waits for the
+  // requests it sent for it.
+  void CancelCopy(uint64_t id, bool requeue) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A worker's report of what a cancelled lease had sent.
+  void OnCancelled(Worker* w, const v1::CancelledCopy& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies the records of one journal batch under one lock, then sends the
   // acknowledgements it gathered.
   void ApplyDurableBatch();

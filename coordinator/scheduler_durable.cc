@@ -43,12 +43,7 @@ void Scheduler::StopRun(Run* run, const absl::Status& why) {
   for (const auto& [id, lease] : leases_) {
     if (lease.run == run) ids.push_back(id);
   }
-  for (uint64_t id : ids) {
-    v1::CoordinatorMessage cancel;
-    cancel.add_cancels(id);
-    leases_[id].worker->channel->Send(std::move(cancel));
-    DropLease(id, /*requeue=*/true);
-  }
+  for (uint64_t id : ids) CancelCopy(id, /*requeue=*/true);
 }
 
 }  // namespace medeval

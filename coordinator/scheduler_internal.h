@@ -41,6 +41,12 @@ struct Scheduler::Run {
   uint64_t duplicates = 0;
   uint64_t retries = 0;
   uint64_t truncated = 0;  // durable answers cut off at max_tokens
+  // Requests of copies whose results were not kept (see JournalEntry).
+  absl::flat_hash_map<uint32_t, uint32_t> more_attempts;
+  // Cancelled copies that have not said how many requests they sent: the
+  // run is not complete (its records would miss them) until they do or
+  // their worker leaves.
+  uint64_t awaiting_copies = 0;
   absl::flat_hash_map<uint32_t, std::string> failure_errors;
   RunPhase phase = RunPhase::kRunning;
   absl::Time finished = absl::InfinitePast();
@@ -65,6 +71,9 @@ struct Scheduler::Worker {
   v1::Hello hello;
   WorkerChannel* channel = nullptr;
   absl::flat_hash_set<uint64_t> leases;
+  // Leases cancelled on this stream whose requests are not reported yet:
+  // lease id -> (run number, question).
+  absl::flat_hash_map<uint64_t, std::pair<uint32_t, uint32_t>> cancelled;
   absl::flat_hash_set<uint32_t> runs_sent;  // RunInfo already sent on this stream
   absl::Time connected;
   absl::Time last_seen;

@@ -308,6 +308,10 @@ absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec) 
       return;
     }
     if (e.index() >= n) return;
+    if (e.entry_case() == v1::JournalEntry::kMoreAttempts) {
+      run.more_attempts[e.index()] += e.more_attempts();
+      return;
+    }
     const v1::AnswerRecord& rec = e.has_answer() ? e.answer() : e.failure();
     run.state[e.index()] = e.has_answer() ? kAnswered : kFailed;
     run.offset[e.index()] = offset;

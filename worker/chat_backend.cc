@@ -387,15 +387,17 @@ void ChatBackend::NotifyGrantDemand() {
   if (hooks_.on_grant_demand) hooks_.on_grant_demand();
 }
 
-void ChatBackend::Cancel(uint64_t ask_id) {
+int ChatBackend::Cancel(uint64_t ask_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = asks_.find(ask_id);
-  if (it == asks_.end()) return;
+  if (it == asks_.end()) return 0;
+  const int sent = it->second->attempt;
   auto w = std::find(waiting_for_grant_.begin(), waiting_for_grant_.end(), ask_id);
   if (w != waiting_for_grant_.end()) waiting_for_grant_.erase(w);
   if (it->second->http_id) http_->Cancel(it->second->http_id);
   if (it->second->timer_id) http_->CancelTimer(it->second->timer_id);
   asks_.erase(it);
+  return sent;
 }
 
 void ChatBackend::PauseUntil(absl::Time until) {

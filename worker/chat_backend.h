@@ -155,7 +155,8 @@ class ChatBackend {
   // Asks `lease`'s question under `run`'s settings; `done` runs exactly once
   // unless the ask is cancelled.
   uint64_t Ask(const v1::RunInfo& run, const v1::Lease& lease, Done done);
-  void Cancel(uint64_t ask_id);
+  // Returns the requests already sent for the ask: the server saw them.
+  int Cancel(uint64_t ask_id);
   // No attempt starts before `until` (a model-wide 429 back-off).
   void PauseUntil(absl::Time until);
   // Points later requests at another endpoint (a restarted local server).

@@ -164,12 +164,13 @@ Worker::Worker(WorkerOptions options)
   }
 }
 
-void Worker::CancelAsk(uint64_t ask_id) {
+int Worker::CancelAsk(uint64_t ask_id) {
   if (batch_ != nullptr) {
+    // A batch line is billed with its batch, whatever happens to it.
     batch_->Cancel(ask_id);
-  } else {
-    backend_.Cancel(ask_id);
+    return 0;
   }
+  return backend_.Cancel(ask_id);
 }
 
 bool Worker::AskAtServerLocked(uint64_t ask_id) {
@@ -378,9 +379,13 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
         break;
       }
     }
+    // Every cancel is answered, with the requests the copy sent (0 when it
+    // had finished or not started): the coordinator counts them.
+    v1::CancelledCopy* c = reply.add_cancelled();
+    c->set_lease_id(id);
     auto it = inflight_.find(id);
     if (it != inflight_.end()) {
-      CancelAsk(it->second.ask_id);
+      c->set_attempts_sent(static_cast<uint32_t>(CancelAsk(it->second.ask_id)));
       inflight_.erase(it);
     }
   }
@@ -402,7 +407,9 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
       queued_.push_back(lease);
     }
   }
-  if (reply.results_size() > 0 || reply.released_size() > 0) SendLocked(reply);
+  if (reply.results_size() > 0 || reply.released_size() > 0 || reply.cancelled_size() > 0) {
+    SendLocked(reply);
+  }
   cv_.notify_all();
 }
 

@@ -139,7 +139,8 @@ class Worker {
   // are acknowledged (journaled), or the deadline passed.
   void MaybeFinishFailingLocked(bool deadline_passed);
   // Cancels an ask wherever it went: the Batch API runner or the backend.
-  void CancelAsk(uint64_t ask_id);
+  // Returns the requests already sent for it (0 for a Batch API line).
+  int CancelAsk(uint64_t ask_id);
   // The server has the ask's request (an answer may still come): an online
   // request being sent, or any Batch API ask (it waits for its batch; the
   // runner's own online retries hand back through their done callback).

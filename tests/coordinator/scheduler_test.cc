@@ -139,6 +139,13 @@ class SchedulerTest : public ::testing::Test {
     r->mutable_failure()->set_attempts(1);
     return m;
   }
+  static v1::WorkerMessage CancelledCopy(const v1::Lease& l, uint32_t sent) {
+    v1::WorkerMessage m;
+    v1::CancelledCopy* c = m.add_cancelled();
+    c->set_lease_id(l.lease_id());
+    c->set_attempts_sent(sent);
+    return m;
+  }
   v1::RunStatus RunStatus(const std::string& id) {
     journal_.Flush();
     return s_->Status(id).runs(0);
@@ -305,9 +312,73 @@ TEST_F(SchedulerTest, BackupCopiesOfStragglersAtTheTail) {
   EXPECT_EQ(s_->counters().backups, 1u);
   Deliver(wf, &fast, Answer(backup[0], "fast"));
   EXPECT_EQ(slow.Cancels(), std::vector<uint64_t>{leases[1].lease_id()});
-  EXPECT_EQ(Completed(), std::vector<std::string>{"r1"});
   Deliver(ws, &slow, Answer(leases[1], "slow"));  // too late
   EXPECT_EQ(RunStatus("r1").duplicates(), 1u);
+  Deliver(ws, &slow, CancelledCopy(leases[1], 0));  // it had finished
+  EXPECT_EQ(Completed(), std::vector<std::string>{"r1"});
+  // The late copy's request reached the server: the question counts it.
+  auto snap = s_->Snapshot("r1");
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->more_attempts.at(1), 1u);
+}
+
+// Today the requests of a cancelled backup copy were never counted, so
+// records and manifest said fewer requests than the server saw.
+TEST_F(SchedulerTest, RequestsOfCancelledAndLosingCopiesCountAndAreJournaled) {
+  Scheduler::Options o;
+  o.backup_min_age = absl::Seconds(1);
+  o.heartbeat_timeout = absl::Hours(1);
+  Start(o);
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 2)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  std::string wa = Connect(&a, "a", "m", 2);
+  auto la = a.TakeLeases();
+  ASSERT_EQ(la.size(), 2u);
+  std::string wb = Connect(&b, "b", "m", 2);
+  clock_.Advance(absl::Seconds(2));
+  s_->Tick();
+  auto lb = b.TakeLeases();
+  ASSERT_EQ(lb.size(), 2u);  // a backup copy of each
+  // Question 0: a fails after 2 requests while b still asks; b answers.
+  v1::WorkerMessage failed = Fail(la[0]);
+  failed.mutable_results(0)->mutable_failure()->set_attempts(2);
+  Deliver(wa, &a, failed);
+  Deliver(wb, &b, Answer(lb[0]));
+  // Question 1: b answers first; a's copy had sent 3 requests.
+  Deliver(wb, &b, Answer(lb[1]));
+  EXPECT_EQ(a.Cancels(), std::vector<uint64_t>{la[1].lease_id()});
+  EXPECT_TRUE(Completed().empty()) << "complete before the cancelled copy said what it sent";
+  Deliver(wa, &a, CancelledCopy(la[1], 3));
+  EXPECT_EQ(Completed(), std::vector<std::string>{"r1"});
+  auto snap = s_->Snapshot("r1");
+  ASSERT_TRUE(snap.ok());
+  EXPECT_EQ(snap->more_attempts.at(0), 2u);
+  EXPECT_EQ(snap->more_attempts.at(1), 3u);
+  // A report for a lease never cancelled on that stream counts nothing.
+  Deliver(wb, &b, CancelledCopy(lb[0], 50));
+  EXPECT_EQ(s_->Snapshot("r1")->more_attempts.at(0), 2u);
+}
+
+TEST_F(SchedulerTest, AWorkerThatLeavesBeforeReportingItsCancelledCopyDoesNotHoldTheRun) {
+  Scheduler::Options o;
+  o.backup_min_age = absl::Seconds(1);
+  o.heartbeat_timeout = absl::Hours(1);
+  Start(o);
+  ASSERT_TRUE(s_->AddRun(MakeRun("r1", "m", 1)).ok());
+  RecordingChannel& a = NewChannel();
+  RecordingChannel& b = NewChannel();
+  std::string wa = Connect(&a, "a", "m", 1);
+  auto la = a.TakeLeases();
+  std::string wb = Connect(&b, "b", "m", 1);
+  clock_.Advance(absl::Seconds(2));
+  s_->Tick();
+  auto lb = b.TakeLeases();
+  ASSERT_EQ(lb.size(), 1u);
+  Deliver(wb, &b, Answer(lb[0]));
+  EXPECT_TRUE(Completed().empty());
+  s_->Disconnect(wa, &a);
+  EXPECT_EQ(Completed(), std::vector<std::string>{"r1"});
 }
 
 TEST_F(SchedulerTest, AFailureDoesNotSettleAQuestionAnotherCopyStillAsks) {

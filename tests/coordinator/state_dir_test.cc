@@ -106,10 +106,18 @@ TEST(StateDirTest, RecoversStateFromTheJournal) {
     f.set_index(2);
     f.mutable_failure()->set_last_error("HTTP 400: no");
     Journal(w, run->journal, f);
+    // Requests of copies whose results were not kept.
+    v1::JournalEntry m;
+    m.set_index(0);
+    m.set_more_attempts(2);
+    Journal(w, run->journal, m);
+    m.set_more_attempts(1);
+    Journal(w, run->journal, m);
   }
   auto run = LoadRun(**dir, *spec);
   ASSERT_TRUE(run.ok());
   EXPECT_EQ(run->state, (std::vector<uint8_t>{kAnswered, kPending, kFailed}));
+  EXPECT_EQ(run->more_attempts, (absl::flat_hash_map<uint32_t, uint32_t>{{0, 3}}));
   EXPECT_EQ(run->retries, 2u);
   EXPECT_EQ(run->failure_errors.at(2), "HTTP 400: no");
   {
@@ -325,6 +333,11 @@ class RunOutputTest : public ::testing::Test {
       if (!ok) r->set_last_error("HTTP 400: too long");
       Journal(w, run->journal, e);
     }
+    // A cancelled backup copy of question 2 had sent 2 requests.
+    v1::JournalEntry more;
+    more.set_index(1);
+    more.set_more_attempts(2);
+    Journal(w, run->journal, more);
     run = LoadRun(*dir_, *spec);
     RunSnapshot snap;
     snap.spec = run->spec;
@@ -333,6 +346,7 @@ class RunOutputTest : public ::testing::Test {
     snap.output_dir = run->output_dir;
     snap.state = run->state;
     snap.offset = run->offset;
+    snap.more_attempts = run->more_attempts;
     snap.finished = absl::Now();
     ASSERT_TRUE(WriteRunOutputs(snap, dir_->InputDir("run-1")).ok());
     out_ = run->output_dir;
@@ -373,11 +387,15 @@ TEST_F(RunOutputTest, KeepsEveryInputLineInOrderWithTheAnswerFilledIn) {
   EXPECT_EQ(records[1]["other"], json({{"id", 2}, {"source", "S"}}));
   EXPECT_EQ(records[1]["raw_text"], "<think>hm</think>answer 2");
   EXPECT_EQ(records[1]["reasoning"], "hm");
+  // Every request sent for the question, the backup copy's included.
+  EXPECT_EQ(records[1]["attempts"], 3);
+  EXPECT_EQ(records[0]["attempts"], 1);
 
   json m = json::parse(testing::ReadText(JoinPath(out_, "manifest.json")));
   EXPECT_EQ(m["model"], "org/model");
   EXPECT_EQ(m["complete"], true);
   EXPECT_EQ(m["counts"]["answered"], 3);
+  EXPECT_EQ(m["counts"]["attempts"], 5);  // agrees with the records
   EXPECT_EQ(m["counts"]["skipped_invalid"], 1);
   EXPECT_EQ(m["skipped"][0]["line"], 4);
   EXPECT_EQ(m["inputs"][0]["sha256"], Sha256Hex(kInput));

@@ -14,6 +14,7 @@
 #include "coordinator/journal.h"
 #include "gtest/gtest.h"
 #include "proto/medeval.pb.h"
+#include "sim/answer_model.h"
 #include "sim/sim_server.h"
 #include "tests/integration/cluster.h"
 #include "tests/integration/output_checks.h"
@@ -253,6 +254,45 @@ TEST_F(DistributedTest, SubmitGivesUpWaitingAfterTheDurationAndFailsAtOnceWithou
                                 tmp_.path(), &out, &err),
             2);
   EXPECT_TRUE(absl::StrContains(err, "not a duration")) << err;
+}
+
+// Today the requests of a backup copy that lost the race were never counted:
+// records and manifest said fewer requests than the server saw.
+TEST_F(DistributedTest, RecordsCountEveryRequestTheServerSawBackupCopiesIncluded) {
+  sim::SimOptions o;
+  o.latency_ms = 5;
+  o.hang_rate = 0.15;  // a hung request waits for its timeout: a straggler
+  o.style.seed = 7;
+  Serve(o);
+  const int n = 40;
+  testing::WriteSyntheticSuite(tmp_ / "suite", "MedHC", n);
+  cluster_.StartCoordinator({"--backup-after", "0.3"});
+  cluster_.StartWorker("w1", WorkerArgs("m", 4));
+  cluster_.StartWorker("w2", WorkerArgs("m", 4));
+  std::string out, err;
+  ASSERT_EQ(cluster_.Cli({"submit", "--data", tmp_ / "suite", "--model", "m", "--timeout", "3"},
+                         &out, &err),
+            0)
+      << err;
+  const std::string run(absl::StripAsciiWhitespace(out));
+  ASSERT_TRUE(cluster_.WaitRunFinished(run));
+  ASSERT_EQ(cluster_.Cli({"fetch", run, "--out", tmp_ / "f"}, &out, &err), 0) << err;
+  const json stats = json::parse(sim_->StatsJson());
+  auto records = testing::ReadJsonl(tmp_ / "f/m/records.jsonl");
+  ASSERT_EQ(records.size(), static_cast<size_t>(n));
+  int seen_total = 0, recorded_total = 0, asked_twice = 0;
+  for (int i = 0; i < n; ++i) {
+    const json& per = stats["per_question"][sim::QuestionKey(testing::SyntheticQuestion(i))];
+    const int seen = per["requests"].get<int>();
+    EXPECT_EQ(records[i]["attempts"].get<int>(), seen) << "question " << i;
+    seen_total += seen;
+    recorded_total += records[i]["attempts"].get<int>();
+    asked_twice += seen > 1 ? 1 : 0;
+  }
+  EXPECT_GT(asked_twice, 0) << "no question was asked twice: nothing was tested";
+  json m = json::parse(testing::ReadText(tmp_ / "f/m/manifest.json"));
+  EXPECT_EQ(m["counts"]["attempts"].get<int>(), seen_total);
+  EXPECT_EQ(recorded_total, seen_total);
 }
 
 }  // namespace
