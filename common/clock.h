@@ -4,8 +4,8 @@
 #ifndef MEDEVAL_COMMON_CLOCK_H_
 #define MEDEVAL_COMMON_CLOCK_H_
 
-#include <mutex>
-
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -24,18 +24,18 @@ class FakeClock : public Clock {
  public:
   explicit FakeClock(absl::Time start = absl::UnixEpoch() + absl::Hours(24 * 365 * 50))
       : now_(start) {}
-  absl::Time Now() override {
-    std::lock_guard<std::mutex> lock(mu_);
+  absl::Time Now() override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     return now_;
   }
-  void Advance(absl::Duration d) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Advance(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     now_ += d;
   }
 
  private:
-  std::mutex mu_;
-  absl::Time now_;
+  absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace medeval

@@ -12,27 +12,26 @@ Executor::Executor(int threads) {
 
 Executor::~Executor() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
   for (auto& t : threads_) t.join();
 }
 
 void Executor::Post(std::function<void()> fn) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back(std::move(fn));
-  }
-  cv_.notify_one();
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(fn));
 }
+
+bool Executor::HasWorkOrStopping() const { return stopping_ || !queue_.empty(); }
 
 void Executor::Loop() {
   while (true) {
     std::function<void()> fn;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      absl::MutexLock lock(&mu_);
+      // Await re-evaluates the condition whenever mu_ is released, so no signal is needed.
+      mu_.Await(absl::Condition(this, &Executor::HasWorkOrStopping));
       if (queue_.empty()) return;  // stopping and drained
       fn = std::move(queue_.front());
       queue_.pop_front();

@@ -5,9 +5,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 
+#include "absl/base/attributes.h"
+#include "absl/base/const_init.h"
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
@@ -29,24 +32,19 @@ std::atomic<int>& Level() {
   return level;
 }
 
-std::mutex& PrefixMu() {
-  static std::mutex mu;
-  return mu;
-}
+// Constant-initialized, so logging works from any static constructor or destructor.
+ABSL_CONST_INIT absl::Mutex prefix_mu(absl::kConstInit);
+ABSL_CONST_INIT absl::Mutex sink_mu(absl::kConstInit);
 
-std::mutex& SinkMu() {
-  static std::mutex mu;
-  return mu;
-}
-
-std::function<void(const std::string&)>& Sink() {
+// Never destroyed: threads may still log while statics are torn down at exit.
+std::function<void(const std::string&)>& Sink() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sink_mu) {
   static auto* sink = new std::function<void(const std::string&)>();
   return *sink;
 }
 
-std::string& Prefix() {
-  static std::string prefix;
-  return prefix;
+std::string& Prefix() ABSL_EXCLUSIVE_LOCKS_REQUIRED(prefix_mu) {
+  static auto* prefix = new std::string();
+  return *prefix;
 }
 
 const char* LevelTag(LogLevel level) {
@@ -69,12 +67,12 @@ void SetLogLevel(LogLevel level) { Level().store(static_cast<int>(level)); }
 LogLevel GetLogLevel() { return static_cast<LogLevel>(Level().load()); }
 
 void SetLogPrefix(const std::string& prefix) {
-  std::lock_guard<std::mutex> lock(PrefixMu());
+  absl::MutexLock lock(&prefix_mu);
   Prefix() = prefix;
 }
 
 void SetLogSink(std::function<void(const std::string& line)> sink) {
-  std::lock_guard<std::mutex> lock(SinkMu());
+  absl::MutexLock lock(&sink_mu);
   Sink() = std::move(sink);
 }
 
@@ -83,7 +81,7 @@ LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(leve
   stream_ << LevelTag(level) << ' '
           << absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()) << ' ';
   {
-    std::lock_guard<std::mutex> lock(PrefixMu());
+    absl::MutexLock lock(&prefix_mu);
     if (!Prefix().empty()) stream_ << Prefix() << ' ';
   }
   if (level_ == LogLevel::kDebug) stream_ << (base ? base + 1 : file) << ':' << line << ' ';
@@ -93,7 +91,7 @@ LogMessage::~LogMessage() {
   stream_ << '\n';
   const std::string s = stream_.str();
   {
-    std::lock_guard<std::mutex> lock(SinkMu());
+    absl::MutexLock lock(&sink_mu);
     if (Sink()) {
       Sink()(s);
       return;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <mutex>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -12,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/multipart.h"
 #include "common/stable_hash.h"
@@ -98,22 +98,25 @@ struct BatchApi::Impl {
   json FileJson(const StoredFile& f) const;
   json BatchJson(const Batch& b) const;
   void Validate(Batch* b, const StoredFile& f);
-  void Advance(Batch* b, absl::Time now);
-  void ProcessUpTo(Batch* b, size_t n);
-  void WriteResults(Batch* b, absl::Time now);
-  std::string NewId(absl::string_view prefix);
-  int64_t EnqueuedTokens(absl::Time now);
+  void Advance(Batch* b, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void ProcessUpTo(Batch* b, size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void WriteResults(Batch* b, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  std::string NewId(absl::string_view prefix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  int64_t EnqueuedTokens(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   const BatchOptions opt;
   const AnswerStyle style;
   const Hooks hooks;
-  std::mutex mu;
-  uint64_t next_id = 1;                                        // guarded by mu
-  std::map<std::string, StoredFile> files;                     // guarded by mu
-  std::map<std::string, Batch> batches;                        // guarded by mu
-  std::vector<std::string> batch_order;                        // guarded by mu (creation order)
-  uint64_t lines_ok = 0, lines_failed = 0, lines_expired = 0;  // guarded by mu
-  uint64_t prompt_tokens = 0, completion_tokens = 0;           // guarded by mu
+  absl::Mutex mu;
+  uint64_t next_id ABSL_GUARDED_BY(mu) = 1;
+  std::map<std::string, StoredFile> files ABSL_GUARDED_BY(mu);
+  std::map<std::string, Batch> batches ABSL_GUARDED_BY(mu);
+  std::vector<std::string> batch_order ABSL_GUARDED_BY(mu);  // creation order
+  uint64_t lines_ok ABSL_GUARDED_BY(mu) = 0;
+  uint64_t lines_failed ABSL_GUARDED_BY(mu) = 0;
+  uint64_t lines_expired ABSL_GUARDED_BY(mu) = 0;
+  uint64_t prompt_tokens ABSL_GUARDED_BY(mu) = 0;
+  uint64_t completion_tokens ABSL_GUARDED_BY(mu) = 0;
 };
 
 std::string BatchApi::Impl::NewId(absl::string_view prefix) {
@@ -177,7 +180,7 @@ BatchHttpResponse BatchApi::Impl::UploadFile(absl::string_view content_type,
     return Error(400, "missing required field 'purpose'", "invalid_request_error",
                  "missing_required_parameter", "purpose");
   }
-  std::lock_guard<std::mutex> lock(mu);
+  absl::MutexLock lock(&mu);
   StoredFile f;
   f.id = NewId("file-");
   f.filename = file->filename.empty() ? "upload" : file->filename;
@@ -302,7 +305,7 @@ BatchHttpResponse BatchApi::Impl::CreateBatch(const std::string& body) {
     return Error(400, "completion_window must be '24h'", "invalid_request_error", "invalid_value",
                  "completion_window");
   }
-  std::lock_guard<std::mutex> lock(mu);
+  absl::MutexLock lock(&mu);
   auto f = files.find(input);
   if (f == files.end()) {
     return Error(404, absl::StrCat("no file with id '", input, "'"), "invalid_request_error",
@@ -401,7 +404,7 @@ void BatchApi::Impl::WriteResults(Batch* b, absl::Time now) {
     for (const auto& [id, line] : v) absl::StrAppend(&data, line, "\n");
     return data;
   };
-  auto store = [&](std::string data, absl::string_view suffix) {
+  auto store = [&](std::string data, absl::string_view suffix) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     StoredFile f;
     f.id = NewId("file-");
     f.filename = absl::StrCat(b->id, suffix);
@@ -498,7 +501,7 @@ std::optional<BatchHttpResponse> BatchApi::Handle(absl::string_view method, absl
   const absl::Time now = absl::Now();
   if (seg[1] == "files") {
     if (seg.size() == 2 && post) return s.UploadFile(content_type, body);
-    std::lock_guard<std::mutex> lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     if (seg.size() == 2 && get) {
       json data = json::array();
       for (const auto& [id, f] : s.files) data.push_back(s.FileJson(f));
@@ -524,7 +527,7 @@ std::optional<BatchHttpResponse> BatchApi::Handle(absl::string_view method, absl
   }
   // /v1/batches
   if (seg.size() == 2 && post) return s.CreateBatch(body);
-  std::lock_guard<std::mutex> lock(s.mu);
+  absl::MutexLock lock(&s.mu);
   if (seg.size() == 2 && get) {
     int limit = 20;
     std::string l = QueryParam(query, "limit");
@@ -576,7 +579,7 @@ std::optional<BatchHttpResponse> BatchApi::Handle(absl::string_view method, absl
 
 json BatchApi::Stats() {
   Impl& s = *impl_;
-  std::lock_guard<std::mutex> lock(s.mu);
+  absl::MutexLock lock(&s.mu);
   const absl::Time now = absl::Now();
   json by_status = json::object();
   for (auto& [id, b] : s.batches) {

@@ -11,7 +11,9 @@
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace medeval::sim {
 
@@ -21,8 +23,8 @@ class CapacityGate {
 
   // Takes a slot and returns true, or queues `on_granted` (run later by
   // Release, with the slot) and returns false.
-  bool Acquire(std::function<void()> on_granted) {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool Acquire(std::function<void()> on_granted) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     if (capacity_ <= 0 || used_ < capacity_) {
       ++used_;
       return true;
@@ -31,8 +33,8 @@ class CapacityGate {
     return false;
   }
 
-  bool TryAcquire() {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool TryAcquire() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     if (capacity_ <= 0 || used_ < capacity_) {
       ++used_;
       return true;
@@ -40,10 +42,10 @@ class CapacityGate {
     return false;
   }
 
-  void Release() {
+  void Release() ABSL_LOCKS_EXCLUDED(mu_) {
     std::function<void()> next;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (waiters_.empty()) {
         --used_;
         return;
@@ -56,24 +58,24 @@ class CapacityGate {
 
   // Forgets the queued callbacks (shutting down): they are destroyed here,
   // on the caller's thread, without being run.
-  void DropWaiters() {
+  void DropWaiters() ABSL_LOCKS_EXCLUDED(mu_) {
     std::deque<std::function<void()>> dropped;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       dropped.swap(waiters_);
     }
   }
 
-  size_t waiting() {
-    std::lock_guard<std::mutex> lock(mu_);
+  size_t waiting() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     return waiters_.size();
   }
 
  private:
-  std::mutex mu_;
+  absl::Mutex mu_;
   const int capacity_;
-  int used_ = 0;
-  std::deque<std::function<void()>> waiters_;
+  int used_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<std::function<void()>> waiters_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace medeval::sim

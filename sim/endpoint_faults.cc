@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 namespace medeval::sim {
 namespace {
@@ -40,7 +41,7 @@ EndpointFaults::EndpointFaults(const EndpointFaultOptions& o)
 std::optional<CannedResponse> EndpointFaults::Intercept(absl::string_view path,
                                                         uint64_t answered) const {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!redirect_to_.empty()) {
       ++n_redirect_;
       std::string target = redirect_to_;
@@ -98,7 +99,7 @@ bool EndpointFaults::Control(const std::string& key, const json& value, std::str
     if (!value.is_string()) {
       *error = "'redirect_to' must be a URL (\"\": off)";
     } else {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       redirect_to_ = value.get<std::string>();
     }
     return true;

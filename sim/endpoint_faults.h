@@ -12,12 +12,13 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 namespace medeval::sim {
 
@@ -58,8 +59,8 @@ class EndpointFaults {
   std::atomic<bool> html_404_;
   std::atomic<int> proxy_status_;
   std::atomic<int64_t> unauthorized_after_;
-  mutable std::mutex mu_;
-  std::string redirect_to_;  // guarded by mu_
+  mutable absl::Mutex mu_;
+  std::string redirect_to_ ABSL_GUARDED_BY(mu_);
   mutable std::atomic<uint64_t> n_html_404_{0}, n_proxy_{0}, n_unauthorized_{0}, n_redirect_{0};
 };
 

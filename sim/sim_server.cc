@@ -9,7 +9,6 @@
 #include <cmath>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
@@ -20,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/stable_hash.h"
@@ -112,8 +112,8 @@ struct SimServer::Impl {
       f_capacity{0}, images_ok{0}, images_bad{0}, prompt_tokens{0}, completion_tokens{0};
   BatchApi batches;
   std::atomic<int64_t> in_service{0}, max_in_service{0};
-  std::mutex qmu;
-  absl::flat_hash_map<std::string, QuestionCount> per_question;  // guarded by qmu
+  absl::Mutex qmu;
+  absl::flat_hash_map<std::string, QuestionCount> per_question ABSL_GUARDED_BY(qmu);
   std::vector<std::thread> threads;
   EndpointFaults faults;
   std::atomic<int64_t> down_until_ns{0};
@@ -596,7 +596,7 @@ void SimServer::Impl::Reopen() {
 
 void SimServer::Impl::CountQuestion(const std::string& question, int images) {
   std::string key = QuestionKey(question);
-  std::lock_guard<std::mutex> lock(qmu);
+  absl::MutexLock lock(&qmu);
   QuestionCount& c = per_question[key];
   ++c.requests;
   c.images = static_cast<uint64_t>(images);
@@ -604,7 +604,7 @@ void SimServer::Impl::CountQuestion(const std::string& question, int images) {
 
 void SimServer::Impl::CountAnswered(const std::string& question) {
   std::string key = QuestionKey(question);
-  std::lock_guard<std::mutex> lock(qmu);
+  absl::MutexLock lock(&qmu);
   ++per_question[key].answered;
 }
 
@@ -666,7 +666,7 @@ void SimServer::Impl::Reset() {
   faults.ResetStats();
   max_in_service.store(in_service.load());
   response_faults.Reset();
-  std::lock_guard<std::mutex> lock(qmu);
+  absl::MutexLock lock(&qmu);
   per_question.clear();
 }
 
@@ -699,7 +699,7 @@ json SimServer::Impl::Stats() {
   uint64_t duplicated = 0;
   size_t distinct = 0;
   {
-    std::lock_guard<std::mutex> lock(qmu);
+    absl::MutexLock lock(&qmu);
     distinct = per_question.size();
     for (const auto& [key, c] : per_question) {
       if (c.requests > 1) ++duplicated;
