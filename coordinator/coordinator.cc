@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/file_util.h"
 #include "common/http_headers.h"
@@ -147,6 +148,7 @@ void Coordinator::Recover() {
       MEDEVAL_LOG(ERROR) << "cannot recover run " << id << ": " << st.message();
       recovery_errors_.push_back(absl::StrCat(id, ": ", st.message()));
       if (spec.ok() && !spec->idempotency_key().empty()) {
+        absl::MutexLock lock(&submit_mu_);  // uncontended: nothing is served yet
         unloadable_[spec->idempotency_key()] = {id, st};
       }
       continue;
@@ -192,13 +194,13 @@ absl::StatusOr<std::string> Coordinator::RecoverRunByKey(const std::string& key)
 }
 
 void Coordinator::TickLoop() {
-  std::unique_lock<std::mutex> lock(tick_mu_);
-  while (!stopping_) {
-    tick_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.tick_interval));
-    if (stopping_) break;
-    lock.unlock();
+  while (true) {
+    {
+      absl::MutexLock lock(&tick_mu_);
+      tick_mu_.AwaitWithTimeout(absl::Condition(&stopping_), options_.tick_interval);
+      if (stopping_) return;
+    }
     scheduler_->Tick();
-    lock.lock();
   }
 }
 
@@ -212,7 +214,7 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
                                                           std::vector<UploadedFile> files) {
   absl::Status st = CheckSpec(spec);
   if (!st.ok()) return st;
-  std::lock_guard<std::mutex> lock(submit_mu_);
+  absl::MutexLock lock(&submit_mu_);
   v1::SubmitResponse resp;
   if (!spec.idempotency_key().empty()) {
     std::string existing = scheduler_->FindRunByKey(spec.idempotency_key());
@@ -297,8 +299,8 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::CreateRun(v1::RunSpec spec,
   return resp;
 }
 
-absl::Status Coordinator::AddCreatedRun(const v1::RunSpec& final_spec,
-                                        std::shared_ptr<Suite> suite, uint32_t* answers_reused) {
+absl::Status Coordinator::AddCreatedRun(const v1::RunSpec& final_spec, std::shared_ptr<Suite> suite,
+                                        uint32_t* answers_reused) {
   absl::Status st;
   suite->root = state_->InputDir(final_spec.run_id());
 
@@ -365,10 +367,9 @@ absl::StatusOr<v1::SubmitResponse> Coordinator::RecoverWithUpload(
 void Coordinator::Shutdown() {
   if (shut_down_.exchange(true)) return;
   {
-    std::lock_guard<std::mutex> lock(tick_mu_);
+    absl::MutexLock lock(&tick_mu_);
     stopping_ = true;
   }
-  tick_cv_.notify_all();
   if (ticker_.joinable()) ticker_.join();
   if (server_) {
     const CoordinatorService::OpenCalls open = service_->open_calls();

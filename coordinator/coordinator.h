@@ -12,15 +12,15 @@
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/executor.h"
 #include "common/grpc_util.h"
 #include "common/ops_server.h"
@@ -61,7 +61,7 @@ class Coordinator {
 
   // Stops serving (open streams end with UNAVAILABLE so workers reconnect
   // elsewhere or later) and makes the journal durable.
-  void Shutdown();
+  void Shutdown() ABSL_LOCKS_EXCLUDED(tick_mu_);
 
   int port() const { return port_; }
   // The port of /metrics (0 without metrics_listen).
@@ -75,28 +75,31 @@ class Coordinator {
   // Creates a run from an upload (or finds the run with the same
   // idempotency key and reopens its failed questions). Blocks on disk I/O:
   // call it off the gRPC threads.
-  absl::StatusOr<v1::SubmitResponse> CreateRun(v1::RunSpec spec, std::vector<UploadedFile> files);
+  absl::StatusOr<v1::SubmitResponse> CreateRun(v1::RunSpec spec, std::vector<UploadedFile> files)
+      ABSL_LOCKS_EXCLUDED(submit_mu_);
 
  private:
   explicit Coordinator(Options options);
   absl::Status Init();
-  void Recover();
+  void Recover() ABSL_LOCKS_EXCLUDED(submit_mu_);
   // The run of `key` stored in the state directory, loaded and added to the
   // scheduler; "" when there is none.
-  absl::StatusOr<std::string> RecoverRunByKey(const std::string& key);
+  absl::StatusOr<std::string> RecoverRunByKey(const std::string& key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(submit_mu_);
   absl::StatusOr<LoadedRun> LoadStoredRun(const v1::RunSpec& spec);
   // Resumes the unloadable run `run_id` after restoring its damaged input
   // copies from `files` (when their SHA-256 matches the submission), or
   // refuses with kFailedPrecondition.
   absl::StatusOr<v1::SubmitResponse> RecoverWithUpload(const std::string& run_id,
                                                        const absl::Status& load_error,
-                                                       const std::vector<UploadedFile>& files);
+                                                       const std::vector<UploadedFile>& files)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(submit_mu_);
   void Merge(const std::string& run_id);
   // Loads a just-stored run (images, journal) and hands it to the scheduler.
   // `answers_reused` (may be null): answers taken over from an earlier run.
   absl::Status AddCreatedRun(const v1::RunSpec& final_spec, std::shared_ptr<Suite> suite,
                              uint32_t* answers_reused);
-  void TickLoop();
+  void TickLoop() ABSL_LOCKS_EXCLUDED(tick_mu_);
 
   const Options options_;
   absl::Status StartOps();
@@ -111,14 +114,13 @@ class Coordinator {
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   std::vector<std::string> recovery_errors_;
-  std::mutex submit_mu_;  // one submission at a time (idempotency keys)
+  absl::Mutex submit_mu_;  // one submission at a time (idempotency keys)
   // Runs that could not be recovered, by idempotency key: (run id, why).
-  // Written by Recover() before serving, then under submit_mu_.
-  std::map<std::string, std::pair<std::string, absl::Status>> unloadable_;
+  std::map<std::string, std::pair<std::string, absl::Status>> unloadable_
+      ABSL_GUARDED_BY(submit_mu_);
 
-  std::mutex tick_mu_;
-  std::condition_variable tick_cv_;
-  bool stopping_ = false;  // guarded by tick_mu_
+  absl::Mutex tick_mu_;
+  bool stopping_ ABSL_GUARDED_BY(tick_mu_) = false;  // the ticker awaits it
   std::thread ticker_;
   std::atomic<bool> shut_down_{false};
 };

@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/file_ops.h"
 #include "common/file_util.h"
 #include "common/log.h"
@@ -366,47 +367,49 @@ JournalWriter::JournalWriter(Options options) : options_(options), thread_([this
 
 JournalWriter::~JournalWriter() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
   thread_.join();
 }
 
 void JournalWriter::Append(std::shared_ptr<JournalFile> file, std::string payload, Done done) {
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back({std::move(file), std::move(payload), std::move(done)});
-    ++queued_seq_;
-    // The writer needs waking for the first record of a batch and for a full
-    // one; in between it is either busy or waiting out the commit window.
-    wake = queue_.size() == 1 || queue_.size() >= options_.max_batch;
-  }
-  if (wake) cv_.notify_one();
+  // Releasing mu_ wakes the writer if this record completes what it awaits: the
+  // first record of a batch, or a full one.
+  absl::MutexLock lock(&mu_);
+  queue_.push_back({std::move(file), std::move(payload), std::move(done)});
+  ++queued_seq_;
 }
 
 void JournalWriter::Flush() {
-  std::unique_lock<std::mutex> lock(mu_);
-  uint64_t target = queued_seq_;
-  done_cv_.wait(lock, [&] { return committed_seq_ >= target; });
+  absl::MutexLock lock(&mu_);
+  const uint64_t target = queued_seq_;
+  auto committed = [this, target]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return committed_seq_ >= target; };
+  mu_.Await(absl::Condition(&committed));
 }
 
 JournalWriter::Stats JournalWriter::stats() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return stats_;
+}
+
+bool JournalWriter::HasWorkOrStopping() const { return stopping_ || !queue_.empty(); }
+
+bool JournalWriter::BatchFullOrStopping() const {
+  return stopping_ || queue_.size() >= options_.max_batch;
 }
 
 void JournalWriter::Loop() {
   while (true) {
     std::vector<Item> batch;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(this, &JournalWriter::HasWorkOrStopping));
       if (queue_.empty()) return;
       // Group commit: give concurrent appends a moment to join this batch.
-      cv_.wait_for(lock, absl::ToChronoMicroseconds(options_.commit_window),
-                   [this] { return stopping_ || queue_.size() >= options_.max_batch; });
+      mu_.AwaitWithTimeout(absl::Condition(this, &JournalWriter::BatchFullOrStopping),
+                           options_.commit_window);
       batch.swap(queue_);
     }
     std::vector<uint64_t> offsets(batch.size());
@@ -432,12 +435,11 @@ void JournalWriter::Loop() {
     }
     if (after_batch_) after_batch_();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       committed_seq_ += batch.size();
       stats_.records += batch.size();
       ++stats_.batches;
     }
-    done_cv_.notify_all();
   }
 }
 

@@ -29,11 +29,9 @@
 #define MEDEVAL_COORDINATOR_JOURNAL_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -43,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace medeval {
@@ -126,9 +125,10 @@ class JournalWriter {
 
   // Queues `payload` for `file`; `done` gets the record's offset once it is on
   // stable storage, or the error.
-  void Append(std::shared_ptr<JournalFile> file, std::string payload, Done done);
+  void Append(std::shared_ptr<JournalFile> file, std::string payload, Done done)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until everything appended before the call is durable.
-  void Flush();
+  void Flush() ABSL_LOCKS_EXCLUDED(mu_);
   // Runs on the writer's thread after the done callbacks of each batch (for
   // work that is cheaper done once per batch). Set before the first Append.
   void set_after_batch(std::function<void()> fn) { after_batch_ = std::move(fn); }
@@ -137,7 +137,7 @@ class JournalWriter {
     uint64_t records = 0;
     uint64_t batches = 0;
   };
-  Stats stats();
+  Stats stats() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Item {
@@ -145,13 +145,16 @@ class JournalWriter {
     std::string payload;
     Done done;
   };
-  void Loop();
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Conditions the writer's thread waits for.
+  bool HasWorkOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool BatchFullOrStopping() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   std::function<void()> after_batch_;
-  std::mutex mu_;
-  std::condition_variable cv_;       // work arrived or stopping
-  std::condition_variable done_cv_;  // a batch committed
+  // Waiters use Mutex::Await, which re-checks their condition whenever mu_ is
+  // released, so there are no condition variables to signal.
+  absl::Mutex mu_;
   std::vector<Item> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t queued_seq_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t committed_seq_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,10 +1,10 @@
 #include "coordinator/run_seed.h"
 
 #include <map>
-#include <mutex>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 
 namespace medeval {
@@ -63,9 +63,12 @@ absl::StatusOr<size_t> SeedFromEarlierRun(const StateDir& dir, JournalWriter& wr
     base += static_cast<uint32_t>(ds.size());
   }
 
-  std::mutex mu;
-  std::vector<std::pair<uint32_t, uint64_t>> written;  // (question, offset)
-  absl::Status error;
+  // Filled by the journal writer's thread as the copies become durable.
+  struct Copied {
+    absl::Mutex mu;
+    std::vector<std::pair<uint32_t, uint64_t>> written ABSL_GUARDED_BY(mu);  // (question, offset)
+    absl::Status error ABSL_GUARDED_BY(mu);
+  } copied;
   size_t queued = 0;
   uint32_t q = 0;
   std::vector<std::pair<std::string, std::string>> now_images, then_images;
@@ -90,28 +93,28 @@ absl::StatusOr<size_t> SeedFromEarlierRun(const StateDir& dir, JournalWriter& wr
       entry.set_index(q);
       ++queued;
       writer.Append(run->journal, entry.SerializeAsString(),
-                    [&mu, &written, &error, q](absl::StatusOr<uint64_t> offset) {
-                      std::lock_guard<std::mutex> lock(mu);
+                    [&copied, q](absl::StatusOr<uint64_t> offset) {
+                      absl::MutexLock lock(&copied.mu);
                       if (offset.ok()) {
-                        written.emplace_back(q, *offset);
-                      } else if (error.ok()) {
-                        error = offset.status();
+                        copied.written.emplace_back(q, *offset);
+                      } else if (copied.error.ok()) {
+                        copied.error = offset.status();
                       }
                     });
     }
   }
   if (queued == 0) return 0;
   writer.Flush();
-  std::lock_guard<std::mutex> lock(mu);
-  if (!error.ok()) return error;
-  for (const auto& [question, offset] : written) {
+  absl::MutexLock lock(&copied.mu);
+  if (!copied.error.ok()) return copied.error;
+  for (const auto& [question, offset] : copied.written) {
     run->state[question] = kAnswered;
     run->offset[question] = offset;
   }
-  MEDEVAL_LOG(INFO) << "run " << spec.run_id() << ": " << written.size()
+  MEDEVAL_LOG(INFO) << "run " << spec.run_id() << ": " << copied.written.size()
                     << " answers taken over from run " << earlier->run_id()
                     << " (same question, same images)";
-  return written.size();
+  return copied.written.size();
 }
 
 }  // namespace medeval

@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
-#include <mutex>
 #include <set>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"
 #include "common/log.h"
@@ -96,8 +96,8 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
     StartRead(&in_);
   }
 
-  void Send(v1::CoordinatorMessage msg) override {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Send(v1::CoordinatorMessage msg) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     // Each image's bytes go once per stream, before the first lease naming
     // them; they are copied into the message at write time.
     for (const v1::Lease& l : msg.leases()) {
@@ -117,8 +117,8 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
     MaybeWriteLocked();
   }
 
-  void Close(const absl::Status& status) override {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Close(const absl::Status& status) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     if (!closing_) close_status_ = ToGrpcStatus(status);
     closing_ = true;
     MaybeWriteLocked();
@@ -137,8 +137,8 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
 
   void OnCancel() override { call_.Cancelled(); }
 
-  void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mu_);
+  void OnWriteDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) broken_ = true;  // the read side will see it too
     MaybeWriteLocked();
@@ -175,7 +175,7 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
     return absl::OkStatus();
   }
 
-  void MaybeWriteLocked() {
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || finished_) return;
     if (has_pending_ && !broken_) {
       out_.Swap(&pending_);
@@ -202,21 +202,22 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
   OpenCall call_;
   v1::WorkerMessage in_;  // reads are sequential: only the read reactions use it
   std::string id_;        // set once, by the first read reaction
-  std::mutex mu_;
-  v1::CoordinatorMessage pending_;  // guarded by mu_
-  v1::CoordinatorMessage out_;      // guarded by mu_ until handed to StartWrite
+  absl::Mutex mu_;
+  v1::CoordinatorMessage pending_ ABSL_GUARDED_BY(mu_);
+  // Handed to StartWrite; touched again only after OnWriteDone.
+  v1::CoordinatorMessage out_ ABSL_GUARDED_BY(mu_);
   struct PendingImage {
     std::string sha256, mime;
     std::shared_ptr<const std::string> bytes;
   };
-  std::vector<PendingImage> images_pending_;  // guarded by mu_
-  std::set<std::string> images_sent_;         // guarded by mu_
-  bool has_pending_ = false;
-  bool writing_ = false;
-  bool broken_ = false;
-  bool closing_ = false;
-  bool finished_ = false;
-  grpc::Status close_status_;
+  std::vector<PendingImage> images_pending_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> images_sent_ ABSL_GUARDED_BY(mu_);
+  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status close_status_ ABSL_GUARDED_BY(mu_);
 };
 
 // Receives a run: the spec and manifest, then the suite's files in chunks.
