@@ -9,6 +9,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/http_headers.h"
 #include "common/reasoning.h"
@@ -244,19 +245,19 @@ ChatBackend::ChatBackend(HttpClient* http, BackendConfig config)
       health_(config_.down_threshold) {}
 
 void ChatBackend::EndpointUp() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   down_ = false;
   health_.Reset();
 }
 
 bool ChatBackend::Sending(uint64_t ask_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = asks_.find(ask_id);
   return it != asks_.end() && it->second->http_id != 0;
 }
 
 void ChatBackend::Halt() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   halted_ = true;
 }
 
@@ -272,18 +273,18 @@ ChatBackend::Done ChatBackend::HandBackLocked(uint64_t id, const std::string& wh
 }
 
 void ChatBackend::SetEndpoint(const Endpoint& endpoint) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   endpoint_ = endpoint;
   public_endpoint_ = RedactUrl(endpoint.base);
 }
 
 std::string ChatBackend::public_endpoint() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return public_endpoint_;
 }
 
 ChatBackend::~ChatBackend() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto& [id, st] : asks_) {
     if (st->http_id) http_->Cancel(st->http_id);
     if (st->timer_id) http_->CancelTimer(st->timer_id);
@@ -313,7 +314,7 @@ uint64_t ChatBackend::Ask(const v1::RunInfo& run, const v1::Lease& lease, Done d
                                            "; the question was not sent without it"));
     uint64_t id;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       id = next_id_++;
     }
     http_->After(absl::ZeroDuration(), [done = std::move(done), out = std::move(out)]() mutable {
@@ -325,7 +326,7 @@ uint64_t ChatBackend::Ask(const v1::RunInfo& run, const v1::Lease& lease, Done d
   st->done = std::move(done);
   const std::string& model = config_.served_model.empty() ? run.model() : config_.served_model;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     st->request.url = endpoint_.chat_completions;
   }
   st->request.body = BuildChatRequest(model, run.params(), lease);
@@ -345,7 +346,7 @@ uint64_t ChatBackend::Ask(const v1::RunInfo& run, const v1::Lease& lease, Done d
   st->max_attempts = run.params().max_attempts() > 0 ? run.params().max_attempts() : 6;
   uint64_t id;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     id = next_id_++;
     asks_[id] = std::move(st);
   }
@@ -354,14 +355,14 @@ uint64_t ChatBackend::Ask(const v1::RunInfo& run, const v1::Lease& lease, Done d
 }
 
 void ChatBackend::SetGrantMode(bool on) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   grant_mode_ = on;
 }
 
 void ChatBackend::AddGrants(uint32_t n) {
   std::vector<uint64_t> start;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     grants_ += n;
     grants_seen_ += n;
     while (start.size() < grants_ && !waiting_for_grant_.empty()) {
@@ -374,7 +375,7 @@ void ChatBackend::AddGrants(uint32_t n) {
 }
 
 ChatBackend::GrantState ChatBackend::grant_state() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   GrantState g;
   g.want = waiting_for_grant_.size() > grants_
                ? static_cast<uint32_t>(waiting_for_grant_.size() - grants_)
@@ -388,7 +389,7 @@ void ChatBackend::NotifyGrantDemand() {
 }
 
 int ChatBackend::Cancel(uint64_t ask_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = asks_.find(ask_id);
   if (it == asks_.end()) return 0;
   const int sent = it->second->attempt;
@@ -401,12 +402,12 @@ int ChatBackend::Cancel(uint64_t ask_id) {
 }
 
 void ChatBackend::PauseUntil(absl::Time until) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   paused_until_ = std::max(paused_until_, until);
 }
 
 ChatBackend::Stats ChatBackend::stats() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return stats_;
 }
 
@@ -414,7 +415,7 @@ void ChatBackend::StartAttempt(uint64_t id) {
   HttpRequest request;
   bool wait_for_grant = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = asks_.find(id);
     if (it == asks_.end()) return;  // cancelled
     AskState& st = *it->second;
@@ -426,7 +427,7 @@ void ChatBackend::StartAttempt(uint64_t id) {
         AskOutcome out;
         Done done;
         {
-          std::lock_guard<std::mutex> lock(mu_);
+          absl::MutexLock lock(&mu_);
           done = HandBackLocked(id, "the backend stopped", &out);
         }
         if (done) done(std::move(out));
@@ -455,7 +456,7 @@ void ChatBackend::StartAttempt(uint64_t id) {
   }
   uint64_t http_id =
       http_->Send(std::move(request), [this, id](HttpResponse r) { OnResponse(id, std::move(r)); });
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = asks_.find(id);
   if (it != asks_.end()) {
     it->second->http_id = http_id;
@@ -474,7 +475,7 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
   const bool throttled = resp.status == 429;
   if (hooks_.on_attempt && (resp.status > 0 || !resp.error.empty())) hooks_.on_attempt(throttled);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = asks_.find(id);
     if (it == asks_.end()) return;
     AskState& st = *it->second;

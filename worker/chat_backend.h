@@ -6,8 +6,9 @@
 // The API key stays here: it is sent to the model server only, and scrubbed
 // from every error message.
 //
-// Thread-safety: Ask, Cancel and PauseUntil are thread-safe. Done callbacks
-// run on the HTTP client's loop thread and must not block.
+// Thread-safety: every method but SetHooks is thread-safe (one mutex guards
+// the state). Done callbacks run on the HTTP client's loop thread and must
+// not block.
 #ifndef MEDEVAL_WORKER_CHAT_BACKEND_H_
 #define MEDEVAL_WORKER_CHAT_BACKEND_H_
 
@@ -15,14 +16,15 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/random/random.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/url.h"
 #include "proto/medeval.pb.h"
 #include "worker/endpoint_health.h"
@@ -143,35 +145,35 @@ class ChatBackend {
   // Set before the first Ask.
   void SetHooks(BackendHooks hooks) { hooks_ = std::move(hooks); }
   // Rate-limited models: every attempt waits for a grant.
-  void SetGrantMode(bool on);
-  void AddGrants(uint32_t n);
+  void SetGrantMode(bool on) ABSL_LOCKS_EXCLUDED(mu_);
+  void AddGrants(uint32_t n) ABSL_LOCKS_EXCLUDED(mu_);
   struct GrantState {
     uint32_t want = 0;  // attempts waiting beyond the grants at hand
     uint64_t seen = 0;  // grants received in total
   };
-  GrantState grant_state();
+  GrantState grant_state() ABSL_LOCKS_EXCLUDED(mu_);
 
   using Done = std::function<void(AskOutcome)>;
   // Asks `lease`'s question under `run`'s settings; `done` runs exactly once
   // unless the ask is cancelled.
-  uint64_t Ask(const v1::RunInfo& run, const v1::Lease& lease, Done done);
+  uint64_t Ask(const v1::RunInfo& run, const v1::Lease& lease, Done done) ABSL_LOCKS_EXCLUDED(mu_);
   // Returns the requests already sent for the ask: the server saw them.
-  int Cancel(uint64_t ask_id);
+  int Cancel(uint64_t ask_id) ABSL_LOCKS_EXCLUDED(mu_);
   // No attempt starts before `until` (a model-wide 429 back-off).
-  void PauseUntil(absl::Time until);
+  void PauseUntil(absl::Time until) ABSL_LOCKS_EXCLUDED(mu_);
   // Points later requests at another endpoint (a restarted local server).
-  void SetEndpoint(const Endpoint& endpoint);
+  void SetEndpoint(const Endpoint& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
   // The endpoint answers again (a probe succeeded).
-  void EndpointUp();
+  void EndpointUp() ABSL_LOCKS_EXCLUDED(mu_);
   // Whether ask `ask_id` has a request at the server now (not waiting to
   // retry, for a grant or for a pause).
-  bool Sending(uint64_t ask_id);
+  bool Sending(uint64_t ask_id) ABSL_LOCKS_EXCLUDED(mu_);
   // No further attempt starts: asks waiting to retry (or for a grant or a
   // pause) end as kHandBack when their turn comes; requests in flight finish.
-  void Halt();
+  void Halt() ABSL_LOCKS_EXCLUDED(mu_);
 
   // The endpoint as it may be shown and recorded (no credentials).
-  std::string public_endpoint();
+  std::string public_endpoint() ABSL_LOCKS_EXCLUDED(mu_);
 
   struct Stats {
     uint64_t attempts = 0;
@@ -179,36 +181,37 @@ class ChatBackend {
     uint64_t answered = 0;
     uint64_t failed = 0;
   };
-  Stats stats();
+  Stats stats() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct AskState;
-  void StartAttempt(uint64_t id);
-  void NotifyGrantDemand();
-  void OnResponse(uint64_t id, HttpResponse resp);
-  // Ends ask `id` (under mu_) as kHandBack with `why`; returns its callback.
-  Done HandBackLocked(uint64_t id, const std::string& why, AskOutcome* out);
+  void StartAttempt(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
+  void NotifyGrantDemand() ABSL_LOCKS_EXCLUDED(mu_);
+  void OnResponse(uint64_t id, HttpResponse resp) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends ask `id` as kHandBack with `why`; returns its callback.
+  Done HandBackLocked(uint64_t id, const std::string& why, AskOutcome* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string Scrub(std::string message) const;
 
   HttpClient* const http_;
   const BackendConfig config_;
   BackendHooks hooks_;
 
-  std::mutex mu_;
-  Endpoint endpoint_;                                              // guarded by mu_
-  std::string public_endpoint_;                                    // guarded by mu_
-  absl::flat_hash_map<uint64_t, std::unique_ptr<AskState>> asks_;  // guarded by mu_
-  uint64_t next_id_ = 1;                                           // guarded by mu_
-  absl::Time paused_until_ = absl::InfinitePast();                 // guarded by mu_
-  absl::BitGen rng_;                                               // guarded by mu_
-  Stats stats_;                                                    // guarded by mu_
-  bool grant_mode_ = false;                                        // guarded by mu_
-  uint32_t grants_ = 0;                                            // guarded by mu_
-  uint64_t grants_seen_ = 0;                                       // guarded by mu_
-  std::deque<uint64_t> waiting_for_grant_;                         // guarded by mu_
-  EndpointHealth health_;                                          // guarded by mu_
-  bool down_ = false;                                              // guarded by mu_
-  bool halted_ = false;                                            // guarded by mu_
+  absl::Mutex mu_;
+  Endpoint endpoint_ ABSL_GUARDED_BY(mu_);
+  std::string public_endpoint_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::unique_ptr<AskState>> asks_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::Time paused_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::BitGen rng_ ABSL_GUARDED_BY(mu_);
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  bool grant_mode_ ABSL_GUARDED_BY(mu_) = false;
+  uint32_t grants_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t grants_seen_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<uint64_t> waiting_for_grant_ ABSL_GUARDED_BY(mu_);
+  EndpointHealth health_ ABSL_GUARDED_BY(mu_);
+  bool down_ ABSL_GUARDED_BY(mu_) = false;
+  bool halted_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace medeval

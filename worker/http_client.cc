@@ -4,21 +4,21 @@
 
 #include <atomic>
 #include <map>
-#include <mutex>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
 namespace medeval {
 namespace {
 
 void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  // A function-local static is initialised once, however many threads get here.
+  [[maybe_unused]] static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
 struct Transfer {
@@ -96,13 +96,13 @@ struct HttpClient::Impl {
     curl_multi_cleanup(multi);
   }
 
-  void Stop() {
+  void Stop() ABSL_LOCKS_EXCLUDED(mu, join_mu) {
     {
-      std::lock_guard<std::mutex> lock(mu);
+      absl::MutexLock lock(&mu);
       stopping = true;
     }
     curl_multi_wakeup(multi);
-    std::lock_guard<std::mutex> lock(join_mu);
+    absl::MutexLock lock(&join_mu);
     // From a callback the loop ends when the callback returns; it cannot
     // wait for itself.
     if (thread.joinable() && thread.get_id() != std::this_thread::get_id()) thread.join();
@@ -211,13 +211,13 @@ struct HttpClient::Impl {
     t->done(std::move(resp));
   }
 
-  void Loop() {
+  void Loop() ABSL_LOCKS_EXCLUDED(mu) {
     while (true) {
       std::vector<std::unique_ptr<Transfer>> starts;
       std::vector<uint64_t> cancels, timer_cancels;
       std::vector<TimerOp> timer_adds;
       {
-        std::lock_guard<std::mutex> lock(mu);
+        absl::MutexLock lock(&mu);
         if (stopping) return;
         starts.swap(to_start);
         cancels.swap(to_cancel);
@@ -263,7 +263,7 @@ struct HttpClient::Impl {
         wait_ms = std::min<long>(wait_ms, static_cast<long>(std::max<int64_t>(0, until + 1)));
       }
       {
-        std::lock_guard<std::mutex> lock(mu);
+        absl::MutexLock lock(&mu);
         if (!to_start.empty() || !to_cancel.empty() || !new_timers.empty() ||
             !cancelled_timers.empty() || stopping) {
           wait_ms = 0;
@@ -272,7 +272,7 @@ struct HttpClient::Impl {
       }
       if (wait_ms > 0) curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait_ms), nullptr);
       {
-        std::lock_guard<std::mutex> lock(mu);
+        absl::MutexLock lock(&mu);
         sleeping = false;
       }
     }
@@ -281,19 +281,19 @@ struct HttpClient::Impl {
   const Options options;
   CURLM* multi;
   std::thread thread;
-  std::mutex join_mu;  // held through the join, so it happens once
+  absl::Mutex join_mu;  // held through the join, so it happens once
   std::atomic<uint64_t> next_id{1};
   std::atomic<int> active{0};
 
-  std::mutex mu;
-  std::vector<std::unique_ptr<Transfer>> to_start;  // guarded by mu
-  std::vector<uint64_t> to_cancel;                  // guarded by mu
-  std::vector<TimerOp> new_timers;                  // guarded by mu
-  std::vector<uint64_t> cancelled_timers;           // guarded by mu
-  bool stopping = false;                            // guarded by mu
+  absl::Mutex mu;
+  std::vector<std::unique_ptr<Transfer>> to_start ABSL_GUARDED_BY(mu);
+  std::vector<uint64_t> to_cancel ABSL_GUARDED_BY(mu);
+  std::vector<TimerOp> new_timers ABSL_GUARDED_BY(mu);
+  std::vector<uint64_t> cancelled_timers ABSL_GUARDED_BY(mu);
+  bool stopping ABSL_GUARDED_BY(mu) = false;
   // The loop is in (or about to enter) curl_multi_poll: new work must wake it.
   // While it runs it checks the queues itself, so no wake-up is needed.
-  bool sleeping = false;  // guarded by mu
+  bool sleeping ABSL_GUARDED_BY(mu) = false;
 
   // Loop thread only.
   absl::flat_hash_map<uint64_t, std::unique_ptr<Transfer>> running;
@@ -315,7 +315,7 @@ uint64_t HttpClient::Send(HttpRequest request, Callback done) {
   const uint64_t id = t->id;
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    absl::MutexLock lock(&impl_->mu);
     impl_->to_start.push_back(std::move(t));
     wake = impl_->sleeping;
   }
@@ -325,7 +325,7 @@ uint64_t HttpClient::Send(HttpRequest request, Callback done) {
 
 void HttpClient::Cancel(uint64_t id) {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    absl::MutexLock lock(&impl_->mu);
     // Not started yet: drop it here.
     auto& q = impl_->to_start;
     for (auto it = q.begin(); it != q.end(); ++it) {
@@ -344,7 +344,7 @@ uint64_t HttpClient::After(absl::Duration delay, std::function<void()> fn) {
   const uint64_t id = impl_->next_id.fetch_add(1);
   bool wake;
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    absl::MutexLock lock(&impl_->mu);
     impl_->new_timers.push_back({id, absl::Now() + delay, std::move(fn)});
     wake = impl_->sleeping;
   }
@@ -354,7 +354,7 @@ uint64_t HttpClient::After(absl::Duration delay, std::function<void()> fn) {
 
 void HttpClient::CancelTimer(uint64_t id) {
   {
-    std::lock_guard<std::mutex> lock(impl_->mu);
+    absl::MutexLock lock(&impl_->mu);
     auto& q = impl_->new_timers;
     for (auto it = q.begin(); it != q.end(); ++it) {
       if (it->id == id) {

@@ -1,6 +1,7 @@
 #include "worker/managed_worker.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "common/url.h"
 #include "worker/endpoint_health.h"
@@ -18,7 +19,7 @@ ManagedWorker::ManagedWorker(WorkerOptions options, std::optional<ServeOptions> 
 ManagedWorker::~ManagedWorker() { Stop(); }
 
 Worker* ManagedWorker::worker() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return worker_.get();
 }
 
@@ -29,7 +30,7 @@ absl::Status ManagedWorker::Start() {
     if (!st.ok()) return st;
     Worker* raw = w.get();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       worker_ = std::move(w);
     }
     supervisor_ = std::thread([this, raw] { Finish(raw->Wait()); });
@@ -42,16 +43,16 @@ absl::Status ManagedWorker::Start() {
 }
 
 bool ManagedWorker::SleepUnlessStopping(absl::Duration d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, absl::ToChronoMilliseconds(d), [this] { return stopping_; });
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&stopping_), d);
   return !stopping_;
 }
 
 void ManagedWorker::Supervise() {
   absl::Duration backoff = absl::Seconds(1);
   int failed_starts = 0;
-  auto stopping = [this] {
-    std::lock_guard<std::mutex> lock(mu_);
+  auto stopping = [this]() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     return stopping_;
   };
   while (!stopping()) {
@@ -73,7 +74,7 @@ void ManagedWorker::Supervise() {
     failed_starts = 0;
     backoff = absl::Seconds(1);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       server_ready_ = true;
     }
     Endpoint ep = *ParseEndpoint(server_->base_url());
@@ -88,7 +89,7 @@ void ManagedWorker::Supervise() {
         Finish(st);
         return;
       }
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       w = created.get();
       worker_ = std::move(created);
     } else {
@@ -105,7 +106,7 @@ void ManagedWorker::Supervise() {
       return;
     }
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       ++restarts_;
       server_ready_ = false;
     }
@@ -119,18 +120,16 @@ void ManagedWorker::Supervise() {
 }
 
 void ManagedWorker::Finish(absl::Status status) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (done_) return;
   if (!status.ok() && error_.ok()) error_ = status;
   done_ = true;
-  cv_.notify_all();
 }
 
 void ManagedWorker::Drain(absl::Duration grace) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
-    cv_.notify_all();
   }
   if (Worker* w = worker()) w->Drain(grace);
   Stop();
@@ -139,11 +138,10 @@ void ManagedWorker::Drain(absl::Duration grace) {
 void ManagedWorker::Stop() {
   // A drain (signal thread) and the main thread may stop at once; only one
   // may join the threads.
-  std::lock_guard<std::mutex> stop_lock(stop_mu_);
+  absl::MutexLock stop_lock(&stop_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
-    cv_.notify_all();
   }
   if (Worker* w = worker()) w->Stop();
   if (supervisor_.joinable()) supervisor_.join();
@@ -154,15 +152,15 @@ void ManagedWorker::Stop() {
 }
 
 absl::Status ManagedWorker::Wait() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return done_; });
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(&done_));
   return error_;
 }
 
 absl::Status ManagedWorker::error() {
   Worker* w;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!error_.ok()) return error_;
     w = worker_.get();
   }
@@ -170,7 +168,7 @@ absl::Status ManagedWorker::error() {
 }
 
 int ManagedWorker::restarts() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return restarts_;
 }
 
@@ -185,7 +183,7 @@ absl::Status ManagedWorker::Ready() {
   if (!live.ok()) return live;
   Worker* w;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopping_) return absl::UnavailableError("stopping");
     if (server_ != nullptr && !server_ready_) {
       return absl::UnavailableError("the model server is not ready");
@@ -206,7 +204,7 @@ WorkerSnapshot ManagedWorker::Snapshot() {
   s.model = options_.model;
   Worker* w;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     w = worker_.get();
     s.serving_model = server_ != nullptr;
     s.server_ready = server_ready_;

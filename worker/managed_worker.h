@@ -9,13 +9,13 @@
 #ifndef MEDEVAL_WORKER_MANAGED_WORKER_H_
 #define MEDEVAL_WORKER_MANAGED_WORKER_H_
 
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "worker/model_server.h"
 #include "worker/worker.h"
 #include "worker/worker_metrics.h"
@@ -31,15 +31,15 @@ class ManagedWorker {
   ManagedWorker& operator=(const ManagedWorker&) = delete;
 
   // Returns at once; the server (if any) starts in the background.
-  absl::Status Start();
-  void Drain(absl::Duration grace);
-  void Stop();
+  absl::Status Start() ABSL_LOCKS_EXCLUDED(mu_);
+  void Drain(absl::Duration grace) ABSL_LOCKS_EXCLUDED(mu_, stop_mu_);
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_, stop_mu_);
   // Blocks until stopped; the fatal error, if any.
-  absl::Status Wait();
-  absl::Status error();
+  absl::Status Wait() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status error() ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& name() const { return options_.name; }
   // Restarts of the model server so far.
-  int restarts();
+  int restarts() ABSL_LOCKS_EXCLUDED(mu_);
   // For probes: live unless a fatal error stopped it; ready while it is
   // connected to the coordinator and can take work (its model server is
   // up, it is not draining).
@@ -48,26 +48,26 @@ class ManagedWorker {
   WorkerSnapshot Snapshot();
 
  private:
-  void Supervise();
-  void Finish(absl::Status status);
-  bool SleepUnlessStopping(absl::Duration d);
+  void Supervise() ABSL_LOCKS_EXCLUDED(mu_);
+  void Finish(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  bool SleepUnlessStopping(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_);
   // The worker once created (it lives as long as this object), or null.
-  Worker* worker();
+  Worker* worker() ABSL_LOCKS_EXCLUDED(mu_);
 
   WorkerOptions options_;
   std::optional<ServeOptions> serve_options_;
   std::unique_ptr<ModelServer> server_;
   std::thread supervisor_;
-  std::mutex stop_mu_;  // held through Stop, so the threads are joined once
+  absl::Mutex stop_mu_;  // held through Stop, so the threads are joined once
 
-  std::mutex mu_;
-  std::unique_ptr<Worker> worker_;  // guarded by mu_; created once the server is ready
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  bool done_ = false;
-  absl::Status error_;
-  int restarts_ = 0;
-  bool server_ready_ = false;  // guarded by mu_
+  // Waits (Wait, the supervisor's sleeps) use Mutex::Await on these flags.
+  absl::Mutex mu_;
+  std::unique_ptr<Worker> worker_ ABSL_GUARDED_BY(mu_);  // created once the server is ready
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  int restarts_ ABSL_GUARDED_BY(mu_) = 0;
+  bool server_ready_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace medeval

@@ -6,6 +6,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/version.h"
@@ -41,14 +42,14 @@ class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coo
     AddHold();
     StartRead(&in_);
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       MaybeWriteLocked();
     }
     StartCall();
   }
 
-  void Send(const v1::WorkerMessage& msg) {
-    std::lock_guard<std::mutex> lock(mu_);
+  void Send(const v1::WorkerMessage& msg) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     if (closed_ || half_closed_) return;
     pending_.MergeFrom(msg);
     has_pending_ = true;
@@ -56,8 +57,8 @@ class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coo
   }
 
   // Half-closes after the queued messages: the coordinator then ends the call.
-  void CloseSend() {
-    std::lock_guard<std::mutex> lock(mu_);
+  void CloseSend() ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
     if (closed_) return;
     want_close_ = true;
     MaybeWriteLocked();
@@ -71,13 +72,13 @@ class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coo
       StartRead(&in_);
       return;
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     closed_ = true;
     MaybeReleaseLocked();
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     writing_ = false;
     if (!ok) write_failed_ = true;
     if (closed_) {
@@ -88,7 +89,7 @@ class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coo
   }
 
   void OnWritesDoneDone(bool ok) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     writing_ = false;
     MaybeReleaseLocked();
   }
@@ -99,7 +100,7 @@ class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coo
   }
 
  private:
-  void MaybeWriteLocked() {
+  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_ || write_failed_) return;
     if (has_pending_) {
       out_.Swap(&pending_);
@@ -114,7 +115,7 @@ class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coo
     }
   }
 
-  void MaybeReleaseLocked() {
+  void MaybeReleaseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (closed_ && !writing_ && !released_) {
       released_ = true;
       RemoveHold();
@@ -124,16 +125,16 @@ class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coo
   Worker* const worker_;
   grpc::ClientContext context_;
   v1::CoordinatorMessage in_;
-  std::mutex mu_;
-  v1::WorkerMessage pending_;
-  v1::WorkerMessage out_;
-  bool has_pending_ = false;
-  bool writing_ = false;
-  bool write_failed_ = false;
-  bool want_close_ = false;
-  bool half_closed_ = false;
-  bool closed_ = false;
-  bool released_ = false;
+  absl::Mutex mu_;
+  v1::WorkerMessage pending_ ABSL_GUARDED_BY(mu_);
+  v1::WorkerMessage out_ ABSL_GUARDED_BY(mu_);  // handed to StartWrite until OnWriteDone
+  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool want_close_ ABSL_GUARDED_BY(mu_) = false;
+  bool half_closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 Worker::Worker(WorkerOptions options)
@@ -179,7 +180,7 @@ bool Worker::AskAtServerLocked(uint64_t ask_id) {
 
 void Worker::SetEndpoint(const Endpoint& endpoint) {
   backend_.SetEndpoint(endpoint);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   options_.backend.endpoint = endpoint;
 }
 
@@ -193,14 +194,14 @@ void Worker::OnGrantDemand() {
 void Worker::ReportGrants() {
   grant_report_pending_ = false;
   ChatBackend::GrantState g = backend_.grant_state();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   outbox_.set_want_grants(g.want);
   outbox_.set_grants_seen(g.seen);
   FlushOutboxLocked();
 }
 
 void Worker::OnRateLimited(absl::Duration d) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const uint32_t ms = static_cast<uint32_t>(absl::ToInt64Milliseconds(d));
   outbox_.set_pause_model_ms(std::max(outbox_.pause_model_ms(), ms));
   ScheduleFlushLocked();
@@ -208,7 +209,7 @@ void Worker::OnRateLimited(absl::Duration d) {
 
 void Worker::OnAttempt(bool throttled) {
   if (!options_.adaptive_concurrency) return;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (throttled) {
     if (limit_ > 1) {
       limit_ = std::max(1, limit_ / 2);
@@ -272,7 +273,7 @@ void Worker::Loop() {
   absl::Duration backoff = options_.reconnect_min;
   while (true) {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (stopping_) break;
       stream_done_ = false;
       welcomed_ = false;
@@ -282,14 +283,12 @@ void Worker::Loop() {
     grpc::Status status;
     bool was_welcomed;
     {
-      std::unique_lock<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       // The condition variable wakes for every lease and answer: heartbeat
       // only once the interval (which the welcome may change) has passed.
       absl::Time last_heartbeat = absl::Now();
       while (!stream_done_) {
-        const absl::Time due = last_heartbeat + heartbeat_interval_;
-        cv_.wait_for(lock,
-                     absl::ToChronoMilliseconds(std::max(absl::ZeroDuration(), due - absl::Now())));
+        cv_.WaitWithDeadline(&mu_, last_heartbeat + heartbeat_interval_);
         if (failing_) MaybeFinishFailingLocked(absl::Now() > fail_deadline_);
         if (stream_done_ || absl::Now() < last_heartbeat + heartbeat_interval_) continue;
         last_heartbeat = absl::Now();
@@ -323,27 +322,27 @@ void Worker::Loop() {
                                                               : status.error_message())
                            << "); reconnecting in " << absl::Trunc(wait, absl::Milliseconds(10));
       backoff = std::min(backoff * 2, options_.reconnect_max);
-      cv_.wait_for(lock, absl::ToChronoMilliseconds(wait), [this] { return stopping_; });
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait);
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (auto& [id, f] : inflight_) CancelAsk(f.ask_id);
   inflight_.clear();
   stopped_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Worker::OnStreamDone(Stream* stream, const grpc::Status& status) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (stream_ == stream) stream_ = nullptr;
   stream_done_ = true;
   stream_status_ = status;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Worker::OnMessage(Stream* stream, const v1::CoordinatorMessage& msg) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stream != stream_) return;
     HandleLocked(msg);
   }
@@ -410,7 +409,7 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
   if (reply.results_size() > 0 || reply.released_size() > 0 || reply.cancelled_size() > 0) {
     SendLocked(reply);
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Worker::StartLocked(const v1::Lease& lease) {
@@ -441,7 +440,7 @@ void Worker::StartQueuedLocked() {
 }
 
 void Worker::OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome outcome) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = inflight_.find(lease_id);
   if (it == inflight_.end()) return;  // cancelled meanwhile
   inflight_.erase(it);
@@ -453,7 +452,7 @@ void Worker::OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome o
     if (outcome.kind == AskOutcome::kBackend) FailLocked(outcome.error);
     MaybeFinishFailingLocked(false);
     StartQueuedLocked();
-    cv_.notify_all();
+    cv_.SignalAll();
     return;
   }
   v1::Result r;
@@ -474,7 +473,7 @@ void Worker::OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome o
   unacked_[KeyString(key)] = std::move(r);
   ScheduleFlushLocked();
   StartQueuedLocked();
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Worker::ScheduleFlushLocked() {
@@ -488,7 +487,7 @@ void Worker::ScheduleFlushLocked() {
 }
 
 void Worker::FlushOutbox() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   flush_scheduled_ = false;
   FlushOutboxLocked();
 }
@@ -501,7 +500,7 @@ void Worker::FlushOutboxLocked() {
 }
 
 void Worker::Pause(const std::string& why) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (paused_) return;
   paused_ = true;
   v1::WorkerMessage msg;
@@ -516,11 +515,11 @@ void Worker::Pause(const std::string& why) {
                        << " questions";
   inflight_.clear();
   SendLocked(msg);
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Worker::Resume() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!paused_) return;
   paused_ = false;
   v1::WorkerMessage msg;
@@ -528,36 +527,40 @@ void Worker::Resume() {
   SendLocked(msg);
 }
 
+bool Worker::StoppedOrDelivered() const {
+  return stopped_ || (inflight_.empty() && unacked_.empty());
+}
+
 void Worker::Drain(absl::Duration grace) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (stopped_) return;
-  if (!draining_) {
-    draining_ = true;
-    v1::WorkerMessage msg;
-    msg.set_draining(true);
-    for (const v1::Lease& l : queued_) msg.add_released(l.lease_id());
-    queued_.clear();
-    SendLocked(msg);
-    MEDEVAL_LOG(INFO) << "draining: finishing " << inflight_.size() << " questions in flight";
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    if (!draining_) {
+      draining_ = true;
+      v1::WorkerMessage msg;
+      msg.set_draining(true);
+      for (const v1::Lease& l : queued_) msg.add_released(l.lease_id());
+      queued_.clear();
+      SendLocked(msg);
+      MEDEVAL_LOG(INFO) << "draining: finishing " << inflight_.size() << " questions in flight";
+    }
+    mu_.AwaitWithTimeout(absl::Condition(this, &Worker::StoppedOrDelivered), grace);
+    if (!inflight_.empty() || !unacked_.empty()) {
+      MEDEVAL_LOG(WARNING) << "drain grace over: " << inflight_.size() << " questions unfinished, "
+                           << unacked_.size() << " answers unacknowledged; the coordinator will "
+                           << "hand the unfinished ones to other workers";
+    }
   }
-  cv_.wait_for(lock, absl::ToChronoMilliseconds(grace),
-               [this] { return stopped_ || (inflight_.empty() && unacked_.empty()); });
-  if (!inflight_.empty() || !unacked_.empty()) {
-    MEDEVAL_LOG(WARNING) << "drain grace over: " << inflight_.size() << " questions unfinished, "
-                         << unacked_.size() << " answers unacknowledged; the coordinator will "
-                         << "hand the unfinished ones to other workers";
-  }
-  lock.unlock();
   Stop();
 }
 
 void Worker::Stop() {
-  std::lock_guard<std::mutex> stop_lock(stop_mu_);  // one joiner at a time
+  absl::MutexLock stop_lock(&stop_mu_);  // one joiner at a time
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
     if (stream_ != nullptr) stream_->Cancel();
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   if (thread_.joinable()) thread_.join();
   // The batch runner waits on its own HTTP calls (polls, downloads, the
@@ -570,18 +573,18 @@ void Worker::Stop() {
 }
 
 absl::Status Worker::Wait() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [this] { return stopped_; });
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(&stopped_));
   return fatal_;
 }
 
 absl::Status Worker::error() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return fatal_;
 }
 
 Worker::Stats Worker::stats() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Stats s = stats_;
   s.inflight = static_cast<int>(inflight_.size());
   s.queued = static_cast<int>(queued_.size());

@@ -13,17 +13,17 @@
 #define MEDEVAL_WORKER_WORKER_H_
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/grpc_util.h"
 #include "proto/medeval.grpc.pb.h"
@@ -67,21 +67,21 @@ class Worker {
   absl::Status Start();
   // Takes no more work, hands queued leases back, lets in-flight questions
   // finish (up to `grace`) and their answers be acknowledged, then stops.
-  void Drain(absl::Duration grace);
+  void Drain(absl::Duration grace) ABSL_LOCKS_EXCLUDED(mu_, stop_mu_);
   // Stops at once; unanswered leases return to the queue at the coordinator.
   // When it returns no callback of the model backend runs any more.
-  void Stop();
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_, stop_mu_);
   // Hands every lease back and takes none until Resume (the model server is
   // restarting). Answers already made are kept and still delivered.
-  void Pause(const std::string& why);
-  void Resume();
+  void Pause(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
+  void Resume() ABSL_LOCKS_EXCLUDED(mu_);
   // Later requests go to `endpoint` (a local server on a new port).
-  void SetEndpoint(const Endpoint& endpoint);
+  void SetEndpoint(const Endpoint& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
   // Blocks until the worker has stopped; returns why if it was an error
   // (e.g. the model API refused the key, or the coordinator the token).
-  absl::Status Wait();
+  absl::Status Wait() ABSL_LOCKS_EXCLUDED(mu_);
   // Returns the fatal error so far, without waiting.
-  absl::Status error();
+  absl::Status error() ABSL_LOCKS_EXCLUDED(mu_);
 
   struct Stats {
     uint64_t leases = 0;
@@ -98,7 +98,7 @@ class Worker {
     bool draining = false;
     v1::EndpointState endpoint;  // down: handed its questions back, probing
   };
-  Stats stats();
+  Stats stats() ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& name() const { return options_.name; }
 
  private:
@@ -108,79 +108,84 @@ class Worker {
     v1::QuestionKey key;
   };
 
-  void Loop();
-  void OnMessage(Stream* stream, const v1::CoordinatorMessage& msg);
-  void HandleLocked(const v1::CoordinatorMessage& msg);
-  void OnStreamDone(Stream* stream, const grpc::Status& status);
-  void StartLocked(const v1::Lease& lease);
-  void StartQueuedLocked();
-  void OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome outcome);
-  void FailLocked(const std::string& error);
-  void SendLocked(const v1::WorkerMessage& msg);
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
+  void OnMessage(Stream* stream, const v1::CoordinatorMessage& msg) ABSL_LOCKS_EXCLUDED(mu_);
+  void HandleLocked(const v1::CoordinatorMessage& msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnStreamDone(Stream* stream, const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+  void StartLocked(const v1::Lease& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome outcome)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void FailLocked(const std::string& error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendLocked(const v1::WorkerMessage& msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Half-closes the stream after what is queued (the coordinator then ends it).
-  void CloseSendLocked();
-  v1::WorkerMessage HelloLocked();
+  void CloseSendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  v1::WorkerMessage HelloLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  void ScheduleFlushLocked();
-  void FlushOutbox();
-  void FlushOutboxLocked();
+  void ScheduleFlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FlushOutbox() ABSL_LOCKS_EXCLUDED(mu_);
+  void FlushOutboxLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Backend hooks.
   void OnGrantDemand();
-  void ReportGrants();
-  void OnRateLimited(absl::Duration d);
-  void OnAttempt(bool throttled);
+  void ReportGrants() ABSL_LOCKS_EXCLUDED(mu_);
+  void OnRateLimited(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnAttempt(bool throttled) ABSL_LOCKS_EXCLUDED(mu_);
   // The endpoint is down: hand every question back (attempts unspent), take
   // none, and probe it with back-off until it answers; then ramp up again.
-  void OnEndpointDown(const std::string& reason);
-  void ScheduleProbeLocked();
-  void Probe();
-  void OnProbe(HttpResponse resp);
+  void OnEndpointDown(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
+  void ScheduleProbeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Probe() ABSL_LOCKS_EXCLUDED(mu_);
+  void OnProbe(HttpResponse resp) ABSL_LOCKS_EXCLUDED(mu_);
   // After a fatal backend error: stops once the answers received before it
   // are acknowledged (journaled), or the deadline passed.
-  void MaybeFinishFailingLocked(bool deadline_passed);
+  // What Drain waits for.
+  bool StoppedOrDelivered() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeFinishFailingLocked(bool deadline_passed) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Cancels an ask wherever it went: the Batch API runner or the backend.
   // Returns the requests already sent for it (0 for a Batch API line).
   int CancelAsk(uint64_t ask_id);
   // The server has the ask's request (an answer may still come): an online
   // request being sent, or any Batch API ask (it waits for its batch; the
   // runner's own online retries hand back through their done callback).
-  bool AskAtServerLocked(uint64_t ask_id);
+  bool AskAtServerLocked(uint64_t ask_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   WorkerOptions options_;
   const std::string instance_id_;  // random: tells a reconnect from a namesake
   std::unique_ptr<v1::Coordinator::Stub> stub_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  Stream* stream_ = nullptr;  // current stream, if any
-  bool stream_done_ = false;
-  grpc::Status stream_status_;
-  bool welcomed_ = false;
-  absl::Duration heartbeat_interval_ = absl::Seconds(5);
-  absl::flat_hash_map<std::string, v1::RunInfo> runs_;
-  std::deque<v1::Lease> queued_;
+  absl::Mutex mu_;
+  // Signalled on every change the connection loop may act on (it also wakes
+  // for heartbeats); other waits use Mutex::Await on their condition.
+  absl::CondVar cv_;
+  Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // current stream, if any
+  bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status stream_status_ ABSL_GUARDED_BY(mu_);
+  bool welcomed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(5);
+  absl::flat_hash_map<std::string, v1::RunInfo> runs_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::Lease> queued_ ABSL_GUARDED_BY(mu_);
   // Image bytes this stream's coordinator sent, by SHA-256; leases name them.
-  std::map<std::string, v1::ImageData> images_;
-  absl::flat_hash_map<uint64_t, Inflight> inflight_;      // by lease id
-  absl::flat_hash_map<std::string, v1::Result> unacked_;  // by "run#index"
-  bool draining_ = false;
-  bool paused_ = false;
-  bool stopping_ = false;
-  bool stopped_ = false;
-  absl::Status fatal_;
-  Stats stats_;
-  v1::WorkerMessage outbox_;  // results waiting for the linger to pass
-  bool flush_scheduled_ = false;
-  int limit_ = 0;      // requests in flight allowed now
-  int ok_streak_ = 0;  // attempts since the last 429 or raise
-  bool logged_backoff_ = false;
-  v1::EndpointState endpoint_state_;  // down while probing
-  uint64_t probe_timer_ = 0;
-  bool ramping_ = false;  // back from down: +1 request in flight per answer
+  std::map<std::string, v1::ImageData> images_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Inflight> inflight_ ABSL_GUARDED_BY(mu_);      // by lease id
+  absl::flat_hash_map<std::string, v1::Result> unacked_ ABSL_GUARDED_BY(mu_);  // by "run#index"
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status fatal_ ABSL_GUARDED_BY(mu_);
+  Stats stats_ ABSL_GUARDED_BY(mu_);
+  v1::WorkerMessage outbox_ ABSL_GUARDED_BY(mu_);  // results waiting for the linger to pass
+  bool flush_scheduled_ ABSL_GUARDED_BY(mu_) = false;
+  int limit_ ABSL_GUARDED_BY(mu_) = 0;      // requests in flight allowed now
+  int ok_streak_ ABSL_GUARDED_BY(mu_) = 0;  // attempts since the last 429 or raise
+  bool logged_backoff_ ABSL_GUARDED_BY(mu_) = false;
+  v1::EndpointState endpoint_state_ ABSL_GUARDED_BY(mu_);  // down while probing
+  uint64_t probe_timer_ ABSL_GUARDED_BY(mu_) = 0;
+  bool ramping_ ABSL_GUARDED_BY(mu_) = false;  // back from down: +1 request in flight per answer
   // A fatal backend error (401, say) seen; answers still being delivered.
-  bool failing_ = false;
-  std::string failure_;
-  absl::Time fail_deadline_ = absl::InfiniteFuture();
+  bool failing_ ABSL_GUARDED_BY(mu_) = false;
+  std::string failure_ ABSL_GUARDED_BY(mu_);
+  absl::Time fail_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::atomic<bool> grant_report_pending_{false};
 
   // Stop() stops the HTTP loop (whose callbacks use the backend and the
@@ -189,7 +194,7 @@ class Worker {
   ChatBackend backend_;
   std::unique_ptr<BatchRunner> batch_;  // batch mode only
   std::thread thread_;
-  std::mutex stop_mu_;  // held through Stop, so the thread is joined once
+  absl::Mutex stop_mu_;  // held through Stop, so the thread is joined once
 };
 
 }  // namespace medeval

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "worker/endpoint_probe.h"
@@ -20,7 +21,7 @@ constexpr absl::Duration kDeliveryDeadline = absl::Seconds(30);
 }  // namespace
 
 void Worker::OnEndpointDown(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (endpoint_state_.down() || stopping_) return;
   endpoint_state_.set_down(true);
   endpoint_state_.set_reason(reason);
@@ -47,7 +48,7 @@ void Worker::OnEndpointDown(const std::string& reason) {
                        << msg.released_size() << " questions, their attempts unspent";
   SendLocked(msg);
   ScheduleProbeLocked();
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Worker::ScheduleProbeLocked() {
@@ -58,7 +59,7 @@ void Worker::ScheduleProbeLocked() {
 void Worker::Probe() {
   HttpRequest req;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     probe_timer_ = 0;
     if (!endpoint_state_.down() || stopping_) return;
     // Extra headers come with a run (some gateways authenticate with them).
@@ -73,7 +74,7 @@ void Worker::Probe() {
 }
 
 void Worker::OnProbe(HttpResponse resp) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!endpoint_state_.down() || stopping_) return;
   auto check = JudgeModelsResponse(resp, options_.backend, "");
   if (check.ok()) {
@@ -89,7 +90,7 @@ void Worker::OnProbe(HttpResponse resp) {
     v1::WorkerMessage msg;
     *msg.mutable_endpoint_state() = endpoint_state_;
     SendLocked(msg);
-    cv_.notify_all();
+    cv_.SignalAll();
     return;
   }
   if (check.status().code() == absl::StatusCode::kUnauthenticated) {
@@ -128,7 +129,7 @@ void Worker::FailLocked(const std::string& error) {
   FlushOutboxLocked();  // answers first, so they are journaled before the error is shown
   SendLocked(msg);
   MaybeFinishFailingLocked(false);
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void Worker::MaybeFinishFailingLocked(bool deadline_passed) {
@@ -151,7 +152,7 @@ void Worker::MaybeFinishFailingLocked(bool deadline_passed) {
   if (msg.released_size() > 0) SendLocked(msg);
   stopping_ = true;
   CloseSendLocked();
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 }  // namespace medeval
