@@ -17,8 +17,12 @@ BUILD=(
 )
 # Tests also use real TLS certificates, network namespaces, a headless browser, Python to
 # check the chart values and the deployment files, and Go with the Go libraries an offline
-# `helm template`/`helm lint` is built from when Helm itself is not installed.
-TEST=(libgtest-dev libgmock-dev openssl iproute2 chromium fonts-wqy-microhei
+# `helm template`/`helm lint` is built from when Helm itself is not installed. The unit tests
+# are built once more with clang (thread-safety analysis) under AddressSanitizer and
+# UndefinedBehaviorSanitizer: clang, their runtimes (only recommended by clang, so named here)
+# and llvm-symbolizer for readable reports.
+TEST=(clang libclang-rt-14-dev llvm
+  libgtest-dev libgmock-dev openssl iproute2 chromium fonts-wqy-microhei
   python3 python3-yaml python3-jsonschema
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev golang-gopkg-yaml.v3-dev
   golang-github-xeipuuv-gojsonschema-dev golang-github-burntsushi-toml-dev
