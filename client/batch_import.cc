@@ -1,14 +1,13 @@
 #include "client/batch_import.h"
 
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/batch_export.h"
 #include "client/embedded_cluster.h"
@@ -45,10 +44,9 @@ class FileAnswerer final : public WorkerChannel {
 
   void Stop() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       if (stopping_) return;
       stopping_ = true;
-      cv_.notify_all();
     }
     if (thread_.joinable()) thread_.join();
     if (!id_.empty()) scheduler_->Disconnect(id_, this);
@@ -56,9 +54,8 @@ class FileAnswerer final : public WorkerChannel {
 
   // Called with the scheduler's mutex held: only queue.
   void Send(v1::CoordinatorMessage msg) override {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     inbox_.push_back(std::move(msg));
-    cv_.notify_all();
   }
   void Close(const absl::Status&) override {}
 
@@ -67,9 +64,11 @@ class FileAnswerer final : public WorkerChannel {
     while (true) {
       std::deque<v1::CoordinatorMessage> msgs;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait_for(lock, std::chrono::seconds(2),
-                     [this] { return stopping_ || !inbox_.empty(); });
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          return stopping_ || !inbox_.empty();
+        };
+        mu_.AwaitWithTimeout(absl::Condition(&ready), absl::Seconds(2));
         if (stopping_) return;
         msgs.swap(inbox_);
       }
@@ -115,10 +114,9 @@ class FileAnswerer final : public WorkerChannel {
   const absl::flat_hash_map<std::string, BatchLineResult> results_;
   const std::string source_;
   std::string id_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<v1::CoordinatorMessage> inbox_;  // guarded by mu_
-  bool stopping_ = false;                     // guarded by mu_
+  absl::Mutex mu_;
+  std::deque<v1::CoordinatorMessage> inbox_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

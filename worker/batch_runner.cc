@@ -45,15 +45,15 @@ BatchRunner::~BatchRunner() { Stop(); }
 
 void BatchRunner::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   if (thread_.joinable()) thread_.join();
 }
 
 uint64_t BatchRunner::Ask(const v1::RunInfo& run, const v1::Lease& lease, ChatBackend::Done done) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const uint64_t id = next_id_++;
   AskEntry& a = asks_[id];
   a.custom_id = CustomId(lease.key());
@@ -69,12 +69,12 @@ uint64_t BatchRunner::Ask(const v1::RunInfo& run, const v1::Lease& lease, ChatBa
     pending_.push_back(id);
     first_pending_ = std::min(first_pending_, absl::Now());
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   return id;
 }
 
 void BatchRunner::Cancel(uint64_t ask_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = asks_.find(ask_id);
   if (it == asks_.end()) return;
   if (it->second.online_id != 0) online_->Cancel(it->second.online_id);
@@ -86,7 +86,7 @@ void BatchRunner::Cancel(uint64_t ask_id) {
 }
 
 std::vector<BatchRunner::BatchView> BatchRunner::batches() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<BatchView> out;
   for (const auto& [key, s] : submitted_) {
     out.push_back(
@@ -103,7 +103,7 @@ void BatchRunner::LoadState() {
     MEDEVAL_LOG(ERROR) << state_path_ << ": unreadable batch state; its batches are not followed";
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
   for (const json& b : j["batches"]) {
     Submitted s;
@@ -147,7 +147,7 @@ void BatchRunner::Loop() {
   // Batches whose creation was interrupted: find them, or create them now.
   std::vector<std::string> uncreated;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (const auto& [key, s] : submitted_) {
       if (s.batch_id.empty()) uncreated.push_back(key);
     }
@@ -155,7 +155,7 @@ void BatchRunner::Loop() {
   for (const std::string& file : uncreated) {
     auto found = client_.FindByInputFile(file);
     if (!found.ok()) found = client_.Create(file, json{{"medeval", "batch"}});
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (found.ok()) {
       submitted_[file].batch_id = found->id;
       submitted_[file].info = *found;
@@ -167,7 +167,7 @@ void BatchRunner::Loop() {
     }
     SaveStateLocked().IgnoreError();
   }
-  std::unique_lock<std::mutex> lock(mu_);
+  mu_.Lock();
   while (!stopping_) {
     absl::Time wake = absl::InfiniteFuture();
     if (!pending_.empty()) wake = first_pending_ + settings_.linger;
@@ -178,8 +178,7 @@ void BatchRunner::Loop() {
     }
     const bool full = static_cast<int64_t>(pending_.size()) >= settings_.max_lines;
     if (ready_.empty() && !full && absl::Now() < wake) {
-      cv_.wait_for(lock,
-                   absl::ToChronoMilliseconds(std::min(wake - absl::Now(), absl::Seconds(1))));
+      cv_.WaitWithTimeout(&mu_, std::min(wake - absl::Now(), absl::Seconds(1)));
       continue;
     }
     const absl::Time now = absl::Now();
@@ -195,11 +194,11 @@ void BatchRunner::Loop() {
     for (const auto& [key, s] : submitted_) {
       if (!s.batch_id.empty() && s.next_poll <= now) polls.push_back(key);
     }
-    lock.unlock();
+    mu_.Unlock();
     for (uint64_t id : ready) {
       BatchLineResult r;
       {
-        std::lock_guard<std::mutex> l(mu_);
+        absl::MutexLock l(&mu_);
         auto a = asks_.find(id);
         if (a == asks_.end()) continue;
         auto e = early_.find(a->second.custom_id);
@@ -211,14 +210,17 @@ void BatchRunner::Loop() {
     }
     if (!submit.empty()) SubmitPending(std::move(submit));
     for (const std::string& key : polls) Poll(key);
-    lock.lock();
+    mu_.Lock();
   }
-  if (!settings_.cancel_on_exit) return;
+  if (!settings_.cancel_on_exit) {
+    mu_.Unlock();
+    return;
+  }
   std::vector<std::string> ids;
   for (const auto& [key, s] : submitted_) {
     if (!s.batch_id.empty() && s.next_poll != absl::InfiniteFuture()) ids.push_back(s.batch_id);
   }
-  lock.unlock();
+  mu_.Unlock();
   for (const std::string& id : ids) {
     auto c = client_.Cancel(id);
     MEDEVAL_LOG(WARNING) << "cancelling batch " << id << " (--batch-on-exit cancel): "
@@ -235,7 +237,7 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
   };
   std::map<std::string, std::vector<Line>> by_run;  // one model and settings per batch
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (uint64_t id : ids) {
       auto it = asks_.find(id);
       if (it == asks_.end()) continue;
@@ -275,7 +277,7 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
       // The provider's queue holds at most max_enqueued_tokens: wait for
       // earlier batches to finish first.
       if (settings_.max_enqueued_tokens > 0) {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         int64_t enqueued = 0;
         for (const auto& [key, s] : submitted_) {
           if (s.next_poll != absl::InfiniteFuture()) enqueued += s.tokens;
@@ -298,7 +300,7 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
         continue;
       }
       {
-        std::lock_guard<std::mutex> lock(mu_);
+        absl::MutexLock lock(&mu_);
         Submitted& s = submitted_[*file];
         s.input_file_id = *file;
         s.custom_ids = custom_ids;
@@ -310,7 +312,7 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
       auto info = client_.Create(*file, json{{"medeval_run", run_id}});
       if (!info.ok()) {
         {
-          std::lock_guard<std::mutex> lock(mu_);
+          absl::MutexLock lock(&mu_);
           for (const std::string& c : custom_ids) in_batch_.erase(c);
           submitted_.erase(*file);
           SaveStateLocked().IgnoreError();
@@ -321,7 +323,7 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
       }
       MEDEVAL_LOG(INFO) << "batch " << info->id << " created: " << chunk.size() << " requests, "
                         << content.size() << " bytes (window 24h)";
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       Submitted& s = submitted_[*file];
       s.batch_id = info->id;
       s.info = *info;
@@ -334,13 +336,13 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
 void BatchRunner::Poll(const std::string& key) {
   std::string batch_id;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = submitted_.find(key);
     if (it == submitted_.end()) return;
     batch_id = it->second.batch_id;
   }
   auto info = client_.Get(batch_id);
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::ReleasableMutexLock lock(&mu_);
   auto it = submitted_.find(key);
   if (it == submitted_.end()) return;
   Submitted& s = it->second;
@@ -357,7 +359,7 @@ void BatchRunner::Poll(const std::string& key) {
     s.info = *info;
     if (info->terminal()) {
       s.next_poll = absl::InfiniteFuture();
-      lock.unlock();
+      lock.Release();
       Finish(key, *info);
       return;
     }
@@ -378,7 +380,7 @@ void BatchRunner::Finish(const std::string& key, const BatchInfo& info) {
     if (!content.ok()) {
       MEDEVAL_LOG(WARNING) << "batch " << info.id << ": " << content.status().message()
                            << "; trying again";
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       auto it = submitted_.find(key);
       if (it != submitted_.end()) it->second.next_poll = absl::Now() + it->second.backoff;
       return;
@@ -396,7 +398,7 @@ void BatchRunner::Finish(const std::string& key, const BatchInfo& info) {
   }
   std::vector<std::string> custom_ids;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = submitted_.find(key);
     if (it == submitted_.end()) return;
     custom_ids = it->second.custom_ids;
@@ -423,7 +425,7 @@ void BatchRunner::Deliver(BatchLineResult result, const std::string& batch_id) {
   AskOutcome out;
   uint64_t id = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto c = by_custom_id_.find(result.custom_id);
     if (c == by_custom_id_.end()) {
       early_[result.custom_id] = std::move(result);  // for when it is leased again
@@ -437,7 +439,7 @@ void BatchRunner::Deliver(BatchLineResult result, const std::string& batch_id) {
         a.retried_in_batch = true;
         pending_.push_back(id);
         first_pending_ = std::min(first_pending_, absl::Now());
-        cv_.notify_all();
+        cv_.SignalAll();
         return;
       }
     } else {
@@ -466,7 +468,7 @@ void BatchRunner::AskOnline(uint64_t id) {
   v1::RunInfo run;
   v1::Lease lease;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = asks_.find(id);
     if (it == asks_.end()) return;
     run = it->second.run;
@@ -475,7 +477,7 @@ void BatchRunner::AskOnline(uint64_t id) {
   const uint64_t online = online_->Ask(run, lease, [this, id](AskOutcome o) {
     ChatBackend::Done done;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       auto it = asks_.find(id);
       if (it == asks_.end()) return;
       done = std::move(it->second.done);
@@ -485,7 +487,7 @@ void BatchRunner::AskOnline(uint64_t id) {
     }
     done(std::move(o));
   });
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = asks_.find(id);
   if (it != asks_.end()) {
     it->second.online_id = online;

@@ -26,17 +26,16 @@
 #ifndef MEDEVAL_WORKER_BATCH_RUNNER_H_
 #define MEDEVAL_WORKER_BATCH_RUNNER_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "worker/batch_client.h"
 #include "worker/batch_format.h"
@@ -103,11 +102,11 @@ class BatchRunner {
     absl::Duration backoff;
   };
 
-  void Loop();
+  void Loop() ABSL_LOCKS_EXCLUDED(mu_);
   void LoadState();
-  absl::Status SaveStateLocked();
+  absl::Status SaveStateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SubmitPending(std::vector<uint64_t> ids);
-  void Poll(const std::string& key);
+  void Poll(const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
   void Finish(const std::string& key, const BatchInfo& info);
   // Hands `result` to its question (or keeps it for later).
   void Deliver(BatchLineResult result, const std::string& batch_id);
@@ -120,18 +119,18 @@ class BatchRunner {
   const std::string state_path_;
   BatchClient client_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t next_id_ = 1;                                     // guarded by mu_
-  absl::flat_hash_map<uint64_t, AskEntry> asks_;             // guarded by mu_
-  absl::flat_hash_map<std::string, uint64_t> by_custom_id_;  // guarded by mu_
-  std::deque<uint64_t> pending_;                             // guarded by mu_
-  absl::Time first_pending_ = absl::InfiniteFuture();        // guarded by mu_
-  std::map<std::string, Submitted> submitted_;               // guarded by mu_ (by input file)
-  absl::flat_hash_map<std::string, std::string> in_batch_;   // guarded by mu_ custom_id -> file
-  absl::flat_hash_map<std::string, BatchLineResult> early_;  // guarded by mu_
-  std::deque<uint64_t> ready_;                               // guarded by mu_ (early results)
-  bool stopping_ = false;                                    // guarded by mu_
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<uint64_t, AskEntry> asks_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint64_t> by_custom_id_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint64_t> pending_ ABSL_GUARDED_BY(mu_);
+  absl::Time first_pending_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  std::map<std::string, Submitted> submitted_ ABSL_GUARDED_BY(mu_);  // by input file
+  absl::flat_hash_map<std::string, std::string> in_batch_ ABSL_GUARDED_BY(mu_);  // custom_id -> file
+  absl::flat_hash_map<std::string, BatchLineResult> early_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint64_t> ready_ ABSL_GUARDED_BY(mu_);  // early results
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
