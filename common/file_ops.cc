@@ -35,10 +35,15 @@ FileOps& Files() {
 
 void SetFileOpsForTesting(FileOps* ops) { g_override.store(ops, std::memory_order_release); }
 
-bool WriteFully(int fd, const char* data, size_t n) {
+namespace {
+
+// Calls `write(done)` (bytes written from offset `done`, or -1 with errno)
+// until all `n` bytes are written: retries EINTR, and a write of 0 is EIO.
+template <typename Write>
+bool WriteAll(size_t n, Write write) {
   size_t done = 0;
   while (done < n) {
-    ssize_t w = Files().Write(fd, data + done, n - done);
+    ssize_t w = write(done);
     if (w < 0) {
       if (errno == EINTR) continue;
       return false;
@@ -52,21 +57,16 @@ bool WriteFully(int fd, const char* data, size_t n) {
   return true;
 }
 
+}  // namespace
+
+bool WriteFully(int fd, const char* data, size_t n) {
+  return WriteAll(n, [&](size_t done) { return Files().Write(fd, data + done, n - done); });
+}
+
 bool PwriteFully(int fd, const char* data, size_t n, off_t offset) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t w = Files().Pwrite(fd, data + done, n - done, offset + static_cast<off_t>(done));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (w == 0) {
-      errno = EIO;
-      return false;
-    }
-    done += static_cast<size_t>(w);
-  }
-  return true;
+  return WriteAll(n, [&](size_t done) {
+    return Files().Pwrite(fd, data + done, n - done, offset + static_cast<off_t>(done));
+  });
 }
 
 }  // namespace medeval
