@@ -146,6 +146,31 @@ BAD_VALUES = [
      "submit.topologySpreadConstraints.0"),
     ("a runtimeClassName on an API pool",
      {"workerPools": [pool(API_POOL, api__runtimeClassName="nvidia")]}, "workerPools.0"),
+    ("a nameOverride that cannot be in an object name", {"nameOverride": "Med_Eval"},
+     "nameOverride"),
+    ("a fullnameOverride that cannot be an object name", {"fullnameOverride": "-medeval"},
+     "fullnameOverride"),
+    ("a fullnameOverride that cannot start a Service name", {"fullnameOverride": "0777"},
+     "fullnameOverride"),
+    ("a Secret name that is no object name",
+     {"security": {"token": {"existingSecret": "My Token"}}}, "security.token.existingSecret"),
+    ("a Secret key with a space", {"security": {"token": {"key": "my token"}}},
+     "security.token.key"),
+    ("an API key Secret key with a colon",
+     {"workerPools": [pool(API_POOL, api__apiKeySecret={"name": "openai", "key": "a:b"})]},
+     "workerPools.0.api.apiKeySecret.key"),
+    ("a TLS server name that is no host name",
+     {"security": {"tls": {"serverName": "coordinator: 1"}}}, "security.tls.serverName"),
+    ("a runtimeClassName that is no object name",
+     {"workerPools": [pool(SERVE_POOL, serve__runtimeClassName="Nvidia GPU")]},
+     "workerPools.0.serve.runtimeClassName"),
+    ("a storage class that is no object name",
+     {"coordinator": {"persistence": {"storageClass": "fast ssd"}}},
+     "coordinator.persistence.storageClass"),
+    ("Recreate with rollingUpdate settings (Kubernetes refuses them)",
+     {"workerPools": [pool(API_POOL, strategy={"type": "Recreate",
+                                               "rollingUpdate": {"maxSurge": 1}})]},
+     "workerPools.0.strategy"),
 ]
 
 
@@ -254,15 +279,22 @@ def check_helm(chart):
     r3, objs, _, e3, notes = helm.template(zero, notes=True)
     if c.expect(r3 == 0, f"helm template: {e3}"):
         c.run("replicas 0", scenarios.check_replicas_zero, objs, notes)
+    # The port-forward NOTES shows reaches both ports, whatever the Service type.
+    for svc_type in ("ClusterIP", "LoadBalancer", "NodePort"):
+        values = scenarios.with_pools(API_POOL, coordinator={"service": {"type": svc_type}})
+        r4, objs, _, e4, notes = helm.template(values, notes=True)
+        if c.expect(r4 == 0, f"helm template: {e4}"):
+            c.run(f"NOTES with a {svc_type} Service", scenarios.check_notes_port_forward,
+                  objs, notes)
     failures += c.failures
-    print(f"{'FAIL' if c.failures else 'ok'}: per-pool checksums, replicas in NOTES")
+    print(f"{'FAIL' if c.failures else 'ok'}: per-pool checksums, replicas and port-forward in NOTES")
 
     failures += check_docs(helm, chart)
 
-    refused = [(w, v, frag) for w, v, frag in scenarios.REFUSED]
-    refused += [(w, merge({}, v), None) for w, v, _ in BAD_VALUES]
-    for what, values, fragment in refused:
-        rc, _, _, err, _ = helm.template(values)
+    refused = [(r + ("medbench",))[:4] for r in scenarios.REFUSED]
+    refused += [(w, merge({}, v), None, "medbench") for w, v, _ in BAD_VALUES]
+    for what, values, fragment, release in refused:
+        rc, _, _, err, _ = helm.template(values, release)
         if rc == 0:
             failures.append(f"helm template accepted {what}")
         elif fragment and fragment not in err:

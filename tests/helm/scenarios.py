@@ -9,6 +9,8 @@ import glob
 import os
 import re
 
+import yaml
+
 API_POOL = {"name": "gpt4o", "model": "gpt-4o", "api": {"baseUrl": "https://api.example.com/v1"}}
 SERVE_POOL = {
     "name": "qwen",
@@ -83,6 +85,8 @@ def check_objects(c, where, objs):
     seen = set()
     for o in objs:
         kind, name = o["kind"], o["metadata"]["name"]
+        if not c.expect(isinstance(name, str), f"{where}: a {kind} named {name!r}, no string"):
+            continue
         c.expect((kind, name) not in seen, f"{where}: two {kind} objects named {name}")
         seen.add((kind, name))
         c.expect(len(name) <= 253 and DNS1123_SUBDOMAIN.match(name),
@@ -99,19 +103,28 @@ def check_objects(c, where, objs):
         if kind in WORKLOADS:
             labels.update(o["spec"]["template"]["metadata"].get("labels", {}))
         for k, v in labels.items():
-            c.expect(len(str(v)) <= 63 and LABEL_VALUE.match(str(v)),
+            c.expect(isinstance(v, str) and len(v) <= 63 and LABEL_VALUE.match(v),
                      f"{where}: {kind} {name}: label {k}={v!r} is no label value")
         if kind in WORKLOADS:
             spec = pod(o)
             volumes = {v["name"] for v in spec.get("volumes", [])}
             volumes |= {t["metadata"]["name"] for t in o["spec"].get("volumeClaimTemplates", [])}
+            names = [v["name"] for v in spec.get("volumes", [])]
+            c.expect(len(set(names)) == len(names),
+                     f"{where}: {kind} {name}: two volumes of the same name: {sorted(names)}")
             for ct in spec["containers"]:
                 mounts = ct.get("volumeMounts", [])
+                paths = [m["mountPath"] for m in mounts]
+                c.expect(len(set(paths)) == len(paths),
+                         f"{where}: {kind} {name}: two mounts at the same path: {sorted(paths)}")
                 for m in mounts:
                     c.expect(m["name"] in volumes,
                              f"{where}: {kind} {name}: mount of a missing volume {m['name']}")
                 # Every file a flag names is on a mounted volume.
                 for a in ct.get("args", []):
+                    if not c.expect(isinstance(a, str),
+                                    f"{where}: {kind} {name}: an argument YAML read as {a!r}"):
+                        continue
                     m = re.match(r"--[a-z-]+=(/etc/medeval/.*)", a)
                     if m:
                         c.expect(any(m.group(1).startswith(x["mountPath"] + "/") for x in mounts),
@@ -202,6 +215,16 @@ def check_replicas_zero(c, objs, notes):
              f"NOTES does not print the default 3 replicas:\n{notes}")
 
 
+def check_notes_port_forward(c, objs, notes):
+    m = re.search(r"port-forward svc/(\S+) (\d+) (\d+)", notes)
+    if not c.expect(m, f"no port-forward in NOTES:\n{notes}"):
+        return
+    svc = [s for s in kinds(objs, "Service") if s["metadata"]["name"] == m.group(1)]
+    ports = {p["port"] for p in svc[0]["spec"]["ports"]} if svc else set()
+    c.expect({int(m.group(2)), int(m.group(3))} <= ports,
+             f"NOTES port-forwards {m.group(0)}, but that Service has ports {ports}")
+
+
 def check_security(c, objs):
     coord = container(one(objs, "StatefulSet"))["args"]
     for flag in ("--token-file=", "--tls-cert=", "--tls-key=", "--client-ca="):
@@ -215,17 +238,59 @@ def check_security(c, objs):
 
 
 def check_exposed(c, objs):
-    c.expect(any(s["spec"].get("type") == "LoadBalancer" for s in kinds(objs, "Service")),
-             "no LoadBalancer Service")
+    lb = [s for s in kinds(objs, "Service") if s["spec"].get("type") == "LoadBalancer"]
+    c.expect(lb, "no LoadBalancer Service")
+    for s in lb:
+        # /metrics and the probes have no token or TLS: never on the load balancer.
+        c.expect([p["name"] for p in s["spec"]["ports"]] == ["grpc"],
+                 f"the LoadBalancer Service exposes more than gRPC: {s['spec']['ports']}")
     c.expect(one(objs, "ServiceMonitor")["spec"]["endpoints"][0]["port"] == "metrics",
              "ServiceMonitor")
     rules = one(objs, "NetworkPolicy")["spec"]["ingress"]
     c.expect(any(any("ipBlock" in f for f in r.get("from", [])) and
                  any(p["port"] == "grpc" for p in r["ports"]) for r in rules),
              f"a LoadBalancer Service comes with no NetworkPolicy rule that admits it: {rules}")
-    scraped = [s["metadata"]["name"] for s in kinds(objs, "Service")
+    scraped = [s for s in kinds(objs, "Service")
                if s["metadata"]["labels"].get("medeval.io/metrics") == "true"]
-    c.expect(len(scraped) == 2, f"Services scraped by the ServiceMonitor: {scraped}")
+    c.expect(sorted(s["metadata"]["labels"]["app.kubernetes.io/component"] for s in scraped) ==
+             ["coordinator", "worker"],
+             f"Services scraped by the ServiceMonitor: {[s['metadata']['name'] for s in scraped]}")
+    for s in scraped:
+        c.expect(any(p["name"] == "metrics" for p in s["spec"]["ports"]),
+                 f"scraped Service {s['metadata']['name']} has no metrics port")
+
+
+def check_clusterip_metrics(c, objs):
+    """The default ClusterIP Service keeps both ports (NOTES port-forwards both)."""
+    svc = one(objs, "Service", **{"app.kubernetes.io/component": "coordinator",
+                                  "medeval.io/metrics": "true"})
+    c.expect(svc["spec"].get("clusterIP") == "None",
+             f"the coordinator is scraped through {svc['metadata']['name']}, not the headless Service")
+    client = [s for s in kinds(objs, "Service") if s["spec"].get("clusterIP") != "None"]
+    c.expect(len(client) == 1 and {p["name"] for p in client[0]["spec"]["ports"]} ==
+             {"grpc", "metrics"}, f"client Service ports: {client}")
+
+
+def models_file(objs):
+    return [m["name"] for m in yaml.safe_load(one(objs, "ConfigMap")["data"]["models.yaml"])["models"]]
+
+
+def arg_values(obj, flag):
+    return [a.split("=", 1)[1] for a in container(obj)["args"]
+            if isinstance(a, str) and a.startswith(flag + "=")]
+
+
+def check_odd_text(c, objs):
+    """Text YAML would read as a comment or a mapping reaches the command lines as given."""
+    models = models_file(objs)
+    c.expect(sorted(models) == sorted(ODD_MODELS), f"models file: {models}")
+    for d in kinds(objs, "Deployment"):
+        c.expect(arg_values(d, "--model") in ([m] for m in models),
+                 f"{d['metadata']['name']}: --model {arg_values(d, '--model')} is not in {models}")
+    j = job(objs)
+    c.expect(sorted(arg_values(j, "--model")) == sorted(ODD_MODELS),
+             f"submit --model {arg_values(j, '--model')}")
+    c.expect(arg_values(j, "--data") == [ODD_DATA], f"submit --data {arg_values(j, '--data')}")
 
 
 def check_submit(c, objs, hook, fresh):
@@ -347,6 +412,12 @@ EXPOSED = {
                                 "loadBalancerSourceRanges": ["203.0.113.0/24"]}},
 }
 LONG_RELEASE = "r" * 53
+ODD_MODELS = ["org/Model v2 #1", "a: b", "true"]
+ODD_DATA = "/data/MedBench #4: LLM"
+ODD = {
+    "workerPools": [dict(API_POOL, name=f"p{i}", model=m) for i, m in enumerate(ODD_MODELS)],
+    "submit": {"enabled": True, "dataPath": ODD_DATA, "models": ODD_MODELS},
+}
 LONG_POOLS = [dict(API_POOL, name="a" * 36 + "-one", model="m1"),
               dict(API_POOL, name="a" * 36 + "-two", model="m2")]
 
@@ -361,6 +432,21 @@ def renderings(chart):
         ("release name of 1 character", gpu_api, "m", [], check_gpu_and_api),
         ("release name of 53 characters", with_pools(*LONG_POOLS, submit={"enabled": True}),
          LONG_RELEASE, [], check_long_release),
+        # 32: the StatefulSet's name is 52 characters as it is; 33: it is shortened.
+        ("release name of 32 characters", gpu_api, "r" * 32, [], check_gpu_and_api),
+        ("release name of 33 characters", gpu_api, "r" * 33, [], check_gpu_and_api),
+        ("release name of 52 characters", with_pools(*LONG_POOLS, submit={"enabled": True}),
+         "r" * 52, [], check_long_release),
+        ("ClusterIP coordinator Service", with_pools(API_POOL), "medbench", [],
+         check_clusterip_metrics),
+        ("text YAML would misread", ODD, "medbench", [], check_odd_text),
+        # Names YAML reads as numbers: every label and name must stay a string.
+        ("names YAML reads as numbers",
+         dict(with_pools(dict(API_POOL, name="70"), dict(SERVE_POOL, name="0x1f"),
+                         submit={"enabled": True}),
+              serviceMonitor={"enabled": True}, nameOverride="123",
+              coordinator={"podDisruptionBudget": {"enabled": True}}),
+         "r1", ["-a", "monitoring.coreos.com/v1"], None),
         ("a GPU pool with an API pool", gpu_api, "medbench", [], check_gpu_and_api),
         ("a serve pool's own resources",
          with_pools(dict(SERVE_POOL, resources={"requests": {"cpu": "6", "memory": "40Gi"}})),
@@ -395,7 +481,8 @@ def renderings(chart):
     return out
 
 
-# Values `helm template` must refuse, with a fragment of the message.
+# Values `helm template` must refuse, with a fragment of the message (and the release
+# name when it matters).
 REFUSED = [
     ("two pools of the same name",
      with_pools(API_POOL, dict(API_POOL, model="other")), "pool names must be unique"),
@@ -420,6 +507,32 @@ REFUSED = [
     ("a wait that is no duration", {"submit": {"waitForCoordinator": "soon"}},
      "waitForCoordinator"),
     ("an unknown onUpgrade", {"submit": {"onUpgrade": "always"}}, "onUpgrade"),
+    ("a pool named coordinator (its PodDisruptionBudget would be the coordinator's)",
+     with_pools(dict(API_POOL, name="coordinator")),
+     "workerPools[0].name: \"coordinator\" is reserved"),
+    ("a coordinator volume named like one of the chart's",
+     {"coordinator": {"extraVolumes": [{"name": "tmp", "emptyDir": {}}]}},
+     "coordinator.extraVolumes[0].name: \"tmp\" is a volume of the chart"),
+    ("a pool volume named like one of the chart's",
+     with_pools(dict(SERVE_POOL, extraVolumes=[{"name": "dshm", "emptyDir": {}}])),
+     "workerPools[0].extraVolumes[0].name: \"dshm\" is a volume of the chart"),
+    ("a default worker volume named like one of the chart's",
+     with_pools(API_POOL, workerDefaults={"extraVolumes": [{"name": "models", "emptyDir": {}}]}),
+     "workerDefaults.extraVolumes[0].name: \"models\" is a volume of the chart"),
+    ("a submit volume named like one of the chart's",
+     with_pools(API_POOL, submit={"enabled": True,
+                                  "extraVolumes": [{"name": "data", "emptyDir": {}}]}),
+     "submit.extraVolumes[0].name: \"data\" is a volume of the chart"),
+    ("a mount over one of the chart's",
+     with_pools(API_POOL, workerDefaults={"extraVolumes": [{"name": "x", "emptyDir": {}}],
+                                          "extraVolumeMounts": [{"name": "x", "mountPath": "/tmp"}]}),
+     "workerDefaults.extraVolumeMounts[0].mountPath: \"/tmp\" is a mount of the chart"),
+    # A Service's name must start with a letter (DNS-1035), and every name starts
+    # with the release's (Helm accepts release names that start with a digit).
+    ("a release name that starts with a digit", with_pools(API_POOL),
+     "names start with \"1234-medeval\"", "1234"),
+    ("a nameOverride that makes the full name start with a digit",
+     {"nameOverride": "12"}, "names start with \"123\"", "123"),
     ("an env entry with a misspelt key",
      {"coordinator": {"extraEnv": [{"name": "A", "vaule": "1"}]}}, "extraEnv"),
 ]
@@ -436,6 +549,6 @@ def flags_of(objs):
                 continue
             args = ct["args"]
             for a in args[1:]:
-                if a.startswith("--"):
+                if isinstance(a, str) and a.startswith("--"):
                     out.append((f"{o['kind']} {o['metadata']['name']}", args[0], a.split("=")[0]))
     return out

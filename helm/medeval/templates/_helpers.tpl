@@ -75,16 +75,20 @@ character hash, and label values stop at 63.
 {{- printf "%s.%s.svc:%d" (include "medeval.coordinator" .) .Release.Namespace (int .Values.coordinator.port) -}}
 {{- end -}}
 
+{{/*
+Label values and names are quoted wherever they come from values or the release
+name: a release "1234" or a pool "0x1f" would otherwise reach Kubernetes as a number.
+*/}}
 {{- define "medeval.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | quote }}
 {{ include "medeval.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 {{- end -}}
 
 {{- define "medeval.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "medeval.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "medeval.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}
 
 {{/*
@@ -96,7 +100,7 @@ pool's, for workers; POOL_NAME "" otherwise).
 {{ include "medeval.selectorLabels" $root }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- with index . 2 }}
-medeval.io/pool: {{ . }}
+medeval.io/pool: {{ . | quote }}
 {{- end }}
 {{- end -}}
 
@@ -118,7 +122,7 @@ component's (or pool's) pods.
 {{- define "medeval.scheduling" -}}
 {{- $s := index . 3 -}}
 {{- with $s.priorityClassName }}
-priorityClassName: {{ . }}
+priorityClassName: {{ . | quote }}
 {{- end }}
 {{- with $s.nodeSelector }}
 nodeSelector:
@@ -147,7 +151,7 @@ topologySpreadConstraints:
 
 {{/* The service account settings of every medeval pod. */}}
 {{- define "medeval.podServiceAccount" -}}
-serviceAccountName: {{ include "medeval.serviceAccountName" . }}
+serviceAccountName: {{ include "medeval.serviceAccountName" . | quote }}
 automountServiceAccountToken: {{ .Values.serviceAccount.automountToken }}
 {{- end -}}
 
@@ -200,9 +204,16 @@ What the values schema cannot say: refused here, at render time, with the key an
 the reason (helm install stops before it creates anything).
 */}}
 {{- define "medeval.validate" -}}
+{{- $full := include "medeval.fullname" . -}}
+{{- if not (regexMatch "^[a-z]" $full) -}}
+{{- fail (printf "object names start with %q (the release name, nameOverride or fullnameOverride), and a Service's name must start with a letter: choose a release name that does, or set fullnameOverride" $full) -}}
+{{- end -}}
 {{- $names := dict -}}
 {{- $models := dict -}}
 {{- range $i, $p := .Values.workerPools -}}
+{{- if eq $p.name "coordinator" -}}
+{{- fail (printf "workerPools[%d].name: %q is reserved (the coordinator's objects have that name); call the pool something else" $i $p.name) -}}
+{{- end -}}
 {{- if hasKey $names $p.name -}}
 {{- fail (printf "workerPools[%d].name: %q is also the name of workerPools[%d]; pool names must be unique (they name the Deployments)" $i $p.name (get $names $p.name)) -}}
 {{- end -}}
@@ -232,8 +243,45 @@ the reason (helm install stops before it creates anything).
 {{- fail (printf "%s: give minAvailable or maxUnavailable, not both" (index . 0)) -}}
 {{- end -}}
 {{- end -}}
+{{- $c := .Values.coordinator -}}
+{{- include "medeval.checkExtraVolumes" (list "coordinator" $c (list "state" "tmp" "token" "tls") (list "/var/lib/medeval" "/tmp" "/etc/medeval/token" "/etc/medeval/tls")) -}}
+{{- $workerVolumes := list "models" "token" "tls" "client-tls" "scratch" "dshm" "model" -}}
+{{- $workerMounts := list "/etc/medeval/models" "/etc/medeval/token" "/etc/medeval/tls" "/etc/medeval/client-tls" "/tmp" "/scratch" "/dev/shm" -}}
+{{- include "medeval.checkExtraVolumes" (list "workerDefaults" .Values.workerDefaults $workerVolumes $workerMounts) -}}
+{{- range $i, $p := .Values.workerPools -}}
+{{- $mounts := $workerMounts -}}
+{{- with $p.serve }}{{ with .modelMountPath }}{{ $mounts = append $mounts . }}{{ end }}{{ end -}}
+{{- $own := pick $p "extraVolumes" "extraVolumeMounts" -}}
+{{- include "medeval.checkExtraVolumes" (list (printf "workerPools[%d]" $i) $own $workerVolumes $mounts) -}}
+{{- if and $p.serve (not (hasKey $p "extraVolumeMounts")) -}}
+{{- include "medeval.checkExtraVolumes" (list "workerDefaults" (pick $.Values.workerDefaults "extraVolumeMounts") $workerVolumes $mounts) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.submit.enabled -}}
+{{- include "medeval.checkExtraVolumes" (list "submit" .Values.submit (list "models" "token" "tls" "client-tls" "tmp" "data") (list "/etc/medeval/models" "/etc/medeval/token" "/etc/medeval/tls" "/etc/medeval/client-tls" "/tmp" "/data")) -}}
+{{- end -}}
 {{- if eq (int .Values.coordinator.port) (int .Values.coordinator.metricsPort) -}}
 {{- fail (printf "coordinator.metricsPort: %d is also coordinator.port; the gRPC and metrics ports must differ" (int .Values.coordinator.port)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+(list KEY SETTINGS VOLUME_NAMES MOUNT_PATHS): refuses SETTINGS' extraVolumes and
+extraVolumeMounts that reuse a volume name or mount path of the chart's own (the
+API server refuses such a pod only once the Deployment tries to create it).
+*/}}
+{{- define "medeval.checkExtraVolumes" -}}
+{{- $key := index . 0 -}}
+{{- $s := index . 1 -}}
+{{- range $i, $v := $s.extraVolumes -}}
+{{- if has $v.name (index $ 2) -}}
+{{- fail (printf "%s.extraVolumes[%d].name: %q is a volume of the chart (%s); choose another name" $key $i $v.name (join ", " (index $ 2))) -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $m := $s.extraVolumeMounts -}}
+{{- if has (trimSuffix "/" $m.mountPath) (index $ 3) -}}
+{{- fail (printf "%s.extraVolumeMounts[%d].mountPath: %q is a mount of the chart (%s); choose another path" $key $i $m.mountPath (join ", " (index $ 3))) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -244,10 +292,10 @@ token and TLS settings; the files come from the volumes in medeval.clientVolumes
 {{- define "medeval.clientSecurityArgs" -}}
 {{- with .Values.security }}
 {{- with .tls.serverName }}
-- --tls-server-name={{ . }}
+- {{ printf "--tls-server-name=%s" . | quote }}
 {{- end }}
 {{- if .token.existingSecret }}
-- --token-file=/etc/medeval/token/{{ .token.key }}
+- {{ printf "--token-file=/etc/medeval/token/%s" .token.key | quote }}
 {{- end }}
 {{- if .tls.existingSecret }}
 - --tls-ca=/etc/medeval/tls/ca.crt
@@ -285,25 +333,25 @@ token and TLS settings; the files come from the volumes in medeval.clientVolumes
 {{- define "medeval.clientVolumes" -}}
 - name: models
   configMap:
-    name: {{ include "medeval.fullname" . }}-models
+    name: {{ printf "%s-models" (include "medeval.fullname" .) | quote }}
 {{- with .Values.security }}
 {{- if .token.existingSecret }}
 - name: token
   secret:
-    secretName: {{ .token.existingSecret }}
+    secretName: {{ .token.existingSecret | quote }}
     defaultMode: 0440
 {{- end }}
 {{- if .tls.existingSecret }}
 - name: tls
   secret:
-    secretName: {{ .tls.existingSecret }}
+    secretName: {{ .tls.existingSecret | quote }}
     items:
       - key: ca.crt
         path: ca.crt
 {{- if .tls.mutual }}
 - name: client-tls
   secret:
-    secretName: {{ required "security.tls.clientSecret is required with security.tls.mutual" .tls.clientSecret }}
+    secretName: {{ required "security.tls.clientSecret is required with security.tls.mutual" .tls.clientSecret | quote }}
     defaultMode: 0440
 {{- end }}
 {{- end }}
