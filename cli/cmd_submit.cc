@@ -115,18 +115,6 @@ Command AddSubmitCommand(CLI::App& app) {
           std::cerr << "medeval submit: " << client.status().message() << "\n";
           return kExitBadInput;
         }
-        if (!f->wait_for_coordinator.empty()) {
-          absl::Status up = (*client)->WaitUntilAnswering(
-              *ParseWaitDuration(f->wait_for_coordinator),
-              [](const absl::Status& why, absl::Duration next) {
-                std::cerr << "medeval submit: waiting for the coordinator (" << why.message()
-                          << "); next try in " << absl::FormatDuration(next) << std::endl;
-              });
-          if (!up.ok()) {
-            std::cerr << "medeval submit: " << up.message() << "\n";
-            return up.code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitFailed;
-          }
-        }
         // (model, request settings, limits) of each run to create.
         struct Wanted {
           std::string model;
@@ -180,6 +168,19 @@ Command AddSubmitCommand(CLI::App& app) {
           }
           for (const std::string& m : f->models) {
             wanted.push_back({m, *params, f->request.Limits()});
+          }
+        }
+        // Only once the input is known good: waiting would not make it better.
+        if (!f->wait_for_coordinator.empty()) {
+          absl::Status up = (*client)->WaitUntilAnswering(
+              *ParseWaitDuration(f->wait_for_coordinator),
+              [](const absl::Status& why, absl::Duration next) {
+                std::cerr << "medeval submit: waiting for the coordinator (" << why.message()
+                          << "); next try in " << absl::FormatDuration(next) << std::endl;
+              });
+          if (!up.ok()) {
+            std::cerr << "medeval submit: " << up.message() << "\n";
+            return up.code() == absl::StatusCode::kInvalidArgument ? kExitBadInput : kExitFailed;
           }
         }
         std::vector<std::string> ids;

@@ -256,6 +256,34 @@ TEST_F(DistributedTest, SubmitGivesUpWaitingAfterTheDurationAndFailsAtOnceWithou
   EXPECT_TRUE(absl::StrContains(err, "not a duration")) << err;
 }
 
+// Input that is wrong stays wrong however long the coordinator takes to start:
+// a bad models file or --model is reported at once, not after the wait.
+TEST_F(DistributedTest, SubmitChecksItsModelsBeforeWaitingForTheCoordinator) {
+  const std::string target = absl::StrCat("127.0.0.1:", testing::FreePort());
+  const std::string config = tmp_ / "models.yaml";
+  ASSERT_TRUE(WriteFileAtomic(config,
+                              "models:\n  - name: m\n    base_url: http://127.0.0.1:1/v1\n"
+                              "    concurrency: zero\n")
+                  .ok());
+  std::string out, err;
+  EXPECT_EQ(testing::RunMedeval({"submit", "--data", testing::SamplesDir(), "--config", config,
+                                 "--coordinator", target, "--wait-for-coordinator", "30s"},
+                                tmp_.path(), &out, &err),
+            2);
+  EXPECT_TRUE(absl::StrContains(err, "concurrency")) << err;
+  EXPECT_FALSE(absl::StrContains(err, "waiting for the coordinator")) << err;
+
+  ASSERT_TRUE(
+      WriteFileAtomic(config, "models:\n  - name: m\n    base_url: http://127.0.0.1:1/v1\n").ok());
+  EXPECT_EQ(
+      testing::RunMedeval({"submit", "--data", testing::SamplesDir(), "--config", config, "--model",
+                           "other", "--coordinator", target, "--wait-for-coordinator", "30s"},
+                          tmp_.path(), &out, &err),
+      2);
+  EXPECT_TRUE(absl::StrContains(err, "--model other is not in")) << err;
+  EXPECT_FALSE(absl::StrContains(err, "waiting for the coordinator")) << err;
+}
+
 // Today the requests of a backup copy that lost the race were never counted:
 // records and manifest said fewer requests than the server saw.
 TEST_F(DistributedTest, RecordsCountEveryRequestTheServerSawBackupCopiesIncluded) {
