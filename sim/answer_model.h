@@ -26,6 +26,10 @@ struct AnswerStyle {
   bool reasoning_field = false;      // put the reasoning in reasoning_content
   double format_violation_rate = 0;  // answer in prose instead of the format
   double flip_rate = 0;  // choose by option position instead of text (inconsistent model)
+  // Answers shorter than this many tokens are made up to it with hidden
+  // reasoning tokens (counted in usage, like a reasoning model's), so the
+  // batching engine has a realistic generation length; 0: none.
+  int64_t completion_tokens = 0;
 };
 
 struct SimAnswer {

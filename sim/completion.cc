@@ -1,5 +1,7 @@
 #include "sim/completion.h"
 
+#include <algorithm>
+
 #include "common/utf8.h"
 
 namespace medeval::sim {
@@ -41,13 +43,23 @@ SimCompletion Complete(const ChatRequest& request, const AnswerStyle& style) {
   c.prompt_tokens = static_cast<int64_t>(request.prompt_chars);
   c.completion_tokens =
       static_cast<int64_t>(Utf8Length(c.content) + Utf8Length(c.reasoning_content));
+  int64_t target = style.completion_tokens;
+  if (request.max_tokens > 0) target = std::min(target, request.max_tokens);
+  if (c.completion_tokens < target) {
+    c.hidden_reasoning_tokens = target - c.completion_tokens;
+    c.completion_tokens = target;
+  }
   return c;
 }
 
 json UsageJson(const SimCompletion& c) {
-  return {{"prompt_tokens", c.prompt_tokens},
-          {"completion_tokens", c.completion_tokens},
-          {"total_tokens", c.prompt_tokens + c.completion_tokens}};
+  json usage = {{"prompt_tokens", c.prompt_tokens},
+                {"completion_tokens", c.completion_tokens},
+                {"total_tokens", c.prompt_tokens + c.completion_tokens}};
+  if (c.hidden_reasoning_tokens > 0) {
+    usage["completion_tokens_details"] = {{"reasoning_tokens", c.hidden_reasoning_tokens}};
+  }
+  return usage;
 }
 
 json CompletionBody(const SimCompletion& c, const std::string& id, const std::string& model,
