@@ -18,6 +18,8 @@ Command AddSimCommand(CLI::App& app) {
     std::string overflow = "queue";
     std::string port_file;
     std::string api_key_env;
+    std::string profile;
+    std::string engine = "fixed";
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
@@ -25,15 +27,70 @@ Command AddSimCommand(CLI::App& app) {
   sub->add_option("--listen", f->o.listen, "HOST:PORT to listen on; port 0 picks a free port")
       ->capture_default_str();
   sub->add_option("--port-file", f->port_file, "Write the bound port to this file");
-  sub->add_option("--latency-ms", f->o.latency_ms, "Service time of one request")
-      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--profile", f->profile,
+                  "Preset of the settings below: batching (a vLLM-like engine whose "
+                  "throughput peaks at a knee), queue (--capacity 16 --overflow queue "
+                  "--latency-ms 500) or hosted (--rate-limit-rps 20 --latency-ms 500); "
+                  "flags given override it")
+      ->check(CLI::IsMember({"batching", "queue", "hosted"}));
+  CLI::Option* latency =
+      sub->add_option("--latency-ms", f->o.latency_ms,
+                      "Service time of one request (not used by --engine batching)")
+          ->check(CLI::NonNegativeNumber);
   sub->add_option("--jitter", f->o.jitter_sigma, "Log-normal sigma of the latency (mean kept)")
       ->check(CLI::NonNegativeNumber);
-  sub->add_option("--capacity", f->o.capacity, "Requests served at once; 0 = unlimited")
-      ->check(CLI::NonNegativeNumber);
-  sub->add_option("--overflow", f->overflow, "Over capacity: queue (like vLLM) or reject (429)")
-      ->check(CLI::IsMember({"queue", "reject"}))
+  CLI::Option* capacity =
+      sub->add_option("--capacity", f->o.capacity, "Requests served at once; 0 = unlimited")
+          ->check(CLI::NonNegativeNumber);
+  CLI::Option* overflow =
+      sub->add_option("--overflow", f->overflow, "Over capacity: queue (like vLLM) or reject (429)")
+          ->check(CLI::IsMember({"queue", "reject"}))
+          ->capture_default_str();
+  CLI::Option* rate_limit =
+      sub->add_option("--rate-limit-rps", f->o.rate_limit_rps,
+                      "Requests per second beyond which requests get 429 with Retry-After, like "
+                      "a hosted API (token bucket, 1 s burst); 0 = no limit")
+          ->check(CLI::NonNegativeNumber);
+  // The continuous-batching engine (sim/batching_engine.h).
+  sim::EngineOptions& e = f->o.engine;
+  CLI::Option* engine =
+      sub->add_option("--engine", f->engine,
+                      "fixed (every request takes --latency-ms) or batching (a continuous-"
+                      "batching engine generates every answer token by token)")
+          ->check(CLI::IsMember({"fixed", "batching"}))
+          ->capture_default_str();
+  sub->add_option("--step-ms", e.step_ms, "Batching: fixed time of one engine step")
+      ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  sub->add_option("--step-ms-per-seq", e.step_ms_per_seq,
+                  "Batching: step time added per running sequence")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--step-ms-per-queued", e.step_ms_per_queued,
+                  "Batching: step time added per waiting request (scheduler and API server)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--prefill-ms-per-1k-tokens", e.prefill_ms_per_1k_tokens,
+                  "Batching: step time added per 1,000 prompt tokens admitted in the step")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  sub->add_option("--kv-tokens", e.kv_tokens,
+                  "Batching: KV cache size (prompt + generated tokens of running sequences)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  sub->add_option("--max-running", e.max_running, "Batching: sequences in one batch at most")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  CLI::Option* preempt =
+      sub->add_flag("--preempt,!--no-preempt", e.preempt,
+                    "Batching: admit while prompts fit and preempt the newest sequence when the "
+                    "cache overflows (recompute, like vLLM), instead of reserving whole "
+                    "sequences");
+  CLI::Option* completion_tokens =
+      sub->add_option("--completion-tokens", f->o.style.completion_tokens,
+                      "Make shorter answers up to this many completion tokens with hidden "
+                      "reasoning (counted in usage); 0 = none")
+          ->check(CLI::NonNegativeNumber);
   sub->add_option("--threads", f->o.threads, "I/O threads; 0 = one per core");
   auto rate = CLI::Range(0.0, 1.0);
   sub->add_option("--fail-rate", f->o.fail_rate, "Fraction answered 500")->check(rate);
@@ -141,7 +198,23 @@ Command AddSimCommand(CLI::App& app) {
          "Seconds the --down-after outage lasts (default 10)")
       ->check(CLI::PositiveNumber);
 
-  return {sub, [f]() -> int {
+  return {sub, [=]() -> int {
+            // A preset fills in what the command line did not set.
+            auto preset = [](CLI::Option* o, auto& field, auto value) {
+              if (o->count() == 0) field = value;
+            };
+            if (f->profile == "batching") {
+              preset(engine, f->engine, std::string("batching"));
+              preset(preempt, f->o.engine.preempt, true);
+              preset(completion_tokens, f->o.style.completion_tokens, int64_t{256});
+            } else if (f->profile == "queue") {
+              preset(capacity, f->o.capacity, 16);
+              preset(overflow, f->overflow, std::string("queue"));
+              preset(latency, f->o.latency_ms, 500.0);
+            } else if (f->profile == "hosted") {
+              preset(rate_limit, f->o.rate_limit_rps, 20.0);
+              preset(latency, f->o.latency_ms, 500.0);
+            }
             if (f->o.fail_rate + f->o.ratelimit_rate + f->o.drop_rate + f->o.garbage_rate +
                     f->o.hang_rate >
                 1.0) {
@@ -165,6 +238,7 @@ Command AddSimCommand(CLI::App& app) {
               f->o.api_key = v;
             }
             f->o.overflow_reject = f->overflow == "reject";
+            f->o.batching_engine = f->engine == "batching";
             sim::SimServer server(f->o);
             absl::Status st = server.Start();
             if (!st.ok()) {

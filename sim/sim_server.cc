@@ -27,6 +27,8 @@
 #include "sim/capacity_gate.h"
 #include "sim/chat_request.h"
 #include "sim/completion.h"
+#include "sim/engine_driver.h"
+#include "sim/rate_limiter.h"
 
 namespace medeval::sim {
 namespace {
@@ -73,7 +75,9 @@ struct SimServer::Impl {
             BatchApi::Hooks{[this](const std::string& q, int images) { CountQuestion(q, images); },
                             [this](const std::string& q) { CountAnswered(q); }}),
         faults(opt.endpoint_faults),
-        accept_strand(net::make_strand(ioc)) {}
+        rate_limiter(opt.rate_limit_rps),
+        accept_strand(net::make_strand(ioc)),
+        engine(ioc, opt.engine) {}
 
   class Session;
   void DoAccept();
@@ -116,6 +120,7 @@ struct SimServer::Impl {
   absl::flat_hash_map<std::string, QuestionCount> per_question ABSL_GUARDED_BY(qmu);
   std::vector<std::thread> threads;
   EndpointFaults faults;
+  RateLimiter rate_limiter;
   std::atomic<int64_t> down_until_ns{0};
   std::atomic<uint64_t> down_episodes{0};
   std::atomic<bool> down_triggered{false};  // the --down-after outage happened
@@ -127,6 +132,8 @@ struct SimServer::Impl {
   net::strand<net::io_context::executor_type> accept_strand;
   std::optional<tcp::acceptor> acceptor;
   std::optional<net::steady_timer> reopen_timer;
+  // Serves chat completions with opt.batching_engine (its timer is the io_context's).
+  EngineDriver engine;
 };
 
 class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
@@ -274,6 +281,12 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
     s.images_ok.fetch_add(chat_.images_ok, std::memory_order_relaxed);
     s.images_bad.fetch_add(chat_.images_bad, std::memory_order_relaxed);
 
+    absl::Duration wait;
+    if (!s.rate_limiter.Admit(absl::Now(), &wait)) {
+      return SendRateLimited(absl::StrCat("Rate limit reached for requests (simulated: ",
+                                          s.rate_limiter.rps(), " per second)."),
+                             wait);
+    }
     const uint64_t n = s.counter.fetch_add(1, std::memory_order_relaxed);
     request_no_ = n;
     double u = s.Draw(n, "fault");
@@ -315,6 +328,7 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void StartService() {
     server_->EnterService();
+    if (server_->opt.batching_engine) return Generate();
     double ms = server_->LatencyMs(request_no_);
     if (ms <= 0) return Respond();
     timer_.expires_after(std::chrono::microseconds(static_cast<int64_t>(ms * 1000)));
@@ -325,6 +339,22 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
       }
       self->Respond();
     });
+  }
+
+  // The engine generates the answer: its length decides how long it takes.
+  void Generate() {
+    Impl& s = *server_;
+    completion_ = Complete(chat_, s.opt.style);
+    auto self = shared_from_this();
+    absl::Status st = s.engine.Submit(
+        completion_->prompt_tokens, completion_->completion_tokens,
+        [self] { net::post(self->stream_.get_executor(), [self] { self->Respond(); }); });
+    if (!st.ok()) {
+      s.LeaveService();
+      s.bad_requests.fetch_add(1, std::memory_order_relaxed);
+      SendError(http::status::bad_request, st.message(), "invalid_request_error",
+                "context_length_exceeded");
+    }
   }
 
   void Respond() {
@@ -338,7 +368,8 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
           "{\"id\":\"chatcmpl-garbage\",\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
           "\"message\":{\"role\":\"assistant\",\"content\":\"trunc");
     }
-    SimCompletion a = Complete(chat_, s.opt.style);
+    SimCompletion a = completion_ ? *std::move(completion_) : Complete(chat_, s.opt.style);
+    completion_.reset();
     const std::string& finish = a.finish_reason;
     json usage = UsageJson(a);
     s.prompt_tokens.fetch_add(static_cast<uint64_t>(a.prompt_tokens), std::memory_order_relaxed);
@@ -418,10 +449,22 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
               "invalid_request_error", "invalid_api_key");
   }
 
-  void SendRateLimited(absl::string_view message) {
+  // Retry-After is --retry-after, or the wait `retry_in` rounded up to whole
+  // seconds (and exact in retry-after-ms, as Azure OpenAI sends it).
+  void SendRateLimited(absl::string_view message,
+                       std::optional<absl::Duration> retry_in = std::nullopt) {
     Response res{http::status::too_many_requests, version_};
     res.set(http::field::content_type, "application/json");
-    res.set(http::field::retry_after, absl::StrCat(server_->retry_after_s.load()));
+    if (retry_in) {
+      res.set(http::field::retry_after,
+              absl::StrCat(std::max<int64_t>(
+                  1, absl::ToInt64Seconds(absl::Ceil(*retry_in, absl::Seconds(1))))));
+      res.set(
+          "retry-after-ms",
+          absl::StrCat(absl::ToInt64Milliseconds(absl::Ceil(*retry_in, absl::Milliseconds(1)))));
+    } else {
+      res.set(http::field::retry_after, absl::StrCat(server_->retry_after_s.load()));
+    }
     res.keep_alive(keep_alive_);
     res.body() = ErrorBody(message, "rate_limit_exceeded", "rate_limit_exceeded").dump();
     res.prepare_payload();
@@ -520,6 +563,7 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Response> res_;
   Impl* server_;
   ChatRequest chat_;
+  std::optional<SimCompletion> completion_;  // computed before the engine generates it
   uint64_t request_no_ = 0;
   bool garbage_ = false;
   bool keep_alive_ = true;
@@ -617,6 +661,19 @@ std::string SimServer::Impl::Control(const std::string& body) {
     if (faults.Control(it.key(), *it, &error)) {
       if (!error.empty()) return error;
       handled.push_back(it.key());
+    } else if (engine.Control(it.key(), *it, &error)) {
+      if (!error.empty()) return error;
+      if (!opt.batching_engine) {
+        return absl::StrCat("'", it.key(), "' is a setting of the batching engine, which is off ",
+                            "(medeval sim --engine batching)");
+      }
+      handled.push_back(it.key());
+    } else if (it.key() == "rate_limit_rps") {
+      if (!it->is_number() || it->get<double>() < 0) {
+        return "'rate_limit_rps' must be a number of requests per second >= 0 (0: no limit)";
+      }
+      rate_limiter.set_rps(it->get<double>());
+      handled.push_back(it.key());
     }
   }
   for (const std::string& k : handled) j.erase(k);
@@ -664,6 +721,8 @@ void SimServer::Impl::Reset() {
     c->store(0);
   }
   faults.ResetStats();
+  engine.ResetStats();
+  rate_limiter.ResetCounts();
   max_in_service.store(in_service.load());
   response_faults.Reset();
   absl::MutexLock lock(&qmu);
@@ -707,6 +766,12 @@ json SimServer::Impl::Stats() {
     }
   }
   return json{
+      {"settings",
+       {{"engine", opt.batching_engine ? "batching" : "fixed"},
+        {"latency_ms", latency_ms.load()},
+        {"capacity", opt.capacity},
+        {"overflow", opt.overflow_reject ? "reject" : "queue"},
+        {"completion_tokens", opt.style.completion_tokens}}},
       {"connections", connections.load()},
       {"requests", requests.load()},
       {"completed", completed.load()},
@@ -723,6 +788,11 @@ json SimServer::Impl::Stats() {
         {"hang", f_hang.load()},
         {"capacity_rejected", f_capacity.load()}}},
       {"endpoint_faults", faults.Stats()},
+      {"rate_limit",
+       {{"rps", rate_limiter.rps()},
+        {"admitted", rate_limiter.admitted()},
+        {"limited", rate_limiter.limited()}}},
+      {"engine", opt.batching_engine ? engine.Stats() : json(nullptr)},
       {"down_episodes", down_episodes.load()},
       {"down", Down()},
       {"response_faults", response_faults.StatsJson()},
@@ -811,6 +881,7 @@ void SimServer::Stop() {
   // Requests still queued for capacity hold their sessions, whose sockets
   // and timers belong to the io_context: they must go while it still exists.
   impl_->gate.DropWaiters();
+  impl_->engine.DropCallbacks();
 }
 
 std::string SimServer::StatsJson() const { return impl_->Stats().dump(); }
