@@ -225,6 +225,16 @@ def check_notes_port_forward(c, objs, notes):
              f"NOTES port-forwards {m.group(0)}, but that Service has ports {ports}")
 
 
+def check_own_keys(c, objs):
+    """Keys the chart sets win over the same keys in podAnnotations or labels values."""
+    ann = pool_deployment(objs, "gpt4o")["spec"]["template"]["metadata"]["annotations"]
+    c.expect(re.fullmatch(r"[0-9a-f]{64}", ann.get("checksum/models", "")) and ann.get("a") == "b",
+             f"pod annotations: {ann}")
+    labels = one(objs, "ServiceMonitor")["metadata"]["labels"]
+    c.expect(labels.get("app.kubernetes.io/instance") == "medbench" and labels.get("release") == "p",
+             f"ServiceMonitor labels: {labels}")
+
+
 def check_security(c, objs):
     coord = container(one(objs, "StatefulSet"))["args"]
     for flag in ("--token-file=", "--tls-cert=", "--tls-key=", "--client-ca="):
@@ -440,6 +450,11 @@ def renderings(chart):
         ("ClusterIP coordinator Service", with_pools(API_POOL), "medbench", [],
          check_clusterip_metrics),
         ("text YAML would misread", ODD, "medbench", [], check_odd_text),
+        ("annotations and labels with the chart's own keys",
+         dict(with_pools(dict(API_POOL, podAnnotations={"checksum/models": "mine", "a": "b"})),
+              serviceMonitor={"enabled": True,
+                              "labels": {"app.kubernetes.io/instance": "other", "release": "p"}}),
+         "medbench", ["-a", "monitoring.coreos.com/v1"], check_own_keys),
         # Names YAML reads as numbers: every label and name must stay a string.
         ("names YAML reads as numbers",
          dict(with_pools(dict(API_POOL, name="70"), dict(SERVE_POOL, name="0x1f"),
