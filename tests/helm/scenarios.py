@@ -314,6 +314,13 @@ def check_submit(c, objs, hook, fresh):
     c.expect(("--fresh" in args) == fresh, f"--fresh {'missing' if fresh else 'given'}: {args}")
 
 
+def check_submit_no_wait(c, objs):
+    # medeval submit refuses a wait of 0 (not a positive duration): 0s means no flag.
+    args = container(job(objs))["args"]
+    c.expect(not any(a.startswith("--wait-for-coordinator") for a in args),
+             f"waitForCoordinator 0s still passes the flag: {args}")
+
+
 def check_name_override(c, objs):
     for o in objs:
         c.expect("-evalx" in o["metadata"]["name"], f"nameOverride not in {o['metadata']['name']}")
@@ -480,6 +487,9 @@ def renderings(chart):
                               nameOverride="evalx"), "medbench", [], check_name_override),
         ("production settings", PRODUCTION, "medbench", [], check_production),
     ]
+    out.append(("submit Job that does not wait",
+                with_pools(API_POOL, submit={"enabled": True, "waitForCoordinator": "0s"}),
+                "medbench", [], check_submit_no_wait))
     for what, upgrade, on_upgrade, fresh, hook, want_fresh in [
             ("install", False, "none", False, "post-install", False),
             ("install, fresh", False, "none", True, "post-install", True),
