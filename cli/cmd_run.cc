@@ -26,7 +26,7 @@ Command AddRunCommand(CLI::App& app) {
     std::string datasets;
     std::string out = "results";
     int workers = 2;
-    int concurrency = 16;
+    ConcurrencyFlags concurrency;
     bool adaptive = false;
     bool skip_invalid = false;
     v1::PdfOptions pdf;
@@ -60,10 +60,9 @@ Command AddRunCommand(CLI::App& app) {
   f->per_model.push_back(sub->add_option("--workers", f->workers, "Local workers")
                              ->check(CLI::Range(1, 256))
                              ->capture_default_str());
-  f->per_model.push_back(
-      sub->add_option("--concurrency", f->concurrency, "Requests in flight per worker")
-          ->check(CLI::Range(1, 4096))
-          ->capture_default_str());
+  f->concurrency.Add(sub, "per worker");
+  f->per_model.insert(f->per_model.end(), f->concurrency.options.begin(),
+                      f->concurrency.options.end());
   f->per_model.push_back(
       sub->add_flag("--adaptive-concurrency", f->adaptive,
                     "Halve the requests in flight on a 429 and raise them again while none come"));
@@ -153,7 +152,8 @@ Command AddRunCommand(CLI::App& app) {
           m.price = f->request.Price();
           m.batch = f->batch.Settings();
           m.workers = f->workers;
-          m.concurrency = f->concurrency;
+          m.concurrency = f->concurrency.Value();
+          m.max_concurrency = f->concurrency.max_concurrency;
           m.adaptive_concurrency = f->adaptive;
           o.models.push_back(std::move(m));
         }

@@ -75,6 +75,10 @@ Command AddStatusCommand(CLI::App& app) {
                                           absl::LocalTimeZone())
                       << " (429 with Retry-After)\n";
           }
+          if (r.concurrency_limit() > 0 && r.state() == "running") {
+            std::cout << "  " << ConcurrencyText(r) << ": "
+                      << EscapeControl(r.concurrency_reason()) << "\n";
+          }
           if (!f->run_id.empty()) {
             if (!r.error().empty()) std::cout << "  error: " << EscapeControl(r.error()) << "\n";
             for (const auto& q : r.failed_questions()) {
@@ -100,7 +104,10 @@ Command AddStatusCommand(CLI::App& app) {
           if (w.endpoint_state().down()) state += " " + EndpointDownText(w.endpoint_state());
           std::cout << absl::StrFormat("%-26s %-28s %9s %9d  %s\n", EscapeControl(w.worker_id()),
                                        EscapeControl(w.model()),
-                                       absl::StrCat(w.leased(), "/", w.max_inflight()),
+                                       // Auto concurrency: of its share now.
+                                       absl::StrCat(w.leased(), "/",
+                                                    w.concurrency() > 0 ? w.concurrency()
+                                                                        : w.max_inflight()),
                                        w.answered(), state);
         }
         if (st->workers().empty()) std::cout << "(no workers connected)\n";

@@ -34,7 +34,7 @@ Command AddWorkerCommand(CLI::App& app) {
     double serve_timeout_s = 1800;
     int serve_port = 0;
     std::string gpus;
-    int concurrency = 16;
+    ConcurrencyFlags concurrency;
     int prefetch = -1;
     bool adaptive = false;
     double drain_grace_s = 60;
@@ -62,9 +62,7 @@ Command AddWorkerCommand(CLI::App& app) {
   sub->add_option("--name", f->name, "Worker name, unique per coordinator (default: host-pid)");
   sub->add_option("--served-model-name", f->served_model,
                   "Model name to send to the server, if it differs from --model");
-  sub->add_option("--concurrency", f->concurrency, "Requests in flight to the model")
-      ->check(CLI::Range(1, 4096))
-      ->capture_default_str();
+  f->concurrency.Add(sub, "to the model");
   sub->add_option("--prefetch", f->prefetch,
                   "Questions queued here beyond those in flight (default: concurrency/4)");
   sub->add_flag("--adaptive-concurrency", f->adaptive,
@@ -108,7 +106,7 @@ Command AddWorkerCommand(CLI::App& app) {
               o.model = m->model;
               o.backend = m->backend;
               f->endpoint.ApplyTiming(&o.backend);
-              o.concurrency = m->concurrency;
+              SetConcurrency(m->concurrency, m->max_concurrency, &o);
               o.adaptive_concurrency = m->adaptive_concurrency;
               config_batch = m->batch.enabled;
               serve = m->serve;
@@ -138,7 +136,7 @@ Command AddWorkerCommand(CLI::App& app) {
               o.backend = *backend;
             }
             if (f->config.empty()) {
-              o.concurrency = f->concurrency;
+              SetConcurrency(f->concurrency.Value(), f->concurrency.max_concurrency, &o);
               o.adaptive_concurrency = f->adaptive;
             }
             if (!f->served_model.empty()) o.backend.served_model = f->served_model;
@@ -151,6 +149,7 @@ Command AddWorkerCommand(CLI::App& app) {
             if (o.batch.enabled) {
               // Every question a batch can take is held at once.
               o.concurrency = static_cast<int>(std::min<int64_t>(o.batch.max_lines, 1 << 20));
+              o.auto_concurrency = false;
             }
             auto metrics = std::make_shared<WorkerMetrics>(o.model);
             o.on_attempt_done = [metrics](const AttemptReport& r) { metrics->OnAttempt(r); };

@@ -235,4 +235,30 @@ absl::StatusOr<std::vector<std::pair<std::string, std::string>>> RequestFlags::W
   return out;
 }
 
+void ConcurrencyFlags::Add(CLI::App* app, const char* per) {
+  options.push_back(
+      app->add_option("--concurrency", concurrency,
+                      absl::StrCat("Requests in flight ", per,
+                                   ": auto (found from the endpoint's throughput and latency, "
+                                   "shared by the model's workers) or a fixed number"))
+          ->check(CLI::Validator(
+              [](std::string& v) {
+                auto x = ParseConcurrency(v);
+                return x.ok() ? std::string() : std::string(x.status().message());
+              },
+              "auto|1..4096"))
+          ->capture_default_str());
+  options.push_back(app->add_option("--max-concurrency", max_concurrency,
+                                    absl::StrCat("With --concurrency auto: the most requests in "
+                                                 "flight ",
+                                                 per))
+                        ->check(CLI::Range(1, 4096))
+                        ->capture_default_str());
+}
+
+int ConcurrencyFlags::Value() const {
+  auto x = ParseConcurrency(concurrency);
+  return x.ok() ? *x : kAutoConcurrency;
+}
+
 }  // namespace medeval::cli

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/model_config.h"
 #include "proto/medeval.pb.h"
 #include "worker/chat_backend.h"
 
@@ -64,6 +65,17 @@ struct RequestFlags {
   v1::ModelPrice Price() const;
   // Options that only make sense without --config (set: a conflict).
   std::vector<CLI::Option*> options;
+};
+
+// --concurrency (auto, the default, or a number) and --max-concurrency.
+struct ConcurrencyFlags {
+  std::string concurrency = "auto";
+  int max_concurrency = kDefaultMaxConcurrency;
+  // Options that only make sense without --config (set: a conflict).
+  std::vector<CLI::Option*> options;
+  void Add(CLI::App* app, const char* per);
+  // kAutoConcurrency or the fixed number (validated by Add's check).
+  int Value() const;
 };
 
 // --pdf-max-pages and --pdf-dpi (VLM track) into `pdf`.

@@ -50,7 +50,7 @@ absl::StatusOr<std::unique_ptr<EmbeddedCluster>> EmbeddedCluster::Start(Options 
       w.name = many ? absl::StrCat("local-", ModelFolderName(g.model), "-", i)
                     : absl::StrCat("local-", i);
       w.model = g.model;
-      w.concurrency = g.concurrency;
+      SetConcurrency(g.concurrency, g.max_concurrency, &w);
       w.adaptive_concurrency = g.adaptive_concurrency;
       w.batch = g.batch;
       w.backend = g.backend;

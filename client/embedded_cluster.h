@@ -25,7 +25,8 @@ class EmbeddedCluster {
     BackendConfig backend;
     std::optional<ServeOptions> serve;  // each worker starts its own server
     int count = 2;
-    int concurrency = 16;
+    int concurrency = kAutoConcurrency;  // per worker, or auto
+    int max_concurrency = kDefaultMaxConcurrency;
     bool adaptive_concurrency = false;
     BatchSettings batch;
   };

@@ -20,6 +20,7 @@ absl::StatusOr<ModelRun> ModelRunFromEntry(const ModelConfig& config, const Mode
   m.batch.enabled = e.batch;
   m.workers = e.workers;
   m.concurrency = e.concurrency;
+  m.max_concurrency = e.max_concurrency;
   m.adaptive_concurrency = e.adaptive_concurrency;
   m.backend.served_model = e.served_model_name;
   m.backend.retry_base = retry_base;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -96,6 +97,16 @@ int ProgressReporter::Columns() const {
   return 80;
 }
 
+std::string ConcurrencyText(const v1::RunStatus& r) {
+  static const auto* kWhy = new absl::flat_hash_map<std::string, const char*>{
+      {"start", "starting"},          {"slow_start", "rising"},     {"gain", "more throughput"},
+      {"fell", "back to the best"},   {"latency", "latency grew"}, {"probe", "probing"},
+      {"rate_limited", "429s"},       {"timeout", "timeouts"}};
+  auto it = kWhy->find(r.concurrency_cause());
+  return absl::StrCat("auto ", r.concurrency_limit(), " in flight (",
+                      it != kWhy->end() ? it->second : r.concurrency_cause(), ")");
+}
+
 std::string ProgressReporter::Line(const v1::RunStatus& r, bool bar, int columns,
                                    const ModelHealth* health) {
   const uint64_t done = r.answered() + r.failed();
@@ -121,6 +132,9 @@ std::string ProgressReporter::Line(const v1::RunStatus& r, bool bar, int columns
     } else if (health->paused == health->workers) {
       absl::StrAppend(&tail, " | paused");
     }
+  }
+  if (r.state() == "running" && r.concurrency_limit() > 0) {
+    absl::StrAppend(&tail, " | ", ConcurrencyText(r));
   }
   // Room for the line without the last column (a full line would wrap).
   const size_t room = columns > 0 ? static_cast<size_t>(columns - 1) : SIZE_MAX;

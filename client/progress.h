@@ -69,6 +69,10 @@ class ProgressReporter {
 // "1h02m", "3m07s", "12s".
 std::string ShortDuration(double seconds);
 
+// "auto 48 in flight (latency grew)": a model's auto concurrency limit and
+// why it last changed, for the progress line and `status`.
+std::string ConcurrencyText(const v1::RunStatus& r);
+
 }  // namespace medeval
 
 #endif  // MEDEVAL_CLIENT_PROGRESS_H_

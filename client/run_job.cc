@@ -453,6 +453,7 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
     g.serve = m.serve;
     g.count = m.workers;
     g.concurrency = m.concurrency;
+    g.max_concurrency = m.max_concurrency;
     g.adaptive_concurrency = m.adaptive_concurrency;
     if (m.batch.enabled) {
       // One worker holds every question of the model (as many as a batch

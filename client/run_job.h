@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "client/coordinator_client.h"
+#include "common/model_config.h"
 #include "common/suite.h"
 #include "coordinator/scheduler.h"
 #include "proto/medeval.pb.h"
@@ -36,7 +37,8 @@ struct ModelRun {
   v1::ModelPrice price;
   BatchSettings batch;  // enabled: through the provider's Batch API
   int workers = 2;
-  int concurrency = 16;
+  int concurrency = kAutoConcurrency;  // per worker, or auto
+  int max_concurrency = kDefaultMaxConcurrency;
   bool adaptive_concurrency = false;
 };
 

@@ -128,7 +128,6 @@ class Reader {
     }
   }
 
- private:
   static std::string Describe(const YAML::Node& n) {
     if (n.IsScalar()) return n.Scalar();
     if (n.IsMap()) return "a mapping";
@@ -136,6 +135,7 @@ class Reader {
     return "nothing";
   }
 
+ private:
   std::string path_;
 };
 
@@ -264,6 +264,7 @@ absl::Status ReadServe(const Reader& r, const YAML::Node& n, ServeConfig* s) {
 absl::Status ReadModelFields(const Reader& r, const YAML::Node& n, bool is_default, ModelEntry* m) {
   std::vector<std::string> keys = {"base_url", "api_key_env", "api_key_file",
                                    "workers",  "concurrency", "adaptive_concurrency",
+                                   "max_concurrency",
                                    "limits",   "request",     "header_env",
                                    "price",    "batch"};
   if (!is_default) {
@@ -289,9 +290,21 @@ absl::Status ReadModelFields(const Reader& r, const YAML::Node& n, bool is_defau
       if (!x.ok()) return x.status();
       m->workers = *x;
     } else if (key == "concurrency") {
+      if (v.IsScalar() && v.Scalar() == "auto") {
+        m->concurrency = kAutoConcurrency;
+        continue;
+      }
+      int64_t x = 0;
+      if (!v.IsScalar() || !absl::SimpleAtoi(v.Scalar(), &x) || x < 1 || x > 4096) {
+        return r.Error(v, absl::StrCat("'concurrency' must be 'auto' or a number of requests "
+                                       "from 1 to 4096, not '",
+                                       Reader::Describe(v), "'"));
+      }
+      m->concurrency = static_cast<int>(x);
+    } else if (key == "max_concurrency") {
       auto x = r.Integer(v, key, 1, 4096);
       if (!x.ok()) return x.status();
-      m->concurrency = *x;
+      m->max_concurrency = *x;
     } else if (key == "adaptive_concurrency" || key == "batch") {
       auto x = r.Bool(v, key);
       if (!x.ok()) return x.status();
@@ -393,6 +406,16 @@ absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& path,
     return absl::Status(text.status().code(), absl::StrCat("--config: ", text.status().message()));
   }
   return ParseModelConfig(*text, path, base);
+}
+
+absl::StatusOr<int> ParseConcurrency(const std::string& value) {
+  if (value == "auto") return kAutoConcurrency;
+  int x = 0;
+  if (!absl::SimpleAtoi(value, &x) || x < 1 || x > 4096) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--concurrency must be 'auto' or a number of requests from 1 to 4096, not '", value, "'"));
+  }
+  return x;
 }
 
 }  // namespace medeval

@@ -12,7 +12,7 @@
 //       base_url: https://api.openai.com/v1
 //       api_key_env: OPENAI_API_KEY
 //       limits: {rpm: 500, tpm: 300000}
-//       concurrency: 32
+//       concurrency: 32           # or auto (the default), with max_concurrency: 256
 //       request: {max_tokens: 4096, extra_body: {seed: 1}, headers: {X-Team: eval}}
 //       header_env: {X-Api-Key: GATEWAY_KEY}   # value from the environment
 //
@@ -31,6 +31,15 @@
 
 namespace medeval {
 
+// `concurrency: auto` / `--concurrency auto`: the coordinator finds the
+// requests in flight (coordinator/concurrency_controller.h), up to
+// max_concurrency per worker.
+inline constexpr int kAutoConcurrency = 0;
+inline constexpr int kDefaultMaxConcurrency = 256;
+
+// Reads a --concurrency value: "auto" or a number from 1 to 4096.
+absl::StatusOr<int> ParseConcurrency(const std::string& value);
+
 struct ServeConfig {
   std::string command;  // "{port}" is replaced by the port
   double startup_timeout_s = 1800;
@@ -48,7 +57,8 @@ struct ModelEntry {
   bool has_serve = false;
   ServeConfig serve;
   int workers = 2;
-  int concurrency = 16;
+  int concurrency = kAutoConcurrency;  // requests in flight per worker, or auto
+  int max_concurrency = kDefaultMaxConcurrency;  // per worker, with auto
   bool adaptive_concurrency = false;
   bool batch = false;  // through the provider's Batch API
   v1::ModelLimits limits;

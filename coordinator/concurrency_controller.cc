@@ -22,7 +22,19 @@ int ConcurrencyController::Step() const {
   return std::max(1, static_cast<int>(std::lround(limit_ * 0.1)));
 }
 
-void ConcurrencyController::Set(int limit, std::string reason) {
+void ConcurrencyController::OnWorkerJoined(int initial_share) {
+  if (slow_start_ && best_limit_ == 0) {
+    limit_ = std::clamp(limit_ + initial_share, options_.min, options_.max);
+  }
+}
+
+void ConcurrencyController::set_max(int max) {
+  options_.max = std::max(options_.min, max);
+  limit_ = std::min(limit_, options_.max);
+}
+
+void ConcurrencyController::Set(int limit, const char* cause, std::string reason) {
+  cause_ = cause;
   const int high = ceiling_ > 0 ? std::min(ceiling_, options_.max) : options_.max;
   limit_ = std::clamp(limit, options_.min, std::max(options_.min, high));
   reason_ = std::move(reason);
@@ -45,7 +57,8 @@ bool ConcurrencyController::Tick(absl::Time now) {
     best_throughput_ *= 0.9;  // what was best may have been past the limit
     if (best_limit_ > ceiling_) best_limit_ = ceiling_;
     const int lower = static_cast<int>(before * options_.decrease);
-    Set(lower, w.rate_limited > 0
+    Set(lower, w.rate_limited > 0 ? "rate_limited" : "timeout",
+        w.rate_limited > 0
                    ? absl::StrFormat("%d answered 429: down to %d", w.rate_limited, lower)
                    : absl::StrFormat("%d requests timed out: down to %d", w.timeouts, lower));
     last_limit_ = before;
@@ -63,11 +76,11 @@ bool ConcurrencyController::Tick(absl::Time now) {
       best_throughput_ = throughput;
       best_limit_ = limit_;
       best_latency_s_ = latency_s;
-      Set(limit_ * 2, absl::StrFormat("slow start: %.1f answers/s, rising", throughput));
+      Set(limit_ * 2, "slow_start", absl::StrFormat("slow start: %.1f answers/s, rising", throughput));
       if (limit_ == before) slow_start_ = false;  // at the ceiling
     } else {
       slow_start_ = false;
-      Set(best_limit_,
+      Set(best_limit_, "fell",
           absl::StrFormat("throughput stopped rising (%.1f answers/s): back to the best",
                           throughput));
     }
@@ -87,18 +100,18 @@ bool ConcurrencyController::Tick(absl::Time now) {
     best_limit_ = before;
     best_latency_s_ = latency_s;
     settled_windows_ = 0;
-    Set(went_up ? before + Step() : before - Step(),
+    Set(went_up ? before + Step() : before - Step(), "gain",
         absl::StrFormat("%.1f answers/s, more than before", throughput));
   } else if (throughput < best_throughput_ * (1 - options_.gain) && before != best_limit_) {
     settled_windows_ = 0;
-    Set(best_limit_,
+    Set(best_limit_, "fell",
         absl::StrFormat("throughput fell to %.1f answers/s: back to the best", throughput));
   } else if (latency_s > best_latency_s_ * options_.latency_growth && before > best_limit_) {
     settled_windows_ = 0;
-    Set(before - Step(), absl::StrFormat("latency %.2fs without more throughput: less", latency_s));
+    Set(before - Step(), "latency", absl::StrFormat("latency %.2fs without more throughput: less", latency_s));
   } else if (++settled_windows_ >= options_.probe_every) {
     settled_windows_ = 0;
-    Set(before + Step(), "settled: probing one step up");
+    Set(before + Step(), "probe", "settled: probing one step up");
   }
   last_limit_ = before;
   last_throughput_ = throughput;

@@ -57,9 +57,18 @@ class ConcurrencyController {
   // Closes the window when it is due; returns true when the limit changed.
   bool Tick(absl::Time now);
 
+  // Another worker joined the model: during the first window the limit
+  // grows by its initial share, as if it had been there from the start.
+  void OnWorkerJoined(int initial_share);
+  // The ceiling: the sum of the model's workers' --max-concurrency.
+  void set_max(int max);
+
   int limit() const { return limit_; }
-  // Why the limit last changed, for progress, status and metrics.
+  // Why the limit last changed, for progress and status.
   const std::string& reason() const { return reason_; }
+  // The kind of the last change, a short label for metrics: start,
+  // slow_start, gain, fell, latency, probe, rate_limited, timeout.
+  const char* cause() const { return cause_; }
 
  private:
   struct Window {
@@ -69,14 +78,15 @@ class ConcurrencyController {
     int rate_limited = 0;
     int timeouts = 0;
   };
-  void Set(int limit, std::string reason);
+  void Set(int limit, const char* cause, std::string reason);
   int Step() const;
 
-  const Options options_;
+  Options options_;
   absl::Time window_start_;
   Window window_;
   int limit_;
   std::string reason_ = "start";
+  const char* cause_ = "start";
   bool slow_start_ = true;
   double best_throughput_ = 0;  // answers (or tokens) per second
   int best_limit_ = 0;

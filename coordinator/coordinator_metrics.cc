@@ -56,6 +56,14 @@ std::vector<prometheus::MetricFamily> CoordinatorMetrics::Collect() const {
     f.Gauge("medeval_run_endpoint_down_since_seconds",
             "Unix time the model's endpoint went down for every worker; 0: up", run,
             r.endpoint_state().down() ? r.endpoint_state().since_unix_ms() / 1000.0 : 0);
+    if (r.concurrency_limit() > 0) {
+      MetricLabels why = run;
+      why.emplace_back("cause", r.concurrency_cause());
+      f.Gauge("medeval_run_concurrency_limit",
+              "Auto concurrency: requests in flight allowed to the model's workers together, "
+              "labelled with the kind of its last change",
+              why, r.concurrency_limit());
+    }
   }
 
   std::map<std::string, int> connected;  // by model
@@ -68,6 +76,10 @@ std::vector<prometheus::MetricFamily> CoordinatorMetrics::Collect() const {
     f.Gauge(kLeased, "Questions a connected worker holds", l, w.leased());
     f.Gauge("medeval_worker_max_inflight", "Requests a connected worker has in flight at most", l,
             w.max_inflight());
+    if (w.concurrency() > 0) {
+      f.Gauge("medeval_worker_concurrency", "Auto concurrency: the worker's share of its model's limit",
+              l, w.concurrency());
+    }
     f.Counter("medeval_worker_answered_total", "Answers a connected worker delivered", l,
               static_cast<double>(w.answered()));
   }

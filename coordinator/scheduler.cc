@@ -343,7 +343,9 @@ absl::StatusOr<std::string> Scheduler::Connect(const v1::WorkerMessage& first,
   msg.clear_runs();
   worker->runs_sent.clear();
   channel->Send(std::move(msg));
+  JoinAutoConcurrency(worker);
   MEDEVAL_LOG(INFO) << "worker " << id << " connected: model " << hello.model() << ", "
+                    << (hello.auto_concurrency() ? "auto concurrency up to " : "")
                     << hello.max_inflight() << " in flight"
                     << (reclaimed > 0 ? absl::StrCat(", reclaimed ", reclaimed, " questions") : "");
   if (replaced) {
@@ -519,6 +521,7 @@ void Scheduler::OnMessage(const std::string& worker_id, WorkerChannel* channel,
     w->want_grants = msg.want_grants();
     w->grants_seen = msg.grants_seen();
   }
+  if (msg.has_load()) FeedConcurrency(w, msg.load());
   if (msg.pause_model_ms() > 0) PauseModel(w, absl::Milliseconds(msg.pause_model_ms()));
   if (msg.has_endpoint_state()) SetEndpointState(w, msg.endpoint_state());
   if (msg.has_accepting() && w->paused == msg.accepting()) {
@@ -535,6 +538,7 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
   CapAnswer(result);
   const v1::Result& r = *result;
   ++counters_.results;
+  FeedConcurrency(w, r);
   auto rit = runs_by_id_.find(r.key().run_id());
   v1::CoordinatorMessage ack;
   *ack.add_acks() = r.key();
@@ -747,6 +751,7 @@ void Scheduler::Tick() {
   if (!grace_over_ && !InGrace()) {
     for (auto& [id, w] : workers_) Dispatch(w.get());
   }
+  TickConcurrency(now);
   if (options_.backups) Backups(now);
   for (auto& [name, model] : models_) {
     if (model.limited()) Grant(name);

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/suite.h"
+#include "coordinator/concurrency_controller.h"
 #include "coordinator/journal.h"
 #include "coordinator/rate_limiter.h"
 #include "coordinator/run_images.h"
@@ -116,6 +117,9 @@ class Scheduler {
     // After a restart with unfinished runs, wait this long for workers to
     // reconnect and reclaim the questions they still work on.
     absl::Duration startup_grace = absl::ZeroDuration();
+    // Models whose workers ask for auto concurrency get a controller with
+    // these settings (its max is the sum of those workers' max_inflight).
+    ConcurrencyController::Options auto_concurrency;
     Clock* clock = Clock::Real();
     // Called (with the mutex held) when a run has every question answered or
     // failed and durable; the receiver merges outputs and calls FinishMerge.
@@ -193,6 +197,9 @@ class Scheduler {
     double tokens_per_request = 0;  // running estimate, from answers' usage
     absl::Time paused_until = absl::InfinitePast();
     size_t next_grantee = 0;  // round-robin position among its workers
+    // Auto concurrency: one limit for the model's endpoint, shared by its
+    // workers that asked for it; null while none did.
+    std::unique_ptr<ConcurrencyController> concurrency;
     bool limited() const { return limits.rpm() > 0 || limits.tpm() > 0; }
   };
   struct Lease {
@@ -261,6 +268,14 @@ class Scheduler {
   // Hands out grants to the model's workers as its budgets allow.
   void Grant(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PauseModel(Worker* from, absl::Duration d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Auto concurrency (scheduler_concurrency.cc): a worker that asked for it
+  // joins its model's controller; answers and load signals feed it; the
+  // model's limit is split among its usable auto workers, each told its share.
+  void JoinAutoConcurrency(Worker* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FeedConcurrency(Worker* w, const v1::Result& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FeedConcurrency(Worker* w, const v1::LoadSignals& load) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TickConcurrency(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ShareConcurrency(const std::string& model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool ModelPaused(const std::string& model, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A worker's endpoint went down or answers again.
   void SetEndpointState(Worker* w, const v1::EndpointState& state)

@@ -91,8 +91,16 @@ struct Scheduler::Worker {
     const uint64_t on_the_way = granted - std::min(granted, grants_seen);
     return want_grants > on_the_way ? want_grants - on_the_way : 0;
   }
+  // Auto concurrency: its share of the model's limit; 0 before the first
+  // share, or with a fixed concurrency.
+  uint32_t share = 0;
   bool usable() const { return !draining && !paused && !endpoint.down() && error.empty(); }
-  size_t capacity() const { return hello.max_inflight() + hello.prefetch(); }
+  // Leases it may hold: what it may have in flight, plus a local queue so
+  // it never waits for the next lease (auto: a quarter of its share, >= 2).
+  size_t capacity() const {
+    if (hello.auto_concurrency()) return share == 0 ? 0 : share + std::max<uint32_t>(2, share / 4);
+    return hello.max_inflight() + hello.prefetch();
+  }
 };
 
 }  // namespace medeval

@@ -43,9 +43,15 @@ void Scheduler::FillRunStatus(const Run& run, v1::RunStatus* out) {
   out->set_eta_s(remaining == 0 ? 0 : (rate > 0 ? static_cast<double>(remaining) / rate : -1));
   if (run.phase == RunPhase::kRunning) {
     const std::string& model = run.spec.model();
-    if (auto m = models_.find(model);
-        m != models_.end() && m->second.paused_until > options_.clock->Now()) {
-      out->set_paused_until_unix_ms(absl::ToUnixMillis(m->second.paused_until));
+    if (auto m = models_.find(model); m != models_.end()) {
+      if (m->second.paused_until > options_.clock->Now()) {
+        out->set_paused_until_unix_ms(absl::ToUnixMillis(m->second.paused_until));
+      }
+      if (const ConcurrencyController* c = m->second.concurrency.get()) {
+        out->set_concurrency_limit(static_cast<uint32_t>(c->limit()));
+        out->set_concurrency_reason(c->reason());
+        out->set_concurrency_cause(c->cause());
+      }
     }
     // The endpoint is down for the run when it is down for every worker of
     // the model; the one down longest says why.
@@ -84,6 +90,7 @@ void Scheduler::FillWorkerStatus(const Worker& w, v1::WorkerStatus* out) {
   out->set_error(w.error);
   out->set_draining(w.draining);
   out->set_paused(w.paused);
+  out->set_concurrency(w.share);
   if (w.endpoint.down()) *out->mutable_endpoint_state() = w.endpoint;
 }
 

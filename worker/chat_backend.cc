@@ -473,7 +473,9 @@ void ChatBackend::OnResponse(uint64_t id, HttpResponse resp) {
   AttemptReport report;
   report.elapsed = resp.elapsed;
   const bool throttled = resp.status == 429;
-  if (hooks_.on_attempt && (resp.status > 0 || !resp.error.empty())) hooks_.on_attempt(throttled);
+  if (hooks_.on_attempt && (resp.status > 0 || !resp.error.empty())) {
+    hooks_.on_attempt(throttled, resp.timed_out);
+  }
   {
     absl::MutexLock lock(&mu_);
     auto it = asks_.find(id);

@@ -130,7 +130,8 @@ struct AttemptReport {
 struct BackendHooks {
   std::function<void()> on_grant_demand;                      // attempts waiting for grants changed
   std::function<void(absl::Duration)> on_rate_limited;        // a 429 with Retry-After
-  std::function<void(bool throttled)> on_attempt;             // every attempt: 429 or not
+  // Every attempt: answered 429, timed out, or neither.
+  std::function<void(bool throttled, bool timed_out)> on_attempt;
   std::function<void(const AttemptReport&)> on_attempt_done;  // every attempt that ended
   // The endpoint is down (why); asks that fail for that reason come back as
   // kHandBack until EndpointUp.

@@ -137,6 +137,11 @@ class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::Coo
   bool released_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+void SetConcurrency(int concurrency, int max_concurrency, WorkerOptions* o) {
+  o->auto_concurrency = concurrency == kAutoConcurrency;
+  o->concurrency = o->auto_concurrency ? max_concurrency : concurrency;
+}
+
 Worker::Worker(WorkerOptions options)
     : options_([&] {
         if (options.name.empty()) options.name = DefaultName();
@@ -151,11 +156,13 @@ Worker::Worker(WorkerOptions options)
       http_(HttpClient::Options{options_.concurrency + 4, absl::Seconds(10)}),
       backend_(&http_, options_.backend) {
   if (options_.prefetch < 0) options_.prefetch = std::max(2, options_.concurrency / 4);
-  limit_ = options_.concurrency;
+  // Auto: a start until the coordinator sends this worker's share.
+  target_ = limit_ = options_.auto_concurrency ? std::min(16, options_.concurrency)
+                                               : options_.concurrency;
   BackendHooks hooks;
   hooks.on_grant_demand = [this] { OnGrantDemand(); };
   hooks.on_rate_limited = [this](absl::Duration d) { OnRateLimited(d); };
-  hooks.on_attempt = [this](bool throttled) { OnAttempt(throttled); };
+  hooks.on_attempt = [this](bool throttled, bool timed_out) { OnAttempt(throttled, timed_out); };
   hooks.on_attempt_done = options_.on_attempt_done;
   hooks.on_endpoint_down = [this](const std::string& reason) { OnEndpointDown(reason); };
   backend_.SetHooks(std::move(hooks));
@@ -207,7 +214,17 @@ void Worker::OnRateLimited(absl::Duration d) {
   ScheduleFlushLocked();
 }
 
-void Worker::OnAttempt(bool throttled) {
+void Worker::OnAttempt(bool throttled, bool timed_out) {
+  if (options_.auto_concurrency) {
+    // The coordinator's controller decides, from every worker of the model.
+    if (!throttled && !timed_out) return;
+    absl::MutexLock lock(&mu_);
+    v1::LoadSignals* load = outbox_.mutable_load();
+    load->set_rate_limited(load->rate_limited() + (throttled ? 1 : 0));
+    load->set_timed_out(load->timed_out() + (timed_out ? 1 : 0));
+    ScheduleFlushLocked();
+    return;
+  }
   if (!options_.adaptive_concurrency) return;
   absl::MutexLock lock(&mu_);
   if (throttled) {
@@ -221,7 +238,7 @@ void Worker::OnAttempt(bool throttled) {
       }
     }
     ok_streak_ = 0;
-  } else if (++ok_streak_ >= limit_ && limit_ < options_.concurrency) {
+  } else if (++ok_streak_ >= limit_ && limit_ < target_) {
     ok_streak_ = 0;
     ++limit_;
     StartQueuedLocked();
@@ -246,6 +263,7 @@ v1::WorkerMessage Worker::HelloLocked() {
   h->set_worker_name(options_.name);
   h->set_model(options_.model);
   h->set_max_inflight(static_cast<uint32_t>(options_.concurrency));
+  h->set_auto_concurrency(options_.auto_concurrency);
   h->set_prefetch(static_cast<uint32_t>(options_.prefetch));
   h->set_endpoint(backend_.public_endpoint());
   h->set_version(kVersion);
@@ -389,6 +407,16 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
     }
   }
   if (msg.pause_ms() > 0) backend_.PauseUntil(absl::Now() + absl::Milliseconds(msg.pause_ms()));
+  if (msg.has_concurrency() && options_.auto_concurrency) {
+    target_ = std::clamp(static_cast<int>(msg.concurrency().limit()), 1, options_.concurrency);
+    // Coming back from a down endpoint the ramp goes on, towards the new share.
+    limit_ = ramping_ ? std::min(limit_, target_) : target_;
+    if (limit_ == target_) ramping_ = false;
+    MEDEVAL_LOG(DEBUG) << "concurrency " << target_ << " of the model's "
+                       << msg.concurrency().model_limit() << " ("
+                       << msg.concurrency().reason() << ")";
+    StartQueuedLocked();
+  }
   for (const v1::ImageData& img : msg.images()) images_[img.sha256()] = img;
   for (v1::Lease lease : msg.leases()) {
     ++stats_.leases;
@@ -461,8 +489,8 @@ void Worker::OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome o
   if (outcome.kind == AskOutcome::kAnswered) {
     *r.mutable_answer() = std::move(outcome.record);
     ++stats_.answered;
-    if (ramping_ && ++limit_ >= options_.concurrency) {
-      limit_ = options_.concurrency;
+    if (ramping_ && ++limit_ >= target_) {
+      limit_ = target_;
       ramping_ = false;
     }
   } else {

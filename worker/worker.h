@@ -27,6 +27,7 @@
 #include "absl/time/time.h"
 #include "common/grpc_util.h"
 #include "proto/medeval.grpc.pb.h"
+#include "common/model_config.h"
 #include "worker/batch_runner.h"
 #include "worker/chat_backend.h"
 #include "worker/http_client.h"
@@ -38,7 +39,10 @@ struct WorkerOptions {
   ClientSecurity security;
   std::string name;      // unique per coordinator; default host-pid
   std::string model;     // the model this worker serves
-  int concurrency = 16;  // requests in flight to the model
+  int concurrency = 16;  // requests in flight to the model (auto: at most)
+  // `--concurrency auto`: the coordinator sets how many of `concurrency`
+  // are in flight, from what the model's endpoint does for all its workers.
+  bool auto_concurrency = false;
   int prefetch = -1;     // extra leases queued locally; -1: concurrency / 4 (at least 2)
   BackendConfig backend;
   absl::Duration reconnect_min = absl::Milliseconds(250);
@@ -56,6 +60,10 @@ struct WorkerOptions {
   // Every attempt that ended (metrics); runs on the HTTP loop thread.
   std::function<void(const AttemptReport&)> on_attempt_done;
 };
+
+// Sets `concurrency` and `auto_concurrency` of `o` from a models-file or
+// flag value: kAutoConcurrency means auto, up to `max_concurrency`.
+void SetConcurrency(int concurrency, int max_concurrency, WorkerOptions* o);
 
 class Worker {
  public:
@@ -93,7 +101,7 @@ class Worker {
     int inflight = 0;
     int queued = 0;
     int unacked = 0;
-    int concurrency_limit = 0;  // current limit (adaptive concurrency)
+    int concurrency_limit = 0;  // current limit (adaptive or auto concurrency)
     bool paused = false;        // its model server is restarting
     bool draining = false;
     v1::EndpointState endpoint;  // down: handed its questions back, probing
@@ -129,7 +137,7 @@ class Worker {
   void OnGrantDemand();
   void ReportGrants() ABSL_LOCKS_EXCLUDED(mu_);
   void OnRateLimited(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_);
-  void OnAttempt(bool throttled) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnAttempt(bool throttled, bool timed_out) ABSL_LOCKS_EXCLUDED(mu_);
   // The endpoint is down: hand every question back (attempts unspent), take
   // none, and probe it with back-off until it answers; then ramp up again.
   void OnEndpointDown(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
@@ -177,6 +185,9 @@ class Worker {
   v1::WorkerMessage outbox_ ABSL_GUARDED_BY(mu_);  // results waiting for the linger to pass
   bool flush_scheduled_ ABSL_GUARDED_BY(mu_) = false;
   int limit_ ABSL_GUARDED_BY(mu_) = 0;      // requests in flight allowed now
+  // What limit_ returns to after a ramp: --concurrency, or the coordinator's
+  // share with auto concurrency.
+  int target_ ABSL_GUARDED_BY(mu_) = 0;
   int ok_streak_ ABSL_GUARDED_BY(mu_) = 0;  // attempts since the last 429 or raise
   bool logged_backoff_ ABSL_GUARDED_BY(mu_) = false;
   v1::EndpointState endpoint_state_ ABSL_GUARDED_BY(mu_);  // down while probing

@@ -85,7 +85,7 @@ void Worker::OnProbe(HttpResponse resp) {
     endpoint_state_.Clear();
     backend_.EndpointUp();
     limit_ = 1;
-    ramping_ = limit_ < options_.concurrency;
+    ramping_ = limit_ < target_;
     ok_streak_ = 0;
     v1::WorkerMessage msg;
     *msg.mutable_endpoint_state() = endpoint_state_;
