@@ -22,6 +22,7 @@ Command AddCoordinatorCommand(CLI::App& app) {
     bool no_backups = false;
     double startup_grace_s = 5;
     double max_pause_s = 600;
+    double concurrency_window_s = 5;
     std::string port_file;
   };
   auto f = std::make_shared<Flags>();
@@ -57,6 +58,11 @@ Command AddCoordinatorCommand(CLI::App& app) {
                   "Seconds to wait after a restart for workers to reclaim their questions")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  sub->add_option("--concurrency-window", f->concurrency_window_s,
+                  "Auto concurrency: seconds of a model's answers judged before its limit "
+                  "changes (longer: steadier, slower to find the knee)")
+      ->check(CLI::Range(0.1, 600.0))
+      ->capture_default_str();
   return {sub, [f]() -> int {
             if (!f->token_file.empty()) {
               auto token = ReadTokenFile(f->token_file);
@@ -73,6 +79,7 @@ Command AddCoordinatorCommand(CLI::App& app) {
             s.backups = !f->no_backups;
             s.startup_grace = absl::Seconds(f->startup_grace_s);
             s.max_pause = absl::Seconds(f->max_pause_s);
+            s.auto_concurrency.window = absl::Seconds(f->concurrency_window_s);
             auto c = Coordinator::Start(f->o);
             if (!c.ok()) {
               std::cerr << "medeval coordinator: " << c.status().message() << "\n";

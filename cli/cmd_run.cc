@@ -33,6 +33,7 @@ Command AddRunCommand(CLI::App& app) {
     bool allow_incomplete = false;
     bool replace = false;
     bool no_probe = false;
+    double concurrency_window_s = 5;
     double endpoint_down_timeout_s = 600;
     std::string progress = "auto";
     bool verbose = false;
@@ -73,6 +74,11 @@ Command AddRunCommand(CLI::App& app) {
   sub->add_flag("--replace", f->replace,
                 "Replace a result of another run found in OUT/<model>/ (otherwise refused)");
   sub->add_flag("--no-probe", f->no_probe, "Do not check the endpoints before starting");
+  sub->add_option("--concurrency-window", f->concurrency_window_s,
+                  "With --concurrency auto: seconds of a model's answers judged before its "
+                  "limit changes (longer: steadier, slower to find the knee)")
+      ->check(CLI::Range(0.1, 600.0))
+      ->capture_default_str();
   sub->add_option("--endpoint-down-timeout", f->endpoint_down_timeout_s,
                   "Seconds to wait for a model endpoint that went down before stopping (exit 1, "
                   "answers saved; run the same command again to continue)")
@@ -170,6 +176,7 @@ Command AddRunCommand(CLI::App& app) {
         o.probe = !f->no_probe;
         o.endpoint_down_timeout = absl::Seconds(f->endpoint_down_timeout_s);
         o.scheduler.max_pause = absl::Seconds(f->endpoint.max_retry_after_s);
+        o.scheduler.auto_concurrency.window = absl::Seconds(f->concurrency_window_s);
         o.metrics_listen = f->metrics_listen;
         o.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
         static std::atomic<bool> interrupted{false};

@@ -172,9 +172,9 @@ void RequestFlags::Add(CLI::App* app) {
   options.push_back(app->add_option("--price-input", price_input,
                                     "Price per million input tokens (cost in manifest and summary)")
                         ->check(CLI::NonNegativeNumber));
-  options.push_back(app->add_option("--price-output", price_output,
-                                    "Price per million output tokens")
-                        ->check(CLI::NonNegativeNumber));
+  options.push_back(
+      app->add_option("--price-output", price_output, "Price per million output tokens")
+          ->check(CLI::NonNegativeNumber));
   options.push_back(app->add_option("--batch-discount", batch_discount,
                                     "Share of the price taken off answers from a Batch API")
                         ->check(CLI::Range(0.0, 1.0))

@@ -99,9 +99,9 @@ int ProgressReporter::Columns() const {
 
 std::string ConcurrencyText(const v1::RunStatus& r) {
   static const auto* kWhy = new absl::flat_hash_map<std::string, const char*>{
-      {"start", "starting"},          {"slow_start", "rising"},     {"gain", "more throughput"},
-      {"fell", "back to the best"},   {"latency", "latency grew"}, {"probe", "probing"},
-      {"rate_limited", "429s"},       {"timeout", "timeouts"}};
+      {"start", "starting"},        {"slow_start", "rising"},    {"gain", "more throughput"},
+      {"fell", "back to the best"}, {"latency", "latency grew"}, {"probe", "probing"},
+      {"rate_limited", "429s"},     {"timeout", "timeouts"}};
   auto it = kWhy->find(r.concurrency_cause());
   return absl::StrCat("auto ", r.concurrency_limit(), " in flight (",
                       it != kWhy->end() ? it->second : r.concurrency_cause(), ")");

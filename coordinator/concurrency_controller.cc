@@ -59,8 +59,8 @@ bool ConcurrencyController::Tick(absl::Time now) {
     const int lower = static_cast<int>(before * options_.decrease);
     Set(lower, w.rate_limited > 0 ? "rate_limited" : "timeout",
         w.rate_limited > 0
-                   ? absl::StrFormat("%d answered 429: down to %d", w.rate_limited, lower)
-                   : absl::StrFormat("%d requests timed out: down to %d", w.timeouts, lower));
+            ? absl::StrFormat("%d answered 429: down to %d", w.rate_limited, lower)
+            : absl::StrFormat("%d requests timed out: down to %d", w.timeouts, lower));
     last_limit_ = before;
     last_throughput_ = 0;
     return limit_ != before;
@@ -76,7 +76,8 @@ bool ConcurrencyController::Tick(absl::Time now) {
       best_throughput_ = throughput;
       best_limit_ = limit_;
       best_latency_s_ = latency_s;
-      Set(limit_ * 2, "slow_start", absl::StrFormat("slow start: %.1f answers/s, rising", throughput));
+      Set(limit_ * 2, "slow_start",
+          absl::StrFormat("slow start: %.1f answers/s, rising", throughput));
       if (limit_ == before) slow_start_ = false;  // at the ceiling
     } else {
       slow_start_ = false;
@@ -108,7 +109,8 @@ bool ConcurrencyController::Tick(absl::Time now) {
         absl::StrFormat("throughput fell to %.1f answers/s: back to the best", throughput));
   } else if (latency_s > best_latency_s_ * options_.latency_growth && before > best_limit_) {
     settled_windows_ = 0;
-    Set(before - Step(), "latency", absl::StrFormat("latency %.2fs without more throughput: less", latency_s));
+    Set(before - Step(), "latency",
+        absl::StrFormat("latency %.2fs without more throughput: less", latency_s));
   } else if (++settled_windows_ >= options_.probe_every) {
     settled_windows_ = 0;
     Set(before + Step(), "probe", "settled: probing one step up");
