@@ -89,6 +89,7 @@ struct Result {
   double answers_per_s = 0;
   long answered = 0, failed = 0, attempts = 0;
   long rate_limited = 0;
+  long timeouts = 0;        // questions with a timed-out request
   std::string final_limit;  // auto: the limit at the end, from the log
 };
 
@@ -145,8 +146,15 @@ Result Run(const std::string& dir, const std::string& data, const std::vector<st
     if (at != std::string::npos) {
       size_t arrow = lines->rfind("-> ", at);
       if (arrow != std::string::npos) {
-        r.final_limit = std::string(absl::StripAsciiWhitespace(lines->substr(arrow + 3, at - arrow - 3)));
+        r.final_limit =
+            std::string(absl::StripAsciiWhitespace(lines->substr(arrow + 3, at - arrow - 3)));
       }
+    }
+  }
+  // Questions that saw a request time out (the record keeps the last error).
+  if (auto records = ReadFile(JoinPath(out, "m/records.jsonl")); records.ok()) {
+    for (absl::string_view line : absl::StrSplit(*records, '\n')) {
+      if (absl::StrContains(line, "no response within")) ++r.timeouts;
     }
   }
   RemoveAll(out).IgnoreError();
@@ -190,17 +198,17 @@ int main(int argc, char** argv) {
   }
   std::printf("questions: %d from %s; one worker; auto judges windows of %.1f s\n\n", taken,
               data.c_str(), window);
-  std::printf("%-9s %-8s %10s %8s %7s %6s  %s\n", "profile", "setting", "answers/s", "/best",
-              "429s", "failed", "auto's final limit");
+  std::printf("%-9s %-8s %10s %8s %7s %8s %6s  %s\n", "profile", "setting", "answers/s", "/best",
+              "429s", "timeouts", "failed", "auto's final limit");
   int worst_ok = 1;
-  for (const std::string& profile : absl::StrSplit(profiles, ',')) {
+  for (const std::string& profile : std::vector<std::string>(absl::StrSplit(profiles, ','))) {
     Sim sim = StartSim(dir, profile);
     if (sim.port == 0) {
       std::fprintf(stderr, "sim --profile %s did not start\n", profile.c_str());
       return 1;
     }
     std::vector<Result> results;
-    for (const std::string& c : absl::StrSplit(fixed, ',')) {
+    for (const std::string& c : std::vector<std::string>(absl::StrSplit(fixed, ','))) {
       results.push_back(Run(dir, data, datasets, sim, c, window));
     }
     const Result a = Run(dir, data, datasets, sim, "auto", window);
@@ -216,9 +224,9 @@ int main(int argc, char** argv) {
     }
     results.push_back(a);
     for (const Result& r : results) {
-      std::printf("%-9s %-8s %10.1f %8.2f %7ld %6ld  %s\n", profile.c_str(), r.setting.c_str(),
+      std::printf("%-9s %-8s %10.1f %8.2f %7ld %8ld %6ld  %s\n", profile.c_str(), r.setting.c_str(),
                   r.answers_per_s, best > 0 ? r.answers_per_s / best : 0, r.rate_limited,
-                  r.failed, r.final_limit.c_str());
+                  r.timeouts, r.failed, r.final_limit.c_str());
     }
     // The fixed setting closest in throughput to auto, for its 429s.
     const Result* near = nullptr;
@@ -229,11 +237,12 @@ int main(int argc, char** argv) {
       }
     }
     const double ratio = best > 0 ? a.answers_per_s / best : 0;
-    std::printf("%-9s auto / best fixed (%s): %.2f; 429s: auto %ld, fixed %s at similar "
-                "throughput %ld; failed %ld\n\n",
-                profile.c_str(), best_setting.c_str(), ratio, a.rate_limited,
-                near ? near->setting.c_str() : "-", near ? near->rate_limited : 0, a.failed);
-    if (ratio < 0.9 || a.failed > 0) worst_ok = 0;
+    std::printf(
+        "%-9s auto / best fixed (%s): %.2f; 429s: auto %ld, fixed %s at similar "
+        "throughput %ld; failed %ld\n\n",
+        profile.c_str(), best_setting.c_str(), ratio, a.rate_limited,
+        near ? near->setting.c_str() : "-", near ? near->rate_limited : 0, a.failed);
+    if (ratio < 0.9 || a.failed > 0 || a.timeouts > 0) worst_ok = 0;
     std::fflush(stdout);
   }
   RemoveAll(dir).IgnoreError();

@@ -140,5 +140,26 @@ TEST(ConcurrencyControllerTest, StaysWithinItsBounds) {
   }
 }
 
+TEST(ConcurrencyControllerTest,
+     WorkersJoiningBeforeTheFirstJudgementAddTheirShareAndLeavingLowersTheCeiling) {
+  ConcurrencyController::Options o;
+  o.initial = 16;
+  o.max = 64;
+  ConcurrencyController c(o, absl::UnixEpoch());
+  c.set_max(128);
+  c.OnWorkerJoined(16);
+  EXPECT_EQ(c.limit(), 32);
+  EXPECT_STREQ(c.cause(), "start");
+  // Once a window was judged, a newcomer only raises the ceiling.
+  for (int i = 0; i < 100; ++i) c.OnAnswer(absl::Seconds(1), 10);
+  ASSERT_TRUE(c.Tick(absl::UnixEpoch() + absl::Seconds(5)));
+  EXPECT_EQ(c.limit(), 64);
+  EXPECT_STREQ(c.cause(), "slow_start");
+  c.OnWorkerJoined(16);
+  EXPECT_EQ(c.limit(), 64);
+  c.set_max(40);  // workers left
+  EXPECT_EQ(c.limit(), 40);
+}
+
 }  // namespace
 }  // namespace medeval

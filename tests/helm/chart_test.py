@@ -106,6 +106,8 @@ BAD_VALUES = [
      "workerPools.0.api.rpm"),
     ("concurrency 0", {"workerPools": [pool(API_POOL, concurrency=0)]},
      "workerPools.0.concurrency"),
+    ("concurrency neither auto nor a number", {"workerPools": [pool(API_POOL, concurrency="fast")]},
+     "workerPools.0.concurrency"),
     ("an unknown request setting",
      {"workerPools": [pool(API_POOL, request={"temprature": 0})]}, "workerPools.0.request"),
     ("a temperature out of range",

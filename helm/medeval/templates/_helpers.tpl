@@ -178,7 +178,13 @@ changes and not when another pool's does.
 */}}
 {{- define "medeval.modelEntry" -}}
 {{- $pool := index . 1 -}}
-{{- $m := dict "name" $pool.model "concurrency" (int $pool.concurrency) -}}
+{{- $m := dict "name" $pool.model -}}
+{{- if eq (toString $pool.concurrency) "auto" -}}
+{{- $_ := set $m "concurrency" "auto" -}}
+{{- with $pool.maxConcurrency }}{{- $_ := set $m "max_concurrency" (int .) -}}{{- end -}}
+{{- else -}}
+{{- $_ := set $m "concurrency" (int $pool.concurrency) -}}
+{{- end -}}
 {{- if $pool.serve -}}
 {{- $serve := dict "command" $pool.serve.command -}}
 {{- if hasKey $pool.serve "startupTimeout" }}{{- $_ := set $serve "startup_timeout" $pool.serve.startupTimeout -}}{{- end -}}
