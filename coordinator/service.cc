@@ -15,6 +15,7 @@
 #include "common/file_util.h"
 #include "common/grpc_util.h"
 #include "common/log.h"
+#include "common/write_queue.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/run_images.h"
 #include "coordinator/upload.h"
@@ -92,7 +93,7 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
                    public WorkerChannel {
  public:
   WorkStream(Scheduler* scheduler, CoordinatorService::CallCounts* counts)
-      : scheduler_(scheduler), call_(counts, CoordinatorService::kWorker) {
+      : scheduler_(scheduler), call_(counts, CoordinatorService::kWorker), writes_(MoveInto) {
     StartRead(&in_);
   }
 
@@ -108,12 +109,7 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
         }
       }
     }
-    if (has_pending_) {
-      MoveInto(&msg, &pending_);
-    } else {
-      pending_.Swap(&msg);  // the common case: no copy
-    }
-    has_pending_ = true;
+    writes_.Push(std::move(msg));
     MaybeWriteLocked();
   }
 
@@ -139,8 +135,7 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
 
   void OnWriteDone(bool ok) override ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) broken_ = true;  // the read side will see it too
+    writes_.WriteDone(ok);  // a broken stream: the read side will see it too
     MaybeWriteLocked();
   }
 
@@ -176,20 +171,16 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
   }
 
   void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || finished_) return;
-    if (has_pending_ && !broken_) {
-      out_.Swap(&pending_);
-      pending_.Clear();
+    if (writes_.busy() || finished_) return;
+    if (v1::CoordinatorMessage* out = writes_.Next()) {
       for (const PendingImage& img : images_pending_) {
-        v1::ImageData* d = out_.add_images();
+        v1::ImageData* d = out->add_images();
         d->set_sha256(img.sha256);
         d->set_mime_type(img.mime);
         d->set_data(*img.bytes);
       }
       images_pending_.clear();
-      has_pending_ = false;
-      writing_ = true;
-      StartWrite(&out_);
+      StartWrite(out);
       return;
     }
     if (closing_) {
@@ -203,18 +194,13 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
   v1::WorkerMessage in_;  // reads are sequential: only the read reactions use it
   std::string id_;        // set once, by the first read reaction
   absl::Mutex mu_;
-  v1::CoordinatorMessage pending_ ABSL_GUARDED_BY(mu_);
-  // Handed to StartWrite; touched again only after OnWriteDone.
-  v1::CoordinatorMessage out_ ABSL_GUARDED_BY(mu_);
+  WriteQueue<v1::CoordinatorMessage> writes_ ABSL_GUARDED_BY(mu_);
   struct PendingImage {
     std::string sha256, mime;
     std::shared_ptr<const std::string> bytes;
   };
   std::vector<PendingImage> images_pending_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> images_sent_ ABSL_GUARDED_BY(mu_);
-  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status close_status_ ABSL_GUARDED_BY(mu_);

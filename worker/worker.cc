@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/version.h"
+#include "worker/worker_stream.h"
 
 namespace medeval {
 namespace {
@@ -25,117 +26,6 @@ std::string DefaultName() {
 }
 
 }  // namespace
-
-// The worker's end of the Work stream. Messages queued by Send merge into one
-// pending batch while a write is in flight. A hold keeps the stream open while
-// writes may still be started from outside reactions; it is released once the
-// server side has ended and no write is in flight.
-class Worker::Stream : public grpc::ClientBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage> {
- public:
-  Stream(Worker* worker, v1::Coordinator::Stub* stub, const ClientSecurity& security,
-         const v1::WorkerMessage& hello)
-      : worker_(worker) {
-    AddAuth(&context_, security);
-    stub->async()->Work(&context_, this);
-    pending_ = hello;
-    has_pending_ = true;
-    AddHold();
-    StartRead(&in_);
-    {
-      absl::MutexLock lock(&mu_);
-      MaybeWriteLocked();
-    }
-    StartCall();
-  }
-
-  void Send(const v1::WorkerMessage& msg) ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    if (closed_ || half_closed_) return;
-    pending_.MergeFrom(msg);
-    has_pending_ = true;
-    MaybeWriteLocked();
-  }
-
-  // Half-closes after the queued messages: the coordinator then ends the call.
-  void CloseSend() ABSL_LOCKS_EXCLUDED(mu_) {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    want_close_ = true;
-    MaybeWriteLocked();
-  }
-
-  void Cancel() { context_.TryCancel(); }
-
-  void OnReadDone(bool ok) override {
-    if (ok) {
-      worker_->OnMessage(this, in_);
-      StartRead(&in_);
-      return;
-    }
-    absl::MutexLock lock(&mu_);
-    closed_ = true;
-    MaybeReleaseLocked();
-  }
-
-  void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    if (!ok) write_failed_ = true;
-    if (closed_) {
-      MaybeReleaseLocked();
-    } else {
-      MaybeWriteLocked();
-    }
-  }
-
-  void OnWritesDoneDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    MaybeReleaseLocked();
-  }
-
-  void OnDone(const grpc::Status& status) override {
-    worker_->OnStreamDone(this, status);
-    delete this;
-  }
-
- private:
-  void MaybeWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || write_failed_) return;
-    if (has_pending_) {
-      out_.Swap(&pending_);
-      pending_.Clear();
-      has_pending_ = false;
-      writing_ = true;
-      StartWrite(&out_);
-    } else if (want_close_ && !half_closed_) {
-      half_closed_ = true;
-      writing_ = true;
-      StartWritesDone();
-    }
-  }
-
-  void MaybeReleaseLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (closed_ && !writing_ && !released_) {
-      released_ = true;
-      RemoveHold();
-    }
-  }
-
-  Worker* const worker_;
-  grpc::ClientContext context_;
-  v1::CoordinatorMessage in_;
-  absl::Mutex mu_;
-  v1::WorkerMessage pending_ ABSL_GUARDED_BY(mu_);
-  v1::WorkerMessage out_ ABSL_GUARDED_BY(mu_);  // handed to StartWrite until OnWriteDone
-  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
-  bool want_close_ ABSL_GUARDED_BY(mu_) = false;
-  bool half_closed_ ABSL_GUARDED_BY(mu_) = false;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  bool released_ ABSL_GUARDED_BY(mu_) = false;
-};
 
 void SetConcurrency(int concurrency, int max_concurrency, WorkerOptions* o) {
   o->auto_concurrency = concurrency == kAutoConcurrency;
@@ -157,8 +47,8 @@ Worker::Worker(WorkerOptions options)
       backend_(&http_, options_.backend) {
   if (options_.prefetch < 0) options_.prefetch = std::max(2, options_.concurrency / 4);
   // Auto: a start until the coordinator sends this worker's share.
-  target_ = limit_ = options_.auto_concurrency ? std::min(16, options_.concurrency)
-                                               : options_.concurrency;
+  target_ = limit_ =
+      options_.auto_concurrency ? std::min(16, options_.concurrency) : options_.concurrency;
   BackendHooks hooks;
   hooks.on_grant_demand = [this] { OnGrantDemand(); };
   hooks.on_rate_limited = [this](absl::Duration d) { OnRateLimited(d); };
@@ -413,8 +303,8 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
     limit_ = ramping_ ? std::min(limit_, target_) : target_;
     if (limit_ == target_) ramping_ = false;
     MEDEVAL_LOG(DEBUG) << "concurrency " << target_ << " of the model's "
-                       << msg.concurrency().model_limit() << " ("
-                       << msg.concurrency().reason() << ")";
+                       << msg.concurrency().model_limit() << " (" << msg.concurrency().reason()
+                       << ")";
     StartQueuedLocked();
   }
   for (const v1::ImageData& img : msg.images()) images_[img.sha256()] = img;
