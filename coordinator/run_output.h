@@ -15,7 +15,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "coordinator/scheduler.h"
+#include "coordinator/run_state.h"
 
 namespace medeval {
 

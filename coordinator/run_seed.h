@@ -13,7 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "coordinator/journal.h"
-#include "coordinator/scheduler.h"
+#include "coordinator/run_state.h"
 #include "coordinator/state_dir.h"
 
 namespace medeval {

@@ -35,6 +35,7 @@
 #include "coordinator/journal.h"
 #include "coordinator/rate_limiter.h"
 #include "coordinator/run_images.h"
+#include "coordinator/run_state.h"
 #include "proto/medeval.pb.h"
 
 namespace medeval {
@@ -51,54 +52,10 @@ class WorkerChannel {
   virtual void Close(const absl::Status& status) = 0;
 };
 
-// Per-question progress, as journaled.
-enum QuestionState : uint8_t {
-  kPending = 0,
-  kLeased = 1,
-  kAnswered = 2,
-  kFailed = 3,
-};
-
 // kStopped: the journal could not be written (disk full, I/O error); nothing
 // more is asked until the coordinator restarts on a working disk.
 enum class RunPhase { kRunning, kMerging, kDone, kIncomplete, kMergeFailed, kStopped };
 const char* RunPhaseName(RunPhase phase);
-
-// A run as recovered from disk (or just created): spec, questions, journal,
-// and the per-question state rebuilt from the journal.
-struct LoadedRun {
-  v1::RunSpec spec;
-  std::shared_ptr<const Suite> suite;
-  std::shared_ptr<const RunImages> images;  // VLM runs
-  std::shared_ptr<JournalFile> journal;
-  std::string output_dir;
-  std::vector<uint8_t> state;    // kPending, kAnswered or kFailed per question
-  std::vector<uint64_t> offset;  // journal offset of each accepted record
-  // Error of each failed question ("Dataset:line: error" is built from it).
-  absl::flat_hash_map<uint32_t, std::string> failure_errors;
-  uint64_t retries = 0;    // sum of (attempts - 1) over accepted records
-  uint64_t truncated = 0;  // answers cut off at max_tokens
-  // Requests of copies whose results were not kept, per question.
-  absl::flat_hash_map<uint32_t, uint32_t> more_attempts;
-  // Outputs of a settled run are on disk already (no merge needed).
-  bool outputs_ready = false;
-  absl::Time finished = absl::InfinitePast();
-};
-
-// What the merger needs to write a finished run's outputs.
-struct RunSnapshot {
-  v1::RunSpec spec;
-  std::shared_ptr<const Suite> suite;
-  std::shared_ptr<JournalFile> journal;
-  std::string output_dir;
-  std::vector<uint8_t> state;
-  std::vector<uint64_t> offset;
-  uint64_t duplicates = 0;
-  // Requests of copies whose results were not kept, per question: added to
-  // the kept record's attempts.
-  absl::flat_hash_map<uint32_t, uint32_t> more_attempts;
-  absl::Time finished;
-};
 
 class Scheduler {
  public:
@@ -233,7 +190,7 @@ class Scheduler {
     bool failed;
     std::string worker_id;
     absl::StatusOr<uint64_t> offset;
-    bool truncated = false;  // an answer cut off at max_tokens
+    bool truncated = false;      // an answer cut off at max_tokens
     bool more_attempts = false;  // a JournalEntry.more_attempts record
   };
   void OnDurable(Durable d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

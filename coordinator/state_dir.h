@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "coordinator/scheduler.h"
+#include "coordinator/run_state.h"
 #include "proto/medeval.pb.h"
 
 namespace medeval {
