@@ -91,7 +91,15 @@ absl::Status Coordinator::Init() {
 
   auto creds = MakeServerCredentials(options_.tls);
   if (!creds.ok()) return creds.status();
-  service_ = std::make_unique<CoordinatorService>(this);
+  CoordinatorService::Backend backend;
+  backend.token = options_.token;
+  backend.max_upload_bytes = options_.max_upload_bytes;
+  backend.scheduler = scheduler_.get();
+  backend.executor = executor_.get();
+  backend.create_run = [this](v1::RunSpec spec, std::vector<UploadedFile> files) {
+    return CreateRun(std::move(spec), std::move(files));
+  };
+  service_ = std::make_unique<CoordinatorService>(std::move(backend));
   // The standard grpc.health.v1 service, for gRPC probes and load balancers.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;

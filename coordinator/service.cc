@@ -12,12 +12,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/executor.h"
 #include "common/file_util.h"
 #include "common/grpc_util.h"
 #include "common/log.h"
 #include "common/write_queue.h"
-#include "coordinator/coordinator.h"
 #include "coordinator/run_images.h"
+#include "coordinator/scheduler.h"
 #include "coordinator/upload.h"
 
 namespace medeval {
@@ -210,15 +211,15 @@ class WorkStream : public grpc::ServerBidiReactor<v1::WorkerMessage, v1::Coordin
 // The run is created (off the gRPC threads) only from a complete upload.
 class SubmitUpload : public grpc::ServerReadReactor<v1::SubmitChunk> {
  public:
-  SubmitUpload(Coordinator* coordinator, CoordinatorService::CallCounts* counts, std::string peer,
-               v1::SubmitResponse* response)
-      : coordinator_(coordinator),
+  SubmitUpload(const CoordinatorService::Backend* backend, CoordinatorService::CallCounts* counts,
+               std::string peer, v1::SubmitResponse* response)
+      : backend_(backend),
         call_(counts, CoordinatorService::kUpload),
         peer_(std::move(peer)),
         response_(response),
         upload_([&] {
           UploadReceiver::Limits l;
-          l.max_upload_bytes = coordinator->options().max_upload_bytes;
+          l.max_upload_bytes = backend->max_upload_bytes;
           l.max_file_bytes = std::min(l.max_file_bytes, l.max_upload_bytes);
           return l;
         }()) {
@@ -251,9 +252,9 @@ class SubmitUpload : public grpc::ServerReadReactor<v1::SubmitChunk> {
       return spec.status();
     }
     spec_ = std::move(*spec);
-    coordinator_->executor().Post([this] {
+    backend_->executor->Post([this] {
       absl::Status st = NoThrow([this] {
-        auto resp = coordinator_->CreateRun(std::move(spec_), std::move(files_));
+        auto resp = backend_->create_run(std::move(spec_), std::move(files_));
         if (resp.ok()) *response_ = *resp;
         return resp.status();
       });
@@ -270,7 +271,7 @@ class SubmitUpload : public grpc::ServerReadReactor<v1::SubmitChunk> {
     Finish(ToGrpcStatus(st));
   }
 
-  Coordinator* const coordinator_;
+  const CoordinatorService::Backend* const backend_;
   OpenCall call_;
   const std::string peer_;
   v1::SubmitResponse* const response_;
@@ -377,7 +378,7 @@ class FetchStream : public grpc::ServerWriteReactor<v1::FileChunk> {
 
 }  // namespace
 
-CoordinatorService::CoordinatorService(Coordinator* coordinator) : coordinator_(coordinator) {}
+CoordinatorService::CoordinatorService(Backend backend) : backend_(std::move(backend)) {}
 
 CoordinatorService::OpenCalls CoordinatorService::open_calls() const {
   OpenCalls o;
@@ -390,38 +391,38 @@ CoordinatorService::OpenCalls CoordinatorService::open_calls() const {
 
 grpc::ServerBidiReactor<v1::WorkerMessage, v1::CoordinatorMessage>* CoordinatorService::Work(
     grpc::CallbackServerContext* context) {
-  grpc::Status auth = CheckAuth(context, coordinator_->options().token);
+  grpc::Status auth = CheckAuth(context, backend_.token);
   if (!auth.ok()) {
     MEDEVAL_LOG(WARNING) << "refused a worker from " << context->peer() << ": "
                          << auth.error_message();
     return new RejectBidi<v1::WorkerMessage, v1::CoordinatorMessage>(auth);
   }
-  return new WorkStream(&coordinator_->scheduler(), &calls_);
+  return new WorkStream(backend_.scheduler, &calls_);
 }
 
 grpc::ServerReadReactor<v1::SubmitChunk>* CoordinatorService::Submit(
     grpc::CallbackServerContext* context, v1::SubmitResponse* response) {
-  grpc::Status auth = CheckAuth(context, coordinator_->options().token);
+  grpc::Status auth = CheckAuth(context, backend_.token);
   if (!auth.ok()) return new RejectRead<v1::SubmitChunk>(auth);
-  return new SubmitUpload(coordinator_, &calls_, context->peer(), response);
+  return new SubmitUpload(&backend_, &calls_, context->peer(), response);
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::Status(grpc::CallbackServerContext* context,
                                                      const v1::StatusRequest* request,
                                                      v1::StatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  grpc::Status auth = CheckAuth(context, coordinator_->options().token);
+  grpc::Status auth = CheckAuth(context, backend_.token);
   if (!auth.ok()) {
     reactor->Finish(auth);
     return reactor;
   }
-  if (!request->run_id().empty() && !coordinator_->scheduler().HasRun(request->run_id())) {
+  if (!request->run_id().empty() && !backend_.scheduler->HasRun(request->run_id())) {
     reactor->Finish(
         grpc::Status(grpc::StatusCode::NOT_FOUND, absl::StrCat("no run ", request->run_id())));
     return reactor;
   }
   absl::Status st = NoThrow([&] {
-    *response = coordinator_->scheduler().Status(request->run_id());
+    *response = backend_.scheduler->Status(request->run_id());
     return absl::OkStatus();
   });
   reactor->Finish(ToGrpcStatus(st));
@@ -430,9 +431,9 @@ grpc::ServerUnaryReactor* CoordinatorService::Status(grpc::CallbackServerContext
 
 grpc::ServerWriteReactor<v1::FileChunk>* CoordinatorService::Fetch(
     grpc::CallbackServerContext* context, const v1::FetchRequest* request) {
-  grpc::Status auth = CheckAuth(context, coordinator_->options().token);
+  grpc::Status auth = CheckAuth(context, backend_.token);
   if (!auth.ok()) return new RejectWrite<v1::FileChunk>(auth);
-  Scheduler& s = coordinator_->scheduler();
+  Scheduler& s = *backend_.scheduler;
   auto out = s.Output(request->run_id());
   if (!out.ok()) return new RejectWrite<v1::FileChunk>(ToGrpcStatus(out.status()));
   if (out->phase != RunPhase::kDone && out->phase != RunPhase::kIncomplete) {
@@ -449,7 +450,7 @@ grpc::ServerWriteReactor<v1::FileChunk>* CoordinatorService::Fetch(
                      absl::StrCat("run ", request->run_id(), " is not finished", progress,
                                   "; watch it with `medeval status`")));
   }
-  return new FetchStream(&coordinator_->executor(), &calls_, out->output_dir);
+  return new FetchStream(backend_.executor, &calls_, out->output_dir);
 }
 
 }  // namespace medeval

@@ -9,21 +9,41 @@
 // Thread-safety: gRPC calls the reactors; each reactor keeps one write in
 // flight and guards its outgoing queue with its own mutex, always taken after
 // (never around) the scheduler's. open_calls() is thread-safe.
+//
+// The service sees only its Backend, never the Coordinator that owns it, so
+// the dependency goes one way: the coordinator builds and owns the service.
 #ifndef MEDEVAL_COORDINATOR_SERVICE_H_
 #define MEDEVAL_COORDINATOR_SERVICE_H_
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
+#include "absl/status/statusor.h"
+#include "coordinator/state_dir.h"
 #include "proto/medeval.grpc.pb.h"
 
 namespace medeval {
 
-class Coordinator;
+class Executor;
+class Scheduler;
 
 class CoordinatorService final : public v1::Coordinator::CallbackService {
  public:
-  explicit CoordinatorService(Coordinator* coordinator);
+  // What the calls need from the coordinator; everything outlives the service.
+  struct Backend {
+    std::string token;              // empty: no token required
+    uint64_t max_upload_bytes = 0;  // largest accepted submission
+    Scheduler* scheduler = nullptr;
+    Executor* executor = nullptr;  // disk work, off the gRPC threads
+    // Creates a run from a complete upload; blocks on disk I/O, so the
+    // service calls it on `executor`.
+    std::function<absl::StatusOr<v1::SubmitResponse>(v1::RunSpec, std::vector<UploadedFile>)>
+        create_run;
+  };
+  explicit CoordinatorService(Backend backend);
 
   enum CallKind { kWorker = 0, kUpload = 1, kFetch = 2 };
   struct CallCounts {
@@ -51,7 +71,7 @@ class CoordinatorService final : public v1::Coordinator::CallbackService {
                                                  const v1::FetchRequest* request) override;
 
  private:
-  Coordinator* const coordinator_;
+  const Backend backend_;
   CallCounts calls_;
 };
 
