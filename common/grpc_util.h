@@ -55,9 +55,8 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 // otherwise.
 grpc::Status CheckAuth(const grpc::CallbackServerContext* context, const std::string& token);
 
-// gRPC status <-> absl::Status.
+// absl::Status -> gRPC status (same code and message).
 grpc::Status ToGrpcStatus(const absl::Status& status);
-absl::Status FromGrpcStatus(const grpc::Status& status);
 
 }  // namespace medeval
 

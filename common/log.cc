@@ -33,18 +33,12 @@ std::atomic<int>& Level() {
 }
 
 // Constant-initialized, so logging works from any static constructor or destructor.
-ABSL_CONST_INIT absl::Mutex prefix_mu(absl::kConstInit);
 ABSL_CONST_INIT absl::Mutex sink_mu(absl::kConstInit);
 
 // Never destroyed: threads may still log while statics are torn down at exit.
 std::function<void(const std::string&)>& Sink() ABSL_EXCLUSIVE_LOCKS_REQUIRED(sink_mu) {
   static auto* sink = new std::function<void(const std::string&)>();
   return *sink;
-}
-
-std::string& Prefix() ABSL_EXCLUSIVE_LOCKS_REQUIRED(prefix_mu) {
-  static auto* prefix = new std::string();
-  return *prefix;
 }
 
 const char* LevelTag(LogLevel level) {
@@ -66,11 +60,6 @@ const char* LevelTag(LogLevel level) {
 void SetLogLevel(LogLevel level) { Level().store(static_cast<int>(level)); }
 LogLevel GetLogLevel() { return static_cast<LogLevel>(Level().load()); }
 
-void SetLogPrefix(const std::string& prefix) {
-  absl::MutexLock lock(&prefix_mu);
-  Prefix() = prefix;
-}
-
 void SetLogSink(std::function<void(const std::string& line)> sink) {
   absl::MutexLock lock(&sink_mu);
   Sink() = std::move(sink);
@@ -80,10 +69,6 @@ LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(leve
   const char* base = std::strrchr(file, '/');
   stream_ << LevelTag(level) << ' '
           << absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone()) << ' ';
-  {
-    absl::MutexLock lock(&prefix_mu);
-    if (!Prefix().empty()) stream_ << Prefix() << ' ';
-  }
   if (level_ == LogLevel::kDebug) stream_ << (base ? base + 1 : file) << ':' << line << ' ';
 }
 

@@ -17,9 +17,6 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
 // (debug|info|warning|error) in the environment overrides it at start-up.
 void SetLogLevel(LogLevel level);
 LogLevel GetLogLevel();
-// A prefix for every line (e.g. "worker-1"), useful when several components
-// share one process's stderr.
-void SetLogPrefix(const std::string& prefix);
 // Where lines go instead of stderr (a live progress display prints them
 // above itself); nullptr: back to stderr. The sink is called from any thread
 // with one whole line, "\n" included.

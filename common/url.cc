@@ -93,13 +93,6 @@ std::string RedactUrl(absl::string_view url) {
   return absl::StrCat(head, absl::StrJoin(parts, "&"), frag);
 }
 
-std::string UrlOrigin(absl::string_view url) {
-  size_t scheme = url.find("://");
-  if (scheme == absl::string_view::npos) return std::string(url);
-  size_t end = url.find_first_of("/?#", scheme + 3);
-  return std::string(url.substr(0, end));
-}
-
 absl::Status CheckHeaderValue(absl::string_view what, absl::string_view value) {
   for (size_t i = 0; i < value.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(value[i]);

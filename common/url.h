@@ -32,9 +32,6 @@ std::string RedactUrl(absl::string_view url);
 // key).
 absl::Status CheckHeaderValue(absl::string_view what, absl::string_view value);
 
-// "http://host:8000" (scheme, host, port) of a URL, for health checks.
-std::string UrlOrigin(absl::string_view url);
-
 }  // namespace medeval
 
 #endif  // MEDEVAL_COMMON_URL_H_

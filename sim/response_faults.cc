@@ -53,12 +53,6 @@ ContentFault ResponseFaults::Pick(double u) const {
   return ContentFault::kNone;
 }
 
-double ResponseFaults::Total() const {
-  double total = 0;
-  for (const auto& r : rates_) total += r.load();
-  return total;
-}
-
 bool ResponseFaults::Set(absl::string_view name, double value) {
   if (name == "bad_gzip_rate") {
     bad_gzip_rate_.store(value);

@@ -59,8 +59,6 @@ class ResponseFaults {
   void CountBadGzip() { bad_gzip_.fetch_add(1, std::memory_order_relaxed); }
   nlohmann::json StatsJson() const;
   void Reset();
-  // Sum of the content fault rates (at most 1).
-  double Total() const;
 
   const ResponseFaultOptions& options() const { return options_; }
 

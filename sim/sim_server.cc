@@ -358,16 +358,4 @@ void SimServer::GoDown(absl::Duration d) { impl_->GoDown(d); }
 
 std::string SimServer::Control(const std::string& json_body) { return impl_->Control(json_body); }
 
-absl::Status ParseOverflow(const std::string& value, bool* reject) {
-  if (value == "queue") {
-    *reject = false;
-  } else if (value == "reject") {
-    *reject = true;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--overflow must be 'queue' or 'reject', not '", value, "'"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace medeval::sim

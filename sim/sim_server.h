@@ -80,9 +80,6 @@ class SimServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// Parses "--overflow" values.
-absl::Status ParseOverflow(const std::string& value, bool* reject);
-
 }  // namespace medeval::sim
 
 #endif  // MEDEVAL_SIM_SIM_SERVER_H_

@@ -157,7 +157,6 @@ struct HttpClient::Impl {
     curl_multi_add_handle(multi, e);
     const uint64_t id = t->id;
     running[id] = std::move(t);
-    active.fetch_add(1);
   }
 
   // Detaches the easy handle for reuse; frees the header list.
@@ -175,7 +174,6 @@ struct HttpClient::Impl {
     auto it = running.find(raw->id);
     std::unique_ptr<Transfer> t = std::move(it->second);
     running.erase(it);
-    active.fetch_sub(1);
     HttpResponse resp;
     resp.elapsed = absl::Now() - t->start;
     resp.curl_code = code;
@@ -230,7 +228,6 @@ struct HttpClient::Impl {
         if (it == running.end()) continue;
         Release(it->second.get());
         running.erase(it);
-        active.fetch_sub(1);
       }
       for (auto& op : timer_adds) {
         timer_queue.emplace(op.due, op.id);
@@ -283,7 +280,6 @@ struct HttpClient::Impl {
   std::thread thread;
   absl::Mutex join_mu;  // held through the join, so it happens once
   std::atomic<uint64_t> next_id{1};
-  std::atomic<int> active{0};
 
   absl::Mutex mu;
   std::vector<std::unique_ptr<Transfer>> to_start ABSL_GUARDED_BY(mu);
@@ -367,7 +363,5 @@ void HttpClient::CancelTimer(uint64_t id) {
   }
   impl_->Wake();
 }
-
-int HttpClient::active() const { return impl_->active.load(); }
 
 }  // namespace medeval

@@ -72,9 +72,6 @@ class HttpClient {
   uint64_t After(absl::Duration delay, std::function<void()> fn);
   void CancelTimer(uint64_t id);
 
-  // Transfers in progress (for metrics).
-  int active() const;
-
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

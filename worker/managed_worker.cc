@@ -167,11 +167,6 @@ absl::Status ManagedWorker::error() {
   return w ? w->error() : absl::OkStatus();
 }
 
-int ManagedWorker::restarts() {
-  absl::MutexLock lock(&mu_);
-  return restarts_;
-}
-
 absl::Status ManagedWorker::Live() {
   absl::Status st = error();
   if (!st.ok()) return absl::UnavailableError(st.message());

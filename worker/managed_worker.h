@@ -38,8 +38,6 @@ class ManagedWorker {
   absl::Status Wait() ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status error() ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& name() const { return options_.name; }
-  // Restarts of the model server so far.
-  int restarts() ABSL_LOCKS_EXCLUDED(mu_);
   // For probes: live unless a fatal error stopped it; ready while it is
   // connected to the coordinator and can take work (its model server is
   // up, it is not draining).

@@ -36,9 +36,5 @@ TEST(RedactUrlTest, RemovesCredentials) {
   EXPECT_EQ(RedactUrl("http://host:8000/v1"), "http://host:8000/v1");
 }
 
-TEST(UrlOriginTest, SchemeHostPort) {
-  EXPECT_EQ(UrlOrigin("http://h:8000/v1/models"), "http://h:8000");
-}
-
 }  // namespace
 }  // namespace medeval

@@ -290,12 +290,5 @@ TEST_F(SimServerTest, ControlChangesFaultsWhileServing) {
   EXPECT_EQ(HttpCall("POST", base_ + "/control", R"({"nonsense": 1})").status, 400);
 }
 
-TEST(ParseOverflowTest, Values) {
-  bool reject = false;
-  EXPECT_TRUE(ParseOverflow("reject", &reject).ok());
-  EXPECT_TRUE(reject);
-  EXPECT_FALSE(ParseOverflow("drop", &reject).ok());
-}
-
 }  // namespace
 }  // namespace medeval::sim
