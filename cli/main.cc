@@ -11,7 +11,10 @@
 
 int main(int argc, char** argv) {
   medeval::cli::BlockTerminationSignals();
-  // Lock-order checking costs a graph update per lock; the tests run it.
+  // Debian's Abseil is built with lock-order (deadlock) checking on, which
+  // updates a graph on every lock; the medeval binary turns it off. The test
+  // executables keep the library's default, so code the tests run in their
+  // own process is checked; medeval child processes they start are not.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{
       "medeval: run the MedBench benchmark against OpenAI-compatible models, "

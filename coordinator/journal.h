@@ -127,7 +127,8 @@ class JournalWriter {
   // stable storage, or the error.
   void Append(std::shared_ptr<JournalFile> file, std::string payload, Done done)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Blocks until everything appended before the call is durable.
+  // Blocks until everything appended before the call was written and synced,
+  // or failed (its `done` got the error); its done callbacks have run.
   void Flush() ABSL_LOCKS_EXCLUDED(mu_);
   // Runs on the writer's thread after the done callbacks of each batch (for
   // work that is cheaper done once per batch). Set before the first Append.

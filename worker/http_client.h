@@ -66,7 +66,11 @@ class HttpClient {
 
   // Starts a transfer; `done` runs once with its outcome (unless cancelled).
   uint64_t Send(HttpRequest request, Callback done);
-  // Aborts a transfer; its callback will not run.
+  // Aborts a transfer. One not started yet is dropped at once and its callback
+  // never runs. One already running is aborted when the loop next turns: if it
+  // completes first (in the same turn, or because Cancel came from another
+  // thread), its callback still runs, so callbacks must tolerate an answer to
+  // a cancelled request. An unknown or finished id is ignored.
   void Cancel(uint64_t id);
   // Runs `fn` on the loop thread after `delay`.
   uint64_t After(absl::Duration delay, std::function<void()> fn);

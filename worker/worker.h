@@ -199,8 +199,12 @@ class Worker {
   absl::Time fail_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::atomic<bool> grant_report_pending_{false};
 
-  // Stop() stops the HTTP loop (whose callbacks use the backend and the
-  // state above) before anything is destroyed.
+  // ~Worker calls Stop() before any member goes: it joins the connection
+  // thread (no stream is left), stops the batch runner while the HTTP loop
+  // still runs (it waits on its own transfers), then stops the HTTP loop, so
+  // no transfer or timer callback (they use the backend, the runner and the
+  // state above) runs during destruction. Members then go in reverse order:
+  // batch_ and backend_ (both hold &http_) before http_.
   HttpClient http_;
   ChatBackend backend_;
   std::unique_ptr<BatchRunner> batch_;  // batch mode only

@@ -168,7 +168,7 @@ TEST_F(UploadTest, ShutdownEndsOpenCallsInBoundedTimeAndSaysWhatItDid) {
   const size_t a = log.find("shutting down: no new calls");
   const size_t b = log.find("1 worker streams, 1 uploads");
   const size_t c = log.find("gRPC server stopped");
-  const size_t d = log.find("journal flushed");
+  const size_t d = log.find("journal: every record appended before shutdown");
   const size_t e = log.find("coordinator stopped");
   ASSERT_NE(a, std::string::npos) << log;
   EXPECT_NE(b, std::string::npos) << log;
