@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -97,35 +96,41 @@ TEST_F(BackendsTest, ThreeWorkersHoldASharedRequestBudget) {
     cluster_.StartWorker(w, {"--model", "m", "--concurrency", "8", "--base-url",
                              absl::StrCat("http://127.0.0.1:", sim.port(), "/v1")});
   }
+  // Every request the sim counts was granted by the coordinator after t0 (the
+  // sim serves only this test), and the coordinator grants at most 10/s plus
+  // its full bucket (rpm / 120 = 5). Unlimited, or limited per worker, three
+  // workers at concurrency 8 against an instant sim go far beyond that. A
+  // loaded machine only makes the run slower, never the bound tighter.
+  const absl::Time t0 = absl::Now();
   std::string out, err;
   ASSERT_EQ(cluster_.Cli({"submit", "--data", tmp_ / "suite", "--model", "m", "--rpm", "600"}, &out,
                          &err),
             0)
       << err;
   auto requests = [&] { return json::parse(sim.StatsJson())["requests"].get<int>(); };
-  ASSERT_TRUE(testing::WaitFor([&] { return requests() > 20; }));
-  std::this_thread::sleep_for(std::chrono::seconds(1));
-  const int before = requests();
-  const absl::Time t0 = absl::Now();
-  std::this_thread::sleep_for(std::chrono::seconds(30));
-  const int made = requests() - before;
-  const double expected = 600.0 / 60 * absl::ToDoubleSeconds(absl::Now() - t0);
-  EXPECT_NEAR(made, expected, expected * 0.05) << made << " requests in 30 s at 600/min";
-  // All three shared it.
-  auto st = cluster_.client().Status("");
-  ASSERT_TRUE(st.ok());
-  for (const auto& w : st->workers()) {
-    EXPECT_GT(w.answered(), 50u) << w.worker_id() << "\n"
-                                 << cluster_.coordinator().err()
-                                 << cluster_.worker(w.worker_id()).err();
-  }
+  // All three share the budget: each answers its part.
+  auto all_answered = [&] {
+    auto st = cluster_.client().Status("");
+    if (!st.ok() || st->workers_size() != 3) return false;
+    for (const auto& w : st->workers()) {
+      if (w.answered() < 20) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return requests() >= 150 && all_answered(); }, absl::Seconds(180)))
+      << requests() << " requests\n"
+      << cluster_.coordinator().err();
+  const int made = requests();
+  const double allowed = 600.0 / 60 * absl::ToDoubleSeconds(absl::Now() - t0) + 600.0 / 120;
+  EXPECT_LE(made, allowed + 1) << made << " requests where 600/min allows " << allowed;
 }
 
 TEST_F(BackendsTest, A429StormPausesTheModelAndEveryQuestionFinishes) {
   sim::SimOptions o;
   o.latency_ms = 50;
   o.ratelimit_rate = 0.5;
-  o.retry_after_s = 2;
+  o.retry_after_s = 4;
   sim::SimServer sim(o);
   ASSERT_TRUE(sim.Start().ok());
   testing::WriteSyntheticSuite(tmp_ / "suite", "MedHC", 300);
@@ -141,13 +146,42 @@ TEST_F(BackendsTest, A429StormPausesTheModelAndEveryQuestionFinishes) {
       0);
   const std::string run(absl::StripAsciiWhitespace(out));
   auto stats = [&] { return json::parse(sim.StatsJson()); };
-  ASSERT_TRUE(testing::WaitFor([&] { return stats()["faults"]["ratelimit"].get<int>() > 0; }));
+  // The coordinator's pause, as its status shows it (0: not paused).
+  auto paused_until = [&]() -> int64_t {
+    auto st = cluster_.client().Status(run);
+    return st.ok() && st->runs_size() == 1 ? st->runs(0).paused_until_unix_ms() : 0;
+  };
   // Half the requests still succeed, which would free slots for new ones;
-  // but the whole model is paused for the Retry-After.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  const int c1 = stats()["requests"].get<int>();
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-  EXPECT_EQ(stats()["requests"].get<int>(), c1) << "requests went out during the pause";
+  // but the whole model is paused for the Retry-After (4 s): once the
+  // requests already sent are answered, none goes out until the pause ends.
+  // The window is checked against the coordinator's own end of the pause; a
+  // window the machine was too slow to fit inside it proves nothing, so the
+  // next pause (there are many at this 429 rate) is tried instead.
+  bool checked = false;
+  int64_t seen_until = 0;
+  for (int attempt = 0; attempt < 8 && !checked; ++attempt) {
+    int64_t until = 0;
+    ASSERT_TRUE(
+        testing::WaitFor([&] { return (until = paused_until()) > seen_until; }, absl::Seconds(60)))
+        << "no new pause\n"
+        << cluster_.coordinator().err();
+    seen_until = until;
+    const absl::Time end = absl::FromUnixMillis(until);
+    // Requests sent before a worker heard of the pause are answered (50 ms);
+    // the pause reaches every worker well within the second that follows.
+    if (!testing::WaitFor([&] { return stats()["in_flight"].get<int>() == 0; }, end - absl::Now()))
+      continue;
+    absl::SleepFor(absl::Seconds(1));
+    const int c1 = stats()["requests"].get<int>();
+    absl::SleepFor(absl::Seconds(1));
+    const int c2 = stats()["requests"].get<int>();
+    // Both counts taken a second or more before the coordinator's end of the
+    // pause (a worker's own pause ends no earlier).
+    if (absl::Now() + absl::Seconds(1) > end) continue;
+    EXPECT_EQ(c2, c1) << "requests went out during the pause";
+    checked = true;
+  }
+  EXPECT_TRUE(checked) << "the machine never fitted one second inside a 4 s pause";
   ASSERT_EQ(testing::HttpCall("POST", absl::StrCat("http://127.0.0.1:", sim.port(), "/control"),
                               R"({"ratelimit_rate": 0})")
                 .status,

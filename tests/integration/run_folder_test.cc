@@ -79,16 +79,15 @@ class RunFolderTest : public ::testing::Test {
 TEST_F(RunFolderTest, ASubsetRunBesideAnInterruptedRunAsksOnlyItsOwnQuestions) {
   sim::SimOptions o;
   o.latency_ms = 20;
-  o.capacity = 2;  // about 100 answers/s: the full run takes seconds
+  o.capacity = 2;
+  o.down_after = 60;  // the full run cannot end before the kill
+  o.down_for = absl::Hours(1);
   Serve(o);
   WriteSuite(tmp_ / "suite", {{"MedSafety", 20}, {"MedExam", 400}});
   {
     testing::Subprocess full;
     full.Start(Args({"--workers", "1", "--concurrency", "2"}), tmp_.path());
-    ASSERT_TRUE(
-        testing::WaitFor([&] { return Stats()["completed"].get<int>() >= 60; }, absl::Seconds(60)));
-    full.Kill(SIGKILL);
-    full.Wait();
+    ASSERT_TRUE(testing::KillDuringOutage(*sim_, full));
     EXPECT_TRUE(absl::StrContains(full.err(), "new run")) << full.err();
   }
   ASSERT_TRUE(testing::WaitFor([&] { return Stats()["in_flight"].get<int>() == 0; }));

@@ -138,17 +138,15 @@ TEST(SavedStateTest, AFlippedByteInTheJournalAsksOnlyItsAnswerAgain) {
   sim::SimOptions so;
   so.latency_ms = 20;
   so.capacity = 4;
+  so.down_after = 200;  // the run cannot end before the kill
+  so.down_for = absl::Hours(1);
   sim::SimServer sim(so);
   ASSERT_TRUE(sim.Start().ok());
   const auto args = RunArgs(tmp, sim);
   {
     testing::Subprocess p;
     p.Start(args, tmp.path());
-    ASSERT_TRUE(testing::WaitFor(
-        [&] { return json::parse(sim.StatsJson())["completed"].get<int>() >= 200; },
-        absl::Seconds(60)));
-    p.Kill(SIGKILL);
-    p.Wait();
+    ASSERT_TRUE(testing::KillDuringOutage(sim, p));
   }
   const std::string run_dir = OnlyRunDir(tmp);
   const std::set<uint32_t> journaled = Journaled(run_dir);

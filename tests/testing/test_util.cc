@@ -12,6 +12,7 @@
 #include <future>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -21,6 +22,7 @@
 #include "common/file_util.h"
 #include "common/suite.h"
 #include "gtest/gtest.h"
+#include "sim/sim_server.h"
 #include "worker/http_client.h"
 
 #ifndef MEDEVAL_SOURCE_DIR
@@ -143,6 +145,23 @@ int RunMedeval(const std::vector<std::string>& args, const std::string& log_dir,
   if (out) *out = p.out();
   if (err) *err = p.err();
   return code;
+}
+
+bool KillDuringOutage(sim::SimServer& sim, Subprocess& run, absl::Duration timeout) {
+  const bool seen = WaitFor(
+      [&] {
+        return nlohmann::json::parse(sim.StatsJson())["down_episodes"].get<int>() >= 1 &&
+               absl::StrContains(run.err(), "endpoint down");
+      },
+      timeout);
+  EXPECT_TRUE(seen) << "the run never saw the outage: " << run.err();
+  run.Kill(SIGKILL);
+  EXPECT_EQ(run.Wait(), 128 + SIGKILL) << run.err();
+  sim.GoDown(absl::Milliseconds(1));  // ends the outage now
+  const std::string health = absl::StrCat("http://127.0.0.1:", sim.port(), "/health");
+  const bool back = WaitFor([&] { return HttpCall("GET", health).status == 200; }, timeout);
+  EXPECT_TRUE(back) << "the sim did not come back";
+  return seen && back;
 }
 
 bool WaitFor(const std::function<bool()>& pred, absl::Duration timeout) {

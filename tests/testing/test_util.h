@@ -18,6 +18,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
+namespace medeval::sim {
+class SimServer;
+}
+
 namespace medeval::testing {
 
 // A fresh folder, removed with everything in it on destruction.
@@ -82,6 +86,14 @@ int RunMedeval(const std::vector<std::string>& args, const std::string& log_dir,
 
 // Polls `pred` every 20 ms up to `timeout`.
 bool WaitFor(const std::function<bool()>& pred, absl::Duration timeout = absl::Seconds(30));
+
+// Kills `run` (SIGKILL) mid-run without a race against its end: `sim` was
+// started with `down_after` (and a long `down_for`), so it stops answering
+// after that many answers and the run cannot finish. Waits until the outage
+// began and the run logged its endpoint down, kills, then ends the outage and
+// waits until the sim answers again. False (with a test failure) on timeout.
+bool KillDuringOutage(sim::SimServer& sim, Subprocess& run,
+                      absl::Duration timeout = absl::Seconds(60));
 
 // Parses a JSONL file (one object per non-blank line).
 std::vector<nlohmann::json> ReadJsonl(const std::string& path);
