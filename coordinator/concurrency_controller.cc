@@ -61,7 +61,9 @@ bool ConcurrencyController::Tick(absl::Time now) {
         w.rate_limited > 0
             ? absl::StrFormat("%d answered 429: down to %d", w.rate_limited, lower)
             : absl::StrFormat("%d requests timed out: down to %d", w.timeouts, lower));
-    last_limit_ = before;
+    // The decrease was forced, not a step of the climb: a gain from here
+    // means going up again (towards the loss point, never to it).
+    last_limit_ = limit_;
     last_throughput_ = 0;
     return limit_ != before;
   }
@@ -111,7 +113,9 @@ bool ConcurrencyController::Tick(absl::Time now) {
     settled_windows_ = 0;
     Set(before - Step(), "latency",
         absl::StrFormat("latency %.2fs without more throughput: less", latency_s));
-  } else if (++settled_windows_ >= options_.probe_every) {
+  } else if (++settled_windows_ >= (before < ceiling_ ? 2 : options_.probe_every)) {
+    // Below a loss point the climb back is additive (AIMD), a step every
+    // other settled window; elsewhere probing is rarer.
     settled_windows_ = 0;
     Set(before + Step(), "probe", "settled: probing one step up");
   }

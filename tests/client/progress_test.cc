@@ -130,5 +130,18 @@ TEST(ProgressTest, PausedDownAndWorkerlessModelsAreShown) {
   EXPECT_TRUE(absl::StrContains(ProgressReporter::Line(RunAt("c", 1), true, 0, &h), "| no worker"));
 }
 
+TEST(ProgressTest, AnAutoConcurrencyLimitIsShownWithWhyItLastChanged) {
+  v1::RunStatus r = RunAt("m", 1);
+  EXPECT_FALSE(absl::StrContains(ProgressReporter::Line(r, true, 0), "in flight"));
+  r.set_concurrency_limit(48);
+  r.set_concurrency_cause("latency");
+  r.set_concurrency_reason("latency 2.10s without more throughput: less");
+  EXPECT_TRUE(absl::StrContains(ProgressReporter::Line(r, true, 0),
+                                "| auto 48 in flight (latency grew)"))
+      << ProgressReporter::Line(r, true, 0);
+  r.set_concurrency_cause("rate_limited");
+  EXPECT_TRUE(absl::StrContains(ProgressReporter::Line(r, true, 0), "(429s)"));
+}
+
 }  // namespace
 }  // namespace medeval
