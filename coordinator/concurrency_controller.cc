@@ -56,7 +56,16 @@ bool ConcurrencyController::Tick(absl::Time now) {
     ceiling_ = std::max(options_.min, before - 1);
     best_throughput_ *= 0.9;  // what was best may have been past the limit
     if (best_limit_ > ceiling_) best_limit_ = ceiling_;
-    const int lower = static_cast<int>(before * options_.decrease);
+    // Multiplicative decrease, but not below what the endpoint did sustain
+    // in the window: answers/s x their latency is the concurrency it served
+    // (Little's law; BBR's bandwidth-delay product), so a rate limit just
+    // above the limit costs one small step instead of 30%.
+    int lower = static_cast<int>(before * options_.decrease);
+    if (w.answers >= options_.min_answers) {
+      const double served = static_cast<double>(w.answers) / absl::ToDoubleSeconds(elapsed) *
+                            absl::ToDoubleSeconds(w.latency_sum) / static_cast<double>(w.answers);
+      lower = std::max(lower, std::min(before - 1, static_cast<int>(served)));
+    }
     Set(lower, w.rate_limited > 0 ? "rate_limited" : "timeout",
         w.rate_limited > 0
             ? absl::StrFormat("%d answered 429: down to %d", w.rate_limited, lower)

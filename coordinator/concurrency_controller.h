@@ -13,8 +13,11 @@
 //    windows one step up checks whether the endpoint can take more.
 //  - Loss: any 429 or timed-out request in a window multiplies the limit by
 //    `decrease` (AIMD's multiplicative decrease), whatever the throughput
-//    said, and the limit stays below where the loss happened until
-//    `forget_loss` windows pass without one (no probing into the same wall).
+//    said, but not below what the endpoint served in that window (answers/s
+//    x latency, Little's law, as BBR sizes its window), and the limit stays
+//    below where the loss happened until `forget_loss` windows pass without
+//    one (no probing into the same wall); below that point the climb back
+//    is additive, a step every other settled window.
 // The best throughput is measured again whenever the limit is at the best
 // one, so an endpoint that slows down (another tenant, a restart) is
 // followed instead of chased.
