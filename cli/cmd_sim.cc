@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/signals.h"
 #include "common/file_util.h"
+#include "common/http_headers.h"
 #include "sim/sim_server.h"
 
 namespace medeval::cli {
@@ -20,6 +21,7 @@ Command AddSimCommand(CLI::App& app) {
     std::string api_key_env;
     std::string profile;
     std::string engine = "fixed";
+    std::vector<std::string> required_headers;
   };
   auto f = std::make_shared<Flags>();
   CLI::App* sub = app.add_subcommand(
@@ -145,6 +147,8 @@ Command AddSimCommand(CLI::App& app) {
                   "Model name answered in responses, whatever the request asked for");
   sub->add_option("--api-key", f->o.api_key, "Require 'Authorization: Bearer KEY'");
   sub->add_option("--api-key-env", f->api_key_env, "Read the required key from this variable");
+  sub->add_option("--require-header", f->required_headers,
+                  "Require this header, \"Name: value\", on every /v1 request (repeatable)");
   sub->add_option("--seed", f->o.style.seed, "Seed of answers and faults")->capture_default_str();
   sub->add_option("--model-name", f->o.model_name, "Model id listed by /v1/models")
       ->capture_default_str();
@@ -236,6 +240,14 @@ Command AddSimCommand(CLI::App& app) {
                 return kExitBadInput;
               }
               f->o.api_key = v;
+            }
+            for (const std::string& h : f->required_headers) {
+              auto parsed = ParseHeaderLine(h, "--require-header");
+              if (!parsed.ok()) {
+                std::cerr << "medeval sim: " << parsed.status().message() << "\n";
+                return kExitBadInput;
+              }
+              f->o.required_headers.push_back(std::move(*parsed));
             }
             f->o.overflow_reject = f->overflow == "reject";
             f->o.batching_engine = f->engine == "batching";

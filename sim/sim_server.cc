@@ -53,6 +53,14 @@ void SimServer::Impl::DoAccept() {
   });
 }
 
+void SimServer::Impl::CountMissingHeader(absl::string_view target) {
+  const int kind = absl::StrContains(target, "/chat/completions") ? 0
+                   : absl::StartsWith(target, "/v1/files")          ? 1
+                   : absl::StartsWith(target, "/v1/batches")        ? 2
+                                                                    : 3;
+  missing_header[kind].fetch_add(1, std::memory_order_relaxed);
+}
+
 void SimServer::Impl::CountCompleted() {
   const uint64_t n = completed.fetch_add(1, std::memory_order_relaxed) + 1;
   if (opt.down_after >= 0 && n >= static_cast<uint64_t>(opt.down_after) &&
@@ -185,7 +193,9 @@ std::string SimServer::Impl::Control(const std::string& body) {
 void SimServer::Impl::Reset() {
   for (auto* c : {&connections, &requests, &completed, &bad_requests, &unauthorized, &f_ratelimit,
                   &f_server_error, &f_drop, &f_garbage, &f_hang, &f_capacity, &images_ok,
-                  &images_bad, &prompt_tokens, &completion_tokens, &down_episodes}) {
+                  &images_bad, &prompt_tokens, &completion_tokens, &down_episodes,
+                  &missing_header[0], &missing_header[1], &missing_header[2],
+                  &missing_header[3]}) {
     c->store(0);
   }
   faults.ResetStats();
@@ -248,6 +258,11 @@ json SimServer::Impl::Stats() {
       {"max_concurrency", max_in_service.load()},
       {"bad_requests", bad_requests.load()},
       {"unauthorized", unauthorized.load()},
+      {"missing_header",
+       {{"chat", missing_header[0].load()},
+        {"files", missing_header[1].load()},
+        {"batches", missing_header[2].load()},
+        {"other", missing_header[3].load()}}},
       {"faults",
        {{"ratelimit", f_ratelimit.load()},
         {"server_error", f_server_error.load()},

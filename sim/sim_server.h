@@ -15,6 +15,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -43,6 +45,10 @@ struct SimOptions {
   double hang_rate = 0;                    // never answered
   int retry_after_s = 1;                   // Retry-After of 429 responses
   std::string api_key;                     // require "Authorization: Bearer KEY"
+  // Headers every /v1 request must carry, exactly (an organisation header,
+  // Azure's api-key, a gateway's token): without them 401, counted in
+  // /stats as "missing_header" (by path: chat, files, batches, models).
+  std::vector<std::pair<std::string, std::string>> required_headers;
   std::string model_name = "medeval-sim";  // listed by /v1/models
   AnswerStyle style;
   BatchOptions batch;                    // the Batch API (/v1/files, /v1/batches)

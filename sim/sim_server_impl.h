@@ -84,6 +84,7 @@ struct SimServer::Impl {
   void GoDown(absl::Duration d);
   void Reopen();
   void CountCompleted();
+  void CountMissingHeader(absl::string_view target);
 
   SimOptions opt;
   CapacityGate gate;
@@ -95,6 +96,8 @@ struct SimServer::Impl {
   std::atomic<uint64_t> connections{0}, requests{0}, completed{0}, bad_requests{0}, unauthorized{0};
   std::atomic<uint64_t> f_ratelimit{0}, f_server_error{0}, f_drop{0}, f_garbage{0}, f_hang{0},
       f_capacity{0}, images_ok{0}, images_bad{0}, prompt_tokens{0}, completion_tokens{0};
+  // Requests without a required header: chat, files, batches, other.
+  std::atomic<uint64_t> missing_header[4] = {};
   BatchApi batches;
   std::atomic<int64_t> in_service{0}, max_in_service{0};
   absl::Mutex qmu;

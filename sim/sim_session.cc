@@ -352,6 +352,16 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   // Like OpenAI and vLLM: every /v1 endpoint wants the key when one is set.
   bool Authorized(const http::request<http::string_body>& req) {
+    for (const auto& [name, value] : server_->opt.required_headers) {
+      auto got = req[name];
+      if (absl::string_view(got.data(), got.size()) != value) {
+        missing_header_ = name;
+        auto target = req.target();
+        server_->CountMissingHeader(absl::string_view(target.data(), target.size()));
+        return false;
+      }
+    }
+    missing_header_.clear();
     const std::string& key = server_->opt.api_key;
     if (key.empty()) return true;
     auto auth = req[http::field::authorization];
@@ -360,6 +370,11 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void SendUnauthorized() {
     server_->unauthorized.fetch_add(1, std::memory_order_relaxed);
+    if (!missing_header_.empty()) {
+      return SendError(http::status::unauthorized,
+                       absl::StrCat("This endpoint requires the header '", missing_header_, "'."),
+                       "invalid_request_error", "missing_header");
+    }
     SendError(http::status::unauthorized,
               "Incorrect API key provided. Pass it as 'Authorization: Bearer KEY'.",
               "invalid_request_error", "invalid_api_key");
@@ -483,6 +498,7 @@ class SimServer::Impl::Session : public std::enable_shared_from_this<Session> {
   uint64_t request_no_ = 0;
   bool garbage_ = false;
   bool keep_alive_ = true;
+  std::string missing_header_;  // the required header the last request lacked
   unsigned version_ = 11;
   char sink_[512];
 };
