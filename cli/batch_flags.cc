@@ -8,9 +8,8 @@ void BatchFlags::Add(CLI::App* app, bool state_dir_flag) {
                 "answers within 24 h)");
   app->add_option("--batch-on-exit", on_exit,
                   "On Ctrl-C or SIGTERM: keep the batches running (a rerun re-attaches) or "
-                  "cancel them")
-      ->check(CLI::IsMember({"keep", "cancel"}))
-      ->capture_default_str();
+                  "cancel them (default: `run` asks when stdin is a terminal, else keep)")
+      ->check(CLI::IsMember({"keep", "cancel"}));
   app->add_option("--batch-retry", retry,
                   "Lines that fail in a batch: ask them online, or in a new batch")
       ->check(CLI::IsMember({"online", "batch"}))

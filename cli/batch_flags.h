@@ -12,7 +12,9 @@ namespace medeval::cli {
 
 struct BatchFlags {
   bool batch = false;
-  std::string on_exit = "keep";
+  // "" (not given): `run` asks at Ctrl-C when stdin is a terminal, and
+  // keeps the batches otherwise.
+  std::string on_exit;
   std::string retry = "online";
   int64_t max_lines = 50000;
   int64_t max_bytes = 200 << 20;
@@ -24,6 +26,8 @@ struct BatchFlags {
   // keeps batch ids in OUT/.medeval/batches).
   void Add(CLI::App* app, bool state_dir_flag);
   BatchSettings Settings() const;
+  // Whether `run` should ask at Ctrl-C (batch mode, no --batch-on-exit).
+  bool AskOnExit() const { return batch && on_exit.empty(); }
 };
 
 }  // namespace medeval::cli

@@ -86,6 +86,7 @@ Command AddBatchCommand(CLI::App& app) {
     std::vector<std::string> results;
     std::string out = "results";
     bool allow_incomplete = false;
+    bool replace = false;
   };
   auto im = std::make_shared<ImportFlags>();
   CLI::App* imp = batch->add_subcommand(
@@ -97,6 +98,8 @@ Command AddBatchCommand(CLI::App& app) {
       ->capture_default_str();
   imp->add_flag("--allow-incomplete-zip", im->allow_incomplete,
                 "Write the upload zip even when some questions have no answer");
+  imp->add_flag("--replace", im->replace,
+                "Replace another run's result in OUT/<model> (as `run --replace`)");
 
   return {batch, [exp, ex, ex_out, im]() -> int {
             if (std::getenv("MEDEVAL_LOG_LEVEL") == nullptr) SetLogLevel(LogLevel::kWarning);
@@ -130,6 +133,7 @@ Command AddBatchCommand(CLI::App& app) {
             o.results = im->results;
             o.out_dir = im->out;
             o.allow_incomplete_zip = im->allow_incomplete;
+            o.replace = im->replace;
             return RunBatchImport(o, std::cout, std::cerr);
           }};
 }

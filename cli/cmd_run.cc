@@ -1,6 +1,9 @@
 // `medeval run`: evaluate one model (flags) or several (--config models.yaml)
 // on a MedBench suite, embedded on this machine (coordinator + local workers
 // on loopback).
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
@@ -11,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "cli/signals.h"
+#include "client/batch_exit_prompt.h"
 #include "client/model_runs.h"
 #include "client/run_job.h"
 #include "common/log.h"
@@ -179,6 +183,14 @@ Command AddRunCommand(CLI::App& app) {
         o.scheduler.auto_concurrency.window = absl::Seconds(f->concurrency_window_s);
         o.metrics_listen = f->metrics_listen;
         o.tty = f->progress == "bar" || (f->progress == "auto" && StderrIsTerminal());
+        // Ctrl-C with batches running: a person at the terminal decides
+        // what happens to them, unless --batch-on-exit did already.
+        static TerminalBatchExitPrompt prompt(STDIN_FILENO, STDERR_FILENO);
+        const bool any_batch = std::any_of(o.models.begin(), o.models.end(),
+                                           [](const ModelRun& m) { return m.batch.enabled; });
+        if (any_batch && f->batch.on_exit.empty() && ::isatty(STDIN_FILENO)) {
+          o.batch_exit_prompt = &prompt;
+        }
         static std::atomic<bool> interrupted{false};
         WatchTerminationSignals([](int) {
           if (!interrupted.exchange(true)) {

@@ -7,12 +7,14 @@
 #include "absl/time/time.h"
 #include "cli/commands.h"
 #include "cli/security_flags.h"
+#include "client/batch_view.h"
 #include "client/coordinator_client.h"
 #include "client/progress.h"
 #include "client/run_job.h"
 #include "client/status_json.h"
-#include "worker/endpoint_health.h"
+#include "common/cost.h"
 #include "common/utf8.h"
+#include "worker/endpoint_health.h"
 
 namespace medeval::cli {
 
@@ -79,6 +81,13 @@ Command AddStatusCommand(CLI::App& app) {
             std::cout << "  " << ConcurrencyText(r) << ": "
                       << EscapeControl(r.concurrency_reason()) << "\n";
           }
+          // Unfinished batches always; finished ones too for one run.
+          const absl::Time now = absl::Now();
+          for (const auto& b : r.batches()) {
+            if (f->run_id.empty() && BatchFinished(b)) continue;
+            std::cout << "  " << BatchText(b, now) << "\n";
+          }
+          if (r.has_cost()) std::cout << "  cost so far " << CostText(r.cost()) << "\n";
           if (!f->run_id.empty()) {
             if (!r.error().empty()) std::cout << "  error: " << EscapeControl(r.error()) << "\n";
             for (const auto& q : r.failed_questions()) {

@@ -120,6 +120,7 @@ Command AddSubmitCommand(CLI::App& app) {
           std::string model;
           v1::RequestParams params;
           v1::ModelLimits limits;
+          v1::ModelPrice price;  // for the cost in status and manifest
         };
         std::vector<Wanted> wanted;
         if (!f->config.empty()) {
@@ -136,7 +137,7 @@ Command AddSubmitCommand(CLI::App& app) {
           for (const ModelEntry& e : config->models) {
             if (f->models.empty() ||
                 std::find(f->models.begin(), f->models.end(), e.name) != f->models.end()) {
-              wanted.push_back({e.name, e.params, e.limits});
+              wanted.push_back({e.name, e.params, e.limits, e.price});
             }
           }
           for (const std::string& m : f->models) {
@@ -167,7 +168,7 @@ Command AddSubmitCommand(CLI::App& app) {
             return kExitBadInput;
           }
           for (const std::string& m : f->models) {
-            wanted.push_back({m, *params, f->request.Limits()});
+            wanted.push_back({m, *params, f->request.Limits(), f->request.Price()});
           }
         }
         // Only once the input is known good: waiting would not make it better.
@@ -188,6 +189,8 @@ Command AddSubmitCommand(CLI::App& app) {
           v1::RunSpec spec =
               MakeRunSpec(*suite, w.model, w.params, w.limits, sel, f->allow_incomplete);
           if (f->fresh) spec.clear_idempotency_key();
+          // Not part of the run's identity (set after its key is made).
+          *spec.mutable_price() = w.price;
           auto resp = (*client)->Submit(spec, *suite);
           if (!resp.ok()) {
             std::cerr << "medeval submit: " << w.model << ": " << resp.status().message() << "\n";

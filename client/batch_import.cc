@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "client/batch_export.h"
 #include "client/embedded_cluster.h"
+#include "client/run_folder.h"
 #include "common/cost.h"
 #include "common/file_util.h"
 #include "worker/batch_format.h"
@@ -164,10 +165,14 @@ int RunBatchImport(const BatchImportOptions& o, std::ostream& out, std::ostream&
     err << "medeval: " << problems.size() << " unusable result lines; nothing was imported\n";
     return kJobBadInput;
   }
-  absl::Status st = MakeDirs(o.out_dir);
+  v1::RunSpec spec =
+      MakeRunSpec(*suite, o.model, o.params, o.limits, o.suite, o.allow_incomplete_zip);
+  *spec.mutable_price() = o.price;
+  // The folder is checked as `run` checks it, before anything is journaled.
+  absl::Status st = CheckResultFolder(*suite, spec, o.out_dir, o.replace, err);
   if (!st.ok()) {
     err << "medeval: " << st.message() << "\n";
-    return kJobFailed;
+    return kJobBadInput;
   }
   EmbeddedCluster::Options eo;
   eo.state_dir = JoinPath(o.out_dir, ".medeval");
@@ -181,9 +186,6 @@ int RunBatchImport(const BatchImportOptions& o, std::ostream& out, std::ostream&
     err << "medeval: " << client.status().message() << "\n";
     return kJobFailed;
   }
-  v1::RunSpec spec =
-      MakeRunSpec(*suite, o.model, o.params, o.limits, o.suite, o.allow_incomplete_zip);
-  *spec.mutable_price() = o.price;
   auto resp = (*client)->Submit(spec, *suite);
   if (!resp.ok()) {
     err << "medeval: " << o.model << ": " << resp.status().message() << "\n";

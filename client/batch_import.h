@@ -8,7 +8,9 @@
 // leases and answers each from the result line with the question's
 // custom_id, journaled once. Questions without a line, or whose line is an
 // error, are recorded as failed with the reason and listed: running the same
-// `medeval run` (or another import) later asks only them.
+// `medeval run` (or another import) later asks only them. The output folder
+// is checked as `run` checks it (client/run_folder.h): another run's result
+// there is replaced only with `replace`.
 //
 // Thread-safety: for the command's main thread.
 #ifndef MEDEVAL_CLIENT_BATCH_IMPORT_H_
@@ -31,6 +33,8 @@ struct BatchImportOptions {
   std::vector<std::string> results;  // output (and error) files, JSONL
   std::string out_dir = "results";
   bool allow_incomplete_zip = false;
+  // Replace another run's result in OUT/<model> (as `run --replace`).
+  bool replace = false;
 };
 
 // Returns the exit code (kJobOk, kJobFailed with failures listed,

@@ -91,6 +91,10 @@ absl::Status EmbeddedCluster::ModelError(const std::string& model) {
   return first;
 }
 
+void EmbeddedCluster::SetBatchCancelOnExit(bool cancel) {
+  for (auto& [m, w] : workers_) w->SetBatchCancelOnExit(cancel);
+}
+
 void EmbeddedCluster::Stop(absl::Duration grace) {
   if (stopped_) return;
   stopped_ = true;

@@ -51,6 +51,9 @@ class EmbeddedCluster {
   Coordinator& coordinator() { return *coordinator_; }
   // When every worker of `model` has stopped with an error: the first error.
   absl::Status ModelError(const std::string& model);
+  // Batch mode: whether Stop cancels the workers' unfinished batches (the
+  // user's answer at Ctrl-C) or leaves them running.
+  void SetBatchCancelOnExit(bool cancel);
   // Workers finish (up to `grace`) what they are asking, then the coordinator
   // makes the journal durable and stops.
   void Stop(absl::Duration grace);

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "client/batch_view.h"
 #include "common/log.h"
 #include "worker/endpoint_health.h"
 
@@ -135,6 +136,11 @@ std::string ProgressReporter::Line(const v1::RunStatus& r, bool bar, int columns
   }
   if (r.state() == "running" && r.concurrency_limit() > 0) {
     absl::StrAppend(&tail, " | ", ConcurrencyText(r));
+  }
+  if (r.state() == "running") {
+    // A batch run waits on its provider: say for what, and how long so far.
+    const std::string batches = BatchesSummary(r, absl::Now());
+    if (!batches.empty()) absl::StrAppend(&tail, " | ", batches);
   }
   // Room for the line without the last column (a full line would wrap).
   const size_t room = columns > 0 ? static_cast<size_t>(columns - 1) : SIZE_MAX;

@@ -1,7 +1,7 @@
 // Shows the progress of runs: on a terminal a live bar per run (done/total,
 // answers/s, ETA, retries, failures, and what stops it: a paused model, an
-// endpoint that is down, no worker at all) that fits the terminal's width and
-// keeps every message printed meanwhile above it; otherwise one plain line
+// endpoint that is down, no worker at all, Batch API batches still running) that fits the
+// terminal's width and keeps every message printed meanwhile above it; otherwise one plain line
 // every few seconds, fit for logs.
 //
 // Thread-safety: Update and Done from one thread; Print (and log lines,

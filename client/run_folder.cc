@@ -12,6 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/file_util.h"
+#include "common/records.h"
+#include "common/track.h"
 
 namespace medeval {
 namespace {
@@ -122,6 +124,28 @@ std::string DescribeOtherResult(const std::string& folder, const v1::RunSpec& sp
   const std::string finished = JsonString(m, "finished");
   if (!finished.empty()) absl::StrAppend(&what, ", finished ", finished);
   return what;
+}
+
+absl::Status CheckResultFolder(const Suite& suite, const v1::RunSpec& spec,
+                               const std::string& out_dir, bool replace, std::ostream& note) {
+  const std::string folder = JoinPath(out_dir, ModelFolderName(spec.model()));
+  absl::Status st = CheckOutputFolder(folder);
+  if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat(spec.model(), ": ", st.message()));
+  const std::string other = DescribeOtherResult(folder, spec, JoinPath(out_dir, ".medeval"));
+  if (other.empty()) return absl::OkStatus();
+  if (replace) {
+    note << "medeval: " << spec.model() << ": replacing the result in " << folder << " (" << other
+         << ") when this run finishes (--replace)\n";
+    return absl::OkStatus();
+  }
+  std::vector<std::string> names;
+  for (const Dataset& ds : suite.datasets) names.push_back(ds.file.name);
+  return absl::InvalidArgumentError(absl::StrCat(
+      folder, " holds the result of another run: ", other, ".\n  This run (",
+      TrackName(suite.track), ", ", names.size(), " datasets: ", absl::StrJoin(names, ", "), ", ",
+      GroupedNumber(suite.question_count()),
+      " questions, its own settings) would replace it. Nothing was asked; choose another "
+      "--out, or pass --replace to replace it."));
 }
 
 }  // namespace medeval

@@ -6,10 +6,12 @@
 #ifndef MEDEVAL_CLIENT_RUN_FOLDER_H_
 #define MEDEVAL_CLIENT_RUN_FOLDER_H_
 
+#include <ostream>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/suite.h"
 #include "proto/medeval.pb.h"
 
 namespace medeval {
@@ -27,6 +29,14 @@ absl::Status CheckOutputFolder(const std::string& folder);
 // they carried the run's key.
 std::string DescribeOtherResult(const std::string& folder, const v1::RunSpec& spec,
                                 const std::string& state_dir);
+
+// Both checks for one model's results in `out_dir` (`run` and `batch
+// import` alike): the folder takes results, and holds no other run's result
+// unless `replace` (then a note saying what will be replaced goes to
+// `note`). The error (kInvalidArgument) is the message to show after
+// "medeval: ".
+absl::Status CheckResultFolder(const Suite& suite, const v1::RunSpec& spec,
+                               const std::string& out_dir, bool replace, std::ostream& note);
 
 // 1620 -> "1,620".
 std::string GroupedNumber(uint64_t n);

@@ -3,6 +3,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "client/batch_view.h"
 #include "client/embedded_cluster.h"
 #include "client/progress.h"
 #include "client/run_folder.h"
@@ -20,6 +22,7 @@
 #include "common/pdf_render.h"
 #include "common/records.h"
 #include "common/sha256.h"
+#include "common/utf8.h"
 #include "worker/endpoint_health.h"
 #include "worker/endpoint_probe.h"
 
@@ -94,13 +97,7 @@ void PrintCost(const std::string& folder, std::ostream& out) {
   if (!text.ok()) return;
   auto m = nlohmann::json::parse(*text, nullptr, false);
   if (!m.is_object() || !m.contains("cost") || !m["cost"].is_object()) return;
-  const nlohmann::json& c = m["cost"];
-  const nlohmann::json& t = c["tokens"];
-  out << "  cost " << FormatCost(c.value("total", 0.0)) << " (input "
-      << FormatCost(c.value("input", 0.0)) << ", output " << FormatCost(c.value("output", 0.0))
-      << "; tokens online " << t.value("online_prompt", 0) << " in / "
-      << t.value("online_completion", 0) << " out, batch " << t.value("batch_prompt", 0) << " in / "
-      << t.value("batch_completion", 0) << " out)\n";
+  out << "  cost " << CostText(CostFromJson(m["cost"])) << "\n";
 }
 
 }  // namespace
@@ -384,6 +381,34 @@ int WaitAndFetch(CoordinatorClient& client, const std::vector<std::string>& run_
   return code;
 }
 
+namespace {
+
+// Interrupted: the runs' unfinished batches are cancelled or left running,
+// as the user answers.
+void AskAboutBatches(CoordinatorClient& client, const std::vector<std::string>& run_ids,
+                     BatchExitPrompt* prompt, EmbeddedCluster* cluster) {
+  auto st = client.Status("");
+  if (!st.ok()) return;  // nothing to show: the batches keep running
+  std::string list;
+  int open = 0;
+  const absl::Time now = absl::Now();
+  for (const v1::RunStatus& r : st->runs()) {
+    if (std::find(run_ids.begin(), run_ids.end(), r.run_id()) == run_ids.end()) continue;
+    for (const v1::BatchState& b : r.batches()) {
+      if (BatchFinished(b)) continue;
+      ++open;
+      absl::StrAppend(&list, "\n  ", EscapeControl(r.model()), ": ", BatchText(b, now));
+    }
+  }
+  if (open == 0) return;
+  const std::string question =
+      absl::StrCat("medeval: ", open, open == 1 ? " batch is" : " batches are",
+                   " still running at the provider (billed for the lines it runs):", list);
+  if (prompt->CancelBatches(question)) cluster->SetBatchCancelOnExit(true);
+}
+
+}  // namespace
+
 int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interrupted,
                    std::ostream& out, std::ostream& err) {
   int code = kJobOk;
@@ -400,28 +425,12 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
                                 options.allow_incomplete_zip));
     // Not part of the run's identity (set after its key is made).
     *specs.back().mutable_price() = m.price;
-    const std::string folder = JoinPath(options.out_dir, ModelFolderName(m.model));
-    absl::Status st = CheckOutputFolder(folder);
+    absl::Status st =
+        CheckResultFolder(*suite, specs.back(), options.out_dir, options.replace, err);
     if (!st.ok()) {
-      err << "medeval: " << m.model << ": " << st.message() << "\n";
+      err << "medeval: " << st.message() << "\n";
       return kJobBadInput;
     }
-    const std::string other = DescribeOtherResult(folder, specs.back(), state_dir);
-    if (other.empty()) continue;
-    if (options.replace) {
-      err << "medeval: " << m.model << ": replacing the result in " << folder << " (" << other
-          << ") when this run finishes (--replace)\n";
-      continue;
-    }
-    std::vector<std::string> names;
-    for (const Dataset& ds : suite->datasets) names.push_back(ds.file.name);
-    err << "medeval: " << folder << " holds the result of another run: " << other
-        << ".\n  This run (" << TrackName(suite->track) << ", " << names.size()
-        << " datasets: " << absl::StrJoin(names, ", ") << ", "
-        << GroupedNumber(suite->question_count())
-        << " questions, its own settings) would replace it. Nothing was asked; choose another "
-           "--out, or pass --replace to replace it.\n";
-    return kJobBadInput;
   }
   if (options.probe) {
     for (const ModelRun& m : options.models) {
@@ -528,6 +537,9 @@ int RunEmbeddedJob(const RunJobOptions& options, const std::atomic<bool>& interr
   wo.model_error = [c](const std::string& model) { return c->ModelError(model); };
   wo.endpoint_down_timeout = options.endpoint_down_timeout;
   code = WaitAndFetch(**client, run_ids, wo, interrupted, out, err);
+  if (interrupted.load() && options.batch_exit_prompt != nullptr) {
+    AskAboutBatches(**client, run_ids, options.batch_exit_prompt, cluster->get());
+  }
   (*cluster)->Stop(interrupted.load() ? options.drain_grace : absl::ZeroDuration());
   return code;
 }

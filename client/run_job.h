@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/batch_exit_prompt.h"
 #include "client/coordinator_client.h"
 #include "common/model_config.h"
 #include "common/suite.h"
@@ -66,6 +67,9 @@ struct RunJobOptions {
   // A model whose endpoint stays down this long stops the run (exit 1, the
   // answers so far saved, no question failed).
   absl::Duration endpoint_down_timeout = absl::Minutes(10);
+  // Interrupted with Batch API batches unfinished: asks whether to cancel
+  // them (null: each model's --batch-on-exit decides).
+  BatchExitPrompt* batch_exit_prompt = nullptr;
 };
 
 // Exit codes.

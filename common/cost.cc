@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace medeval {
@@ -10,42 +11,95 @@ bool HasPrice(const v1::ModelPrice& p) {
   return p.input_per_million() > 0 || p.output_per_million() > 0;
 }
 
-void CostMeter::Add(const v1::AnswerRecord& r) {
-  const bool batch = std::find(r.flags().begin(), r.flags().end(), kFlagBatch) != r.flags().end();
-  (batch ? batch_in_ : online_in_) += r.prompt_tokens();
-  (batch ? batch_out_ : online_out_) += r.completion_tokens();
+void TokenTally::Add(const v1::AnswerRecord& r) { Add(TokensOf(r)); }
+
+void TokenTally::Add(const TokenTally& o) {
+  online_in += o.online_in;
+  online_out += o.online_out;
+  batch_in += o.batch_in;
+  batch_out += o.batch_out;
 }
 
-double CostMeter::total() const {
-  const double f = 1.0 - price_.batch_discount();
-  return (static_cast<double>(online_in_) + f * static_cast<double>(batch_in_)) *
-             price_.input_per_million() / 1e6 +
-         (static_cast<double>(online_out_) + f * static_cast<double>(batch_out_)) *
-             price_.output_per_million() / 1e6;
+TokenTally TokensOf(const v1::AnswerRecord& r) {
+  const bool batch = std::find(r.flags().begin(), r.flags().end(), kFlagBatch) != r.flags().end();
+  TokenTally t;
+  (batch ? t.batch_in : t.online_in) = r.prompt_tokens();
+  (batch ? t.batch_out : t.online_out) = r.completion_tokens();
+  return t;
 }
+
+double CostMeter::InputCost() const {
+  const double f = 1.0 - price_.batch_discount();
+  return (static_cast<double>(tokens_.online_in) + f * static_cast<double>(tokens_.batch_in)) *
+         price_.input_per_million() / 1e6;
+}
+
+double CostMeter::OutputCost() const {
+  const double f = 1.0 - price_.batch_discount();
+  return (static_cast<double>(tokens_.online_out) + f * static_cast<double>(tokens_.batch_out)) *
+         price_.output_per_million() / 1e6;
+}
+
+double CostMeter::total() const { return InputCost() + OutputCost(); }
 
 nlohmann::ordered_json CostMeter::ToJson() const {
-  const double f = 1.0 - price_.batch_discount();
-  const double in = (static_cast<double>(online_in_) + f * static_cast<double>(batch_in_)) *
-                    price_.input_per_million() / 1e6;
-  const double out = (static_cast<double>(online_out_) + f * static_cast<double>(batch_out_)) *
-                     price_.output_per_million() / 1e6;
   nlohmann::ordered_json j;
   j["price_input_per_million"] = price_.input_per_million();
   j["price_output_per_million"] = price_.output_per_million();
   j["batch_discount"] = price_.batch_discount();
-  j["tokens"] = {{"online_prompt", online_in_},
-                 {"online_completion", online_out_},
-                 {"batch_prompt", batch_in_},
-                 {"batch_completion", batch_out_}};
-  j["input"] = in;
-  j["output"] = out;
-  j["total"] = in + out;
+  j["tokens"] = {{"online_prompt", tokens_.online_in},
+                 {"online_completion", tokens_.online_out},
+                 {"batch_prompt", tokens_.batch_in},
+                 {"batch_completion", tokens_.batch_out}};
+  j["input"] = InputCost();
+  j["output"] = OutputCost();
+  j["total"] = InputCost() + OutputCost();
   return j;
+}
+
+v1::RunCost CostMeter::ToProto() const {
+  v1::RunCost c;
+  c.set_price_input_per_million(price_.input_per_million());
+  c.set_price_output_per_million(price_.output_per_million());
+  c.set_batch_discount(price_.batch_discount());
+  c.set_online_prompt_tokens(tokens_.online_in);
+  c.set_online_completion_tokens(tokens_.online_out);
+  c.set_batch_prompt_tokens(tokens_.batch_in);
+  c.set_batch_completion_tokens(tokens_.batch_out);
+  c.set_input(InputCost());
+  c.set_output(OutputCost());
+  c.set_total(InputCost() + OutputCost());
+  return c;
 }
 
 std::string FormatCost(double cost) {
   return cost >= 100 ? absl::StrFormat("%.2f", cost) : absl::StrFormat("%.4f", cost);
+}
+
+std::string CostText(const v1::RunCost& c) {
+  return absl::StrCat(FormatCost(c.total()), " (input ", FormatCost(c.input()), ", output ",
+                      FormatCost(c.output()), "; tokens online ", c.online_prompt_tokens(),
+                      " in / ", c.online_completion_tokens(), " out, batch ",
+                      c.batch_prompt_tokens(), " in / ", c.batch_completion_tokens(), " out)");
+}
+
+v1::RunCost CostFromJson(const nlohmann::json& j) {
+  v1::RunCost c;
+  if (!j.is_object()) return c;
+  c.set_price_input_per_million(j.value("price_input_per_million", 0.0));
+  c.set_price_output_per_million(j.value("price_output_per_million", 0.0));
+  c.set_batch_discount(j.value("batch_discount", 0.0));
+  if (j.contains("tokens") && j["tokens"].is_object()) {
+    const nlohmann::json& t = j["tokens"];
+    c.set_online_prompt_tokens(t.value("online_prompt", int64_t{0}));
+    c.set_online_completion_tokens(t.value("online_completion", int64_t{0}));
+    c.set_batch_prompt_tokens(t.value("batch_prompt", int64_t{0}));
+    c.set_batch_completion_tokens(t.value("batch_completion", int64_t{0}));
+  }
+  c.set_input(j.value("input", 0.0));
+  c.set_output(j.value("output", 0.0));
+  c.set_total(j.value("total", 0.0));
+  return c;
 }
 
 }  // namespace medeval

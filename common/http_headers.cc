@@ -3,6 +3,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 
 namespace medeval {
 
@@ -46,6 +47,17 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseHeaderLine(absl::string
   absl::Status st = CheckHeader(name, value, what);
   if (!st.ok()) return st;
   return std::make_pair(std::move(name), std::move(value));
+}
+
+std::string ScrubCredentials(std::string message, absl::string_view api_key,
+                             const std::vector<std::pair<std::string, std::string>>& headers) {
+  if (api_key.size() >= 4) message = absl::StrReplaceAll(message, {{api_key, "***"}});
+  for (const auto& [name, value] : headers) {
+    if (value.size() >= 4 && IsCredentialHeader(name)) {
+      message = absl::StrReplaceAll(message, {{value, "***"}});
+    }
+  }
+  return message;
 }
 
 }  // namespace medeval

@@ -11,6 +11,7 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -28,6 +29,12 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseHeaderLine(absl::string
 
 // The same checks for a name and a value given apart (models file).
 absl::Status CheckHeader(absl::string_view name, absl::string_view value, absl::string_view what);
+
+// `message` with the API key and the values of credential headers (4
+// characters or more) replaced by "***": for every message that may reach a
+// log or a user (the online and the Batch API paths alike).
+std::string ScrubCredentials(std::string message, absl::string_view api_key,
+                             const std::vector<std::pair<std::string, std::string>>& headers);
 
 }  // namespace medeval
 

@@ -7,6 +7,43 @@
 #include "common/version.h"
 
 namespace medeval {
+namespace {
+
+// A run's Batch API batches: how many are in each state, and their requests.
+void AddBatchMetrics(const v1::RunStatus& r, const MetricLabels& run, MetricFamilies* f) {
+  if (r.batches().empty()) return;
+  const char* kBatches = "medeval_batches";
+  const char* kBatchesHelp =
+      "Batch API batches of a run by state (validating, in_progress, finalizing, completed, ...)";
+  const char* kRequests = "medeval_batch_requests";
+  const char* kRequestsHelp =
+      "Requests in a run's Batch API batches: total, completed and failed (as the provider "
+      "counts them)";
+  f->Declare(kBatches, kBatchesHelp, prometheus::MetricType::Gauge);
+  f->Declare(kRequests, kRequestsHelp, prometheus::MetricType::Gauge);
+  std::map<std::string, int> by_state;
+  uint64_t total = 0, completed = 0, failed = 0;
+  for (const v1::BatchState& b : r.batches()) {
+    ++by_state[b.status().empty() ? "creating" : b.status()];
+    total += b.total();
+    completed += b.completed();
+    failed += b.failed();
+  }
+  for (const auto& [state, n] : by_state) {
+    MetricLabels l = run;
+    l.emplace_back("state", state);
+    f->Gauge(kBatches, kBatchesHelp, l, n);
+  }
+  for (const auto& [kind, n] : {std::pair<const char*, uint64_t>{"total", total},
+                                {"completed", completed},
+                                {"failed", failed}}) {
+    MetricLabels l = run;
+    l.emplace_back("state", kind);
+    f->Gauge(kRequests, kRequestsHelp, l, static_cast<double>(n));
+  }
+}
+
+}  // namespace
 
 std::vector<prometheus::MetricFamily> CoordinatorMetrics::Collect() const {
   MetricFamilies f;
@@ -64,6 +101,11 @@ std::vector<prometheus::MetricFamily> CoordinatorMetrics::Collect() const {
               "labelled with the kind of its last change",
               why, r.concurrency_limit());
     }
+    if (r.has_cost()) {
+      f.Gauge("medeval_run_cost", "What the run's answers cost so far (the price's currency)", run,
+              r.cost().total());
+    }
+    AddBatchMetrics(r, run, &f);
   }
 
   std::map<std::string, int> connected;  // by model

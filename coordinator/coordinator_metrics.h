@@ -1,7 +1,8 @@
 // The coordinator's Prometheus metrics, read from the scheduler at scrape
 // time: questions queued / leased / answered / failed per run and model,
-// answers per second, ETA, retries, connected workers and what each holds,
-// and the scheduler's event counters.
+// answers per second, ETA, retries, Batch API batches by state and their
+// requests, cost so far, connected workers and what each holds, and the
+// scheduler's event counters.
 //
 // Thread-safety: Collect may run on any thread; it takes the scheduler's
 // lock briefly (through Scheduler::Status and counters()).

@@ -14,6 +14,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
+#include "common/cost.h"
 #include "common/suite.h"
 #include "coordinator/journal.h"
 #include "coordinator/run_images.h"
@@ -43,6 +44,7 @@ struct LoadedRun {
   absl::flat_hash_map<uint32_t, std::string> failure_errors;
   uint64_t retries = 0;    // sum of (attempts - 1) over accepted records
   uint64_t truncated = 0;  // answers cut off at max_tokens
+  TokenTally tokens;       // of the accepted records (the run's cost so far)
   // Requests of copies whose results were not kept, per question.
   absl::flat_hash_map<uint32_t, uint32_t> more_attempts;
   // Outputs of a settled run are on disk already (no merge needed).

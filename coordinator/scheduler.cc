@@ -102,6 +102,7 @@ absl::Status Scheduler::AddRun(LoadedRun loaded) {
   run->retries = loaded.retries;
   run->more_attempts = loaded.more_attempts;
   run->truncated = loaded.truncated;
+  run->tokens = loaded.tokens;
   run->finished = loaded.finished;
   for (uint32_t q = 0; q < n; ++q) {
     switch (run->state[q]) {
@@ -327,6 +328,7 @@ absl::StatusOr<std::string> Scheduler::Connect(const v1::WorkerMessage& first,
   for (const v1::Result& r : first.results()) {
     if (Reclaim(worker, r.key(), &msg)) ++reclaimed;
   }
+  if (first.has_batch_report()) SetBatches(worker, first.batch_report());
   if (refused > 0) {
     MEDEVAL_LOG(WARNING) << "worker " << id << " claims " << hello.holding_size()
                          << " questions in flight with " << hello.max_inflight() << " allowed; "
@@ -524,6 +526,7 @@ void Scheduler::OnMessage(const std::string& worker_id, WorkerChannel* channel,
   if (msg.has_load()) FeedConcurrency(w, msg.load());
   if (msg.pause_model_ms() > 0) PauseModel(w, absl::Milliseconds(msg.pause_model_ms()));
   if (msg.has_endpoint_state()) SetEndpointState(w, msg.endpoint_state());
+  if (msg.has_batch_report()) SetBatches(w, msg.batch_report());
   if (msg.has_accepting() && w->paused == msg.accepting()) {
     w->paused = !msg.accepting();
     MEDEVAL_LOG(INFO) << "worker " << w->id
@@ -618,14 +621,15 @@ void Scheduler::HandleResult(Worker* w, v1::Result* result) {
   kept->set_worker(w->id);
   const uint32_t run_num = run->num;
   const bool truncated = !failed && IsTruncated(entry.answer());
+  const TokenTally tokens = TokensOf(*kept);
   std::string worker_id = w->id;
-  journal_->Append(
-      run->journal, entry.SerializeAsString(),
-      [this, run_num, q, failed, truncated,
-       worker_id = std::move(worker_id)](absl::StatusOr<uint64_t> offset) {
-        // Writer thread: collected, applied once per batch.
-        durable_batch_.push_back({run_num, q, failed, worker_id, std::move(offset), truncated});
-      });
+  journal_->Append(run->journal, entry.SerializeAsString(),
+                   [this, run_num, q, failed, truncated, tokens,
+                    worker_id = std::move(worker_id)](absl::StatusOr<uint64_t> offset) {
+                     // Writer thread: collected, applied once per batch.
+                     durable_batch_.push_back({run_num, q, failed, worker_id, std::move(offset),
+                                               truncated, false, tokens});
+                   });
 }
 
 uint64_t Scheduler::LeaseOf(const Worker* w, const Run* run, uint32_t q, uint64_t lease_id) {
@@ -669,6 +673,7 @@ void Scheduler::OnDurable(Durable d) {
     return;
   }
   run->offset[q] = *offset;
+  run->tokens.Add(d.tokens);
   if (failed) {
     ++run->failed;
   } else {

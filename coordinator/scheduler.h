@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/cost.h"
 #include "common/suite.h"
 #include "coordinator/concurrency_controller.h"
 #include "coordinator/journal.h"
@@ -192,6 +193,7 @@ class Scheduler {
     absl::StatusOr<uint64_t> offset;
     bool truncated = false;      // an answer cut off at max_tokens
     bool more_attempts = false;  // a JournalEntry.more_attempts record
+    TokenTally tokens = {};      // the record's tokens
   };
   void OnDurable(Durable d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // An answer too large to keep becomes a failure that says so.
@@ -237,6 +239,8 @@ class Scheduler {
   // A worker's endpoint went down or answers again.
   void SetEndpointState(Worker* w, const v1::EndpointState& state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A worker's Batch API batches, as it reports them now.
+  void SetBatches(Worker* w, const v1::BatchReport& report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   JournalWriter* const journal_;

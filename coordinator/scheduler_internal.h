@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -41,6 +42,10 @@ struct Scheduler::Run {
   uint64_t duplicates = 0;
   uint64_t retries = 0;
   uint64_t truncated = 0;  // durable answers cut off at max_tokens
+  TokenTally tokens;       // of the durable records: the cost so far
+  // Batch API batches by the worker that follows them: kept when it leaves
+  // (the batches live on at the provider), replaced by its next report.
+  std::map<std::string, std::vector<v1::BatchState>> batches;
   // Requests of copies whose results were not kept (see JournalEntry).
   absl::flat_hash_map<uint32_t, uint32_t> more_attempts;
   // Cancelled copies that have not said how many requests they sent: the

@@ -1,9 +1,11 @@
-// The Scheduler's status reports: runs (progress, rate, ETA, failures),
-// connected and recently departed workers, and its event counters.
+// The Scheduler's status reports: runs (progress, rate, ETA, failures, Batch
+// API batches, cost so far), connected and recently departed workers, and its
+// event counters.
 #include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/cost.h"
 #include "common/version.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/scheduler_internal.h"
@@ -27,6 +29,12 @@ void Scheduler::FillRunStatus(const Run& run, v1::RunStatus* out) {
   out->set_retries(run.retries);
   out->set_duplicates(run.duplicates);
   out->set_truncated(run.truncated);
+  for (const auto& [worker, list] : run.batches) {
+    for (const v1::BatchState& b : list) *out->add_batches() = b;
+  }
+  if (HasPrice(run.spec.price())) {
+    *out->mutable_cost() = CostMeter(run.spec.price(), run.tokens).ToProto();
+  }
   out->set_created_unix_ms(run.spec.created_unix_ms());
   if (run.finished != absl::InfinitePast())
     out->set_finished_unix_ms(absl::ToUnixMillis(run.finished));
@@ -75,6 +83,17 @@ void Scheduler::FillRunStatus(const Run& run, v1::RunStatus* out) {
   for (size_t i = 0; i < failed.size() && i < kMaxFailedListed; ++i) {
     out->add_failed_questions(
         absl::StrCat(run.Describe(failed[i]), ": ", run.failure_errors.at(failed[i])));
+  }
+}
+
+void Scheduler::SetBatches(Worker* w, const v1::BatchReport& report) {
+  for (const auto& [id, run] : runs_by_id_) run->batches.erase(w->id);
+  for (const v1::BatchState& b : report.batches()) {
+    auto it = runs_by_id_.find(b.run_id());
+    // A batch of a run this coordinator does not hold (another state
+    // folder) is the worker's business only.
+    if (it == runs_by_id_.end() || it->second->spec.model() != w->hello.model()) continue;
+    it->second->batches[w->id].push_back(b);
   }
 }
 

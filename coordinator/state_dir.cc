@@ -318,6 +318,7 @@ absl::StatusOr<LoadedRun> LoadRun(const StateDir& dir, const v1::RunSpec& spec) 
     if (rec.attempts() > 1) run.retries += static_cast<uint64_t>(rec.attempts() - 1);
     if (e.has_failure()) run.failure_errors[e.index()] = rec.last_error();
     if (e.has_answer() && IsTruncated(rec)) ++run.truncated;
+    run.tokens.Add(rec);
   };
   auto journal = OpenRunJournal(dir, spec, visit, &replay);
   if (!journal.ok()) {

@@ -3,6 +3,7 @@
 #include <future>
 
 #include "absl/strings/str_cat.h"
+#include "common/http_headers.h"
 #include "common/multipart.h"
 #include "worker/chat_backend.h"
 
@@ -56,9 +57,13 @@ bool BatchInfo::terminal() const {
 
 std::string ApiBase(const Endpoint& endpoint) { return endpoint.base; }
 
-BatchClient::BatchClient(HttpClient* http, std::string base, std::string api_key,
+BatchClient::BatchClient(HttpClient* http, std::string base, std::string api_key, Headers headers,
                          absl::Duration timeout)
-    : http_(http), base_(std::move(base)), api_key_(std::move(api_key)), timeout_(timeout) {}
+    : http_(http),
+      base_(std::move(base)),
+      api_key_(std::move(api_key)),
+      headers_(std::move(headers)),
+      timeout_(timeout) {}
 
 absl::StatusOr<std::string> BatchClient::Call(const std::string& method, const std::string& path,
                                               std::string body, const std::string& content_type) {
@@ -69,14 +74,20 @@ absl::StatusOr<std::string> BatchClient::Call(const std::string& method, const s
   req.timeout = timeout_;
   if (!content_type.empty()) req.headers.push_back("Content-Type: " + content_type);
   if (!api_key_.empty()) req.headers.push_back("Authorization: Bearer " + api_key_);
+  for (const auto& [name, value] : headers_) req.headers.push_back(absl::StrCat(name, ": ", value));
   auto p = std::make_shared<std::promise<HttpResponse>>();
   auto f = p->get_future();
   http_->Send(std::move(req), [p](HttpResponse r) { p->set_value(std::move(r)); });
   HttpResponse r = f.get();
   const std::string what = absl::StrCat(method, " ", path);
-  if (!r.error.empty()) return absl::UnavailableError(absl::StrCat(what, ": ", r.error));
+  if (!r.error.empty()) {
+    return absl::UnavailableError(
+        ScrubCredentials(absl::StrCat(what, ": ", r.error), api_key_, headers_));
+  }
   if (r.status >= 200 && r.status < 300) return std::move(r.body);
-  std::string msg = absl::StrCat(what, ": HTTP ", r.status, ": ", ServerErrorMessage(r.body));
+  std::string msg =
+      ScrubCredentials(absl::StrCat(what, ": HTTP ", r.status, ": ", ServerErrorMessage(r.body)),
+                       api_key_, headers_);
   if (r.status == 401 || r.status == 403) return absl::FailedPreconditionError(msg);
   if (r.status == 404) return absl::NotFoundError(msg);
   if (r.status == 429 || r.status == 408 || r.status >= 500) return absl::UnavailableError(msg);

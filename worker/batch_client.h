@@ -6,14 +6,19 @@
 // from a thread of your own, never from the HTTP loop. Errors: kUnavailable
 // for what may pass (connection, timeout, 429, 5xx), kFailedPrecondition for
 // a refused key (401/403), kNotFound (404), kInvalidArgument for other 4xx.
+// Every request carries the worker's extra headers (--header, --header-env),
+// as online requests do, and no message holds a credential's value.
 //
-// Thread-safety: thread-safe (the HTTP client is).
+// Thread-safety: thread-safe (the HTTP client is; the rest is immutable). A
+// client is cheap to make: one per endpoint and header set in use.
 #ifndef MEDEVAL_WORKER_BATCH_CLIENT_H_
 #define MEDEVAL_WORKER_BATCH_CLIENT_H_
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "common/url.h"
@@ -24,7 +29,7 @@ namespace medeval {
 struct BatchInfo {
   std::string id;
   std::string status;  // validating, in_progress, finalizing, completed, failed, expired,
-                       // cancelling, cancelled
+                       // cancelling, cancelled; "lost" (ours): the endpoint forgot it
   std::string input_file_id;
   std::string output_file_id;  // "" until there is one
   std::string error_file_id;
@@ -38,8 +43,10 @@ struct BatchInfo {
 
 class BatchClient {
  public:
-  // `base`: the endpoint's API base ("http://host/v1").
-  BatchClient(HttpClient* http, std::string base, std::string api_key,
+  using Headers = std::vector<std::pair<std::string, std::string>>;
+  // `base`: the endpoint's API base ("http://host/v1"); `headers`: sent with
+  // every request.
+  BatchClient(HttpClient* http, std::string base, std::string api_key, Headers headers = {},
               absl::Duration timeout = absl::Seconds(120));
 
   absl::StatusOr<std::string> UploadFile(const std::string& filename, const std::string& jsonl);
@@ -60,6 +67,7 @@ class BatchClient {
   HttpClient* const http_;
   const std::string base_;
   const std::string api_key_;
+  const Headers headers_;
   const absl::Duration timeout_;
 };
 

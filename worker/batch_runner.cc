@@ -27,7 +27,7 @@ std::string CustomId(const v1::QuestionKey& key) {
 }  // namespace
 
 BatchRunner::BatchRunner(HttpClient* http, ChatBackend* online, const BackendConfig& config,
-                         BatchSettings settings, const std::string& model)
+                         BatchSettings settings, const std::string& model, OnChange on_change)
     : http_(http),
       online_(online),
       config_(config),
@@ -36,7 +36,9 @@ BatchRunner::BatchRunner(HttpClient* http, ChatBackend* online, const BackendCon
                       ? ""
                       : JoinPath(settings_.state_dir,
                                  absl::StrCat("batches-", ModelFolderName(model), ".json"))),
-      client_(http, ApiBase(config.endpoint), config.api_key) {
+      on_change_(std::move(on_change)),
+      endpoint_(config.endpoint),
+      cancel_on_exit_(settings_.cancel_on_exit) {
   LoadState();  // before any Ask: a question of a known batch must wait for it
   thread_ = std::thread([this] { Loop(); });
 }
@@ -85,12 +87,49 @@ void BatchRunner::Cancel(uint64_t ask_id) {
   asks_.erase(it);
 }
 
-std::vector<BatchRunner::BatchView> BatchRunner::batches() {
+void BatchRunner::SetEndpoint(const Endpoint& endpoint) {
   absl::MutexLock lock(&mu_);
-  std::vector<BatchView> out;
+  endpoint_ = endpoint;
+}
+
+void BatchRunner::SetCancelOnExit(bool cancel) {
+  absl::MutexLock lock(&mu_);
+  cancel_on_exit_ = cancel;
+}
+
+BatchClient BatchRunner::ClientFor(const std::string& key,
+                                   const std::vector<std::pair<std::string, std::string>>& extra) {
+  BatchClient::Headers headers = config_.headers;
+  absl::MutexLock lock(&mu_);
+  auto it = submitted_.find(key);
+  const auto& run_headers = it != submitted_.end() ? it->second.headers : extra;
+  // The run's headers first, as online requests send them.
+  headers.insert(headers.begin(), run_headers.begin(), run_headers.end());
+  return BatchClient(http_, ApiBase(endpoint_), config_.api_key, std::move(headers));
+}
+
+void BatchRunner::Changed() {
+  if (on_change_) on_change_(batches());
+}
+
+std::vector<v1::BatchState> BatchRunner::batches() {
+  absl::MutexLock lock(&mu_);
+  std::vector<v1::BatchState> out;
   for (const auto& [key, s] : submitted_) {
-    out.push_back(
-        {s.batch_id, s.info.status, s.info.total, s.info.completed, s.info.failed, s.created});
+    v1::BatchState& b = out.emplace_back();
+    b.set_batch_id(s.batch_id);
+    b.set_run_id(s.run_id);
+    b.set_status(s.info.status);
+    b.set_total(static_cast<uint64_t>(
+        s.info.total > 0 ? s.info.total : static_cast<int64_t>(s.custom_ids.size())));
+    b.set_completed(static_cast<uint64_t>(s.info.completed));
+    b.set_failed(static_cast<uint64_t>(s.info.failed));
+    // The provider's clock when it says; ours otherwise.
+    const absl::Time created =
+        s.info.created_at > 0 ? absl::FromUnixSeconds(s.info.created_at) : s.created;
+    b.set_created_unix_ms(absl::ToUnixMillis(created));
+    b.set_expires_unix_ms(s.info.expires_at > 0 ? s.info.expires_at * 1000
+                                                : absl::ToUnixMillis(created + absl::Hours(24)));
   }
   return out;
 }
@@ -107,6 +146,12 @@ void BatchRunner::LoadState() {
   const absl::Time now = absl::Now();
   for (const json& b : j["batches"]) {
     Submitted s;
+    s.run_id = b.value("run_id", "");
+    if (b.contains("headers") && b["headers"].is_object()) {
+      for (const auto& [name, value] : b["headers"].items()) {
+        if (value.is_string()) s.headers.emplace_back(name, value.get<std::string>());
+      }
+    }
     s.input_file_id = b.value("input_file_id", "");
     s.batch_id = b.value("batch_id", "");
     s.tokens = b.value("tokens", int64_t{0});
@@ -131,7 +176,11 @@ absl::Status BatchRunner::SaveStateLocked() {
   if (state_path_.empty()) return absl::OkStatus();
   json list = json::array();
   for (const auto& [key, s] : submitted_) {
-    list.push_back({{"input_file_id", s.input_file_id},
+    json headers = json::object();
+    for (const auto& [name, value] : s.headers) headers[name] = value;
+    list.push_back({{"run_id", s.run_id},
+                    {"headers", headers},
+                    {"input_file_id", s.input_file_id},
                     {"batch_id", s.batch_id},
                     {"tokens", s.tokens},
                     {"created_unix_ms", absl::ToUnixMillis(s.created)},
@@ -153,8 +202,9 @@ void BatchRunner::Loop() {
     }
   }
   for (const std::string& file : uncreated) {
-    auto found = client_.FindByInputFile(file);
-    if (!found.ok()) found = client_.Create(file, json{{"medeval", "batch"}});
+    BatchClient client = ClientFor(file);
+    auto found = client.FindByInputFile(file);
+    if (!found.ok()) found = client.Create(file, json{{"medeval", "batch"}});
     absl::MutexLock lock(&mu_);
     if (found.ok()) {
       submitted_[file].batch_id = found->id;
@@ -167,6 +217,7 @@ void BatchRunner::Loop() {
     }
     SaveStateLocked().IgnoreError();
   }
+  Changed();  // the batches re-attached to (or none)
   mu_.Lock();
   while (!stopping_) {
     absl::Time wake = absl::InfiniteFuture();
@@ -212,17 +263,19 @@ void BatchRunner::Loop() {
     for (const std::string& key : polls) Poll(key);
     mu_.Lock();
   }
-  if (!settings_.cancel_on_exit) {
+  if (!cancel_on_exit_) {
     mu_.Unlock();
     return;
   }
-  std::vector<std::string> ids;
+  std::vector<std::pair<std::string, std::string>> ids;  // (input file, batch id)
   for (const auto& [key, s] : submitted_) {
-    if (!s.batch_id.empty() && s.next_poll != absl::InfiniteFuture()) ids.push_back(s.batch_id);
+    if (!s.batch_id.empty() && s.next_poll != absl::InfiniteFuture()) {
+      ids.emplace_back(key, s.batch_id);
+    }
   }
   mu_.Unlock();
-  for (const std::string& id : ids) {
-    auto c = client_.Cancel(id);
+  for (const auto& [key, id] : ids) {
+    auto c = ClientFor(key).Cancel(id);
     MEDEVAL_LOG(WARNING) << "cancelling batch " << id << " (--batch-on-exit cancel): "
                          << (c.ok() ? c->status : std::string(c.status().message()));
   }
@@ -235,7 +288,11 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
     std::string text;
     int64_t tokens;
   };
-  std::map<std::string, std::vector<Line>> by_run;  // one model and settings per batch
+  struct RunLines {
+    std::vector<std::pair<std::string, std::string>> headers;  // the run's extra headers
+    std::vector<Line> lines;
+  };
+  std::map<std::string, RunLines> by_run;  // one model and settings per batch
   {
     absl::MutexLock lock(&mu_);
     for (uint64_t id : ids) {
@@ -250,10 +307,17 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
       const int64_t tokens = static_cast<int64_t>(Utf8Length(body));
       std::string text = BatchInputLine(a.custom_id, body);
       text.push_back('\n');
-      by_run[a.run.run_id()].push_back({id, a.custom_id, std::move(text), tokens});
+      RunLines& r = by_run[a.run.run_id()];
+      if (r.lines.empty()) {
+        for (const auto& [k, v] : a.run.params().extra_headers()) r.headers.emplace_back(k, v);
+        std::sort(r.headers.begin(), r.headers.end());
+      }
+      r.lines.push_back({id, a.custom_id, std::move(text), tokens});
     }
   }
-  for (auto& [run_id, lines] : by_run) {
+  for (auto& [run_id, run_lines] : by_run) {
+    const std::vector<Line>& lines = run_lines.lines;
+    const auto& headers = run_lines.headers;
     size_t i = 0;
     while (i < lines.size()) {
       std::string content;
@@ -294,7 +358,8 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
                              << why.message() << "); asking them online instead";
         for (uint64_t id : chunk) AskOnline(id);
       };
-      auto file = client_.UploadFile(absl::StrCat("medeval-", run_id, ".jsonl"), content);
+      auto file =
+          ClientFor("", headers).UploadFile(absl::StrCat("medeval-", run_id, ".jsonl"), content);
       if (!file.ok()) {
         fallback(file.status());
         continue;
@@ -302,6 +367,8 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
       {
         absl::MutexLock lock(&mu_);
         Submitted& s = submitted_[*file];
+        s.run_id = run_id;
+        s.headers = headers;
         s.input_file_id = *file;
         s.custom_ids = custom_ids;
         s.tokens = tokens;
@@ -309,7 +376,7 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
         for (const std::string& c : custom_ids) in_batch_[c] = *file;
         SaveStateLocked().IgnoreError();  // before creating: a crash now finds it by file
       }
-      auto info = client_.Create(*file, json{{"medeval_run", run_id}});
+      auto info = ClientFor(*file).Create(*file, json{{"medeval_run", run_id}});
       if (!info.ok()) {
         {
           absl::MutexLock lock(&mu_);
@@ -317,18 +384,21 @@ void BatchRunner::SubmitPending(std::vector<uint64_t> ids) {
           submitted_.erase(*file);
           SaveStateLocked().IgnoreError();
         }
-        client_.DeleteFile(*file).IgnoreError();
+        ClientFor("", headers).DeleteFile(*file).IgnoreError();
         fallback(info.status());
         continue;
       }
       MEDEVAL_LOG(INFO) << "batch " << info->id << " created: " << chunk.size() << " requests, "
                         << content.size() << " bytes (window 24h)";
-      absl::MutexLock lock(&mu_);
-      Submitted& s = submitted_[*file];
-      s.batch_id = info->id;
-      s.info = *info;
-      s.next_poll = absl::Now() + settings_.poll_min;
-      SaveStateLocked().IgnoreError();
+      {
+        absl::MutexLock lock(&mu_);
+        Submitted& s = submitted_[*file];
+        s.batch_id = info->id;
+        s.info = *info;
+        s.next_poll = absl::Now() + settings_.poll_min;
+        SaveStateLocked().IgnoreError();
+      }
+      Changed();
     }
   }
 }
@@ -341,15 +411,34 @@ void BatchRunner::Poll(const std::string& key) {
     if (it == submitted_.end()) return;
     batch_id = it->second.batch_id;
   }
-  auto info = client_.Get(batch_id);
+  auto info = ClientFor(key).Get(batch_id);
+  bool changed = false;
   absl::ReleasableMutexLock lock(&mu_);
   auto it = submitted_.find(key);
   if (it == submitted_.end()) return;
   Submitted& s = it->second;
+  if (info.status().code() == absl::StatusCode::kNotFound) {
+    // The endpoint does not know it (a local server restarted, which
+    // forgets its batches): nothing will come of it.
+    MEDEVAL_LOG(WARNING) << "batch " << batch_id << " is unknown to the endpoint ("
+                         << info.status().message() << "); its questions are asked again";
+    s.info.id = batch_id;
+    s.info.status = "lost";
+    s.info.output_file_id.clear();
+    s.info.error_file_id.clear();
+    s.next_poll = absl::InfiniteFuture();
+    const BatchInfo lost = s.info;
+    lock.Release();
+    Changed();
+    Finish(key, lost);
+    return;
+  }
   if (!info.ok()) {
     MEDEVAL_LOG(WARNING) << "batch " << batch_id << ": " << info.status().message();
   } else {
-    if (info->status != s.info.status || info->completed != s.info.completed) {
+    if (info->status != s.info.status || info->completed != s.info.completed ||
+        info->failed != s.info.failed || info->total != s.info.total) {
+      changed = true;
       MEDEVAL_LOG(INFO) << "batch " << batch_id << ": " << info->status << " "
                         << info->completed + info->failed << "/" << info->total << ", waited "
                         << absl::FormatDuration(
@@ -360,12 +449,15 @@ void BatchRunner::Poll(const std::string& key) {
     if (info->terminal()) {
       s.next_poll = absl::InfiniteFuture();
       lock.Release();
+      Changed();
       Finish(key, *info);
       return;
     }
   }
   s.next_poll = absl::Now() + s.backoff;
   s.backoff = std::min(s.backoff * 2, settings_.poll_max);
+  lock.Release();
+  if (changed) Changed();
 }
 
 void BatchRunner::Finish(const std::string& key, const BatchInfo& info) {
@@ -376,7 +468,7 @@ void BatchRunner::Finish(const std::string& key, const BatchInfo& info) {
   std::vector<BatchLineResult> results;
   for (const std::string& file : {info.output_file_id, info.error_file_id}) {
     if (file.empty()) continue;
-    auto content = client_.Content(file);
+    auto content = ClientFor(key).Content(file);
     if (!content.ok()) {
       MEDEVAL_LOG(WARNING) << "batch " << info.id << ": " << content.status().message()
                            << "; trying again";

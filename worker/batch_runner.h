@@ -20,18 +20,25 @@
 // batch. Results that arrive before their question is leased again are kept
 // until it is.
 //
-// Thread-safety: Ask and Cancel are thread-safe and only queue (they may be
-// called under the caller's lock). Done callbacks run on the runner's own
-// thread (or the HTTP loop thread for online retries), without its lock.
+// Every call to the Batch API goes to the endpoint as it is now (a local
+// server restarted on a new port moves it: SetEndpoint) with the worker's
+// extra headers and the run's (kept in the state file, for re-attaching).
+//
+// Thread-safety: every method is thread-safe; Ask, Cancel, SetEndpoint and
+// SetCancelOnExit only queue or set (they may be called under the caller's
+// lock). Done callbacks and `on_change` run on the runner's own thread (or
+// the HTTP loop thread for online retries), without its lock.
 #ifndef MEDEVAL_WORKER_BATCH_RUNNER_H_
 #define MEDEVAL_WORKER_BATCH_RUNNER_H_
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -54,14 +61,17 @@ struct BatchSettings {
   absl::Duration linger = absl::Seconds(2);  // wait for more questions before submitting
   absl::Duration poll_min = absl::Seconds(1);
   absl::Duration poll_max = absl::Seconds(60);
-  bool cancel_on_exit = false;  // --batch-on-exit cancel
+  bool cancel_on_exit = false;  // --batch-on-exit cancel (SetCancelOnExit changes it)
   bool retry_in_batch = false;  // --batch-retry batch
 };
 
 class BatchRunner {
  public:
+  // `on_change`: a batch was created, changed state or counts, or ended;
+  // it gets batches() as they are now. May be empty.
+  using OnChange = std::function<void(std::vector<v1::BatchState>)>;
   BatchRunner(HttpClient* http, ChatBackend* online, const BackendConfig& config,
-              BatchSettings settings, const std::string& model);
+              BatchSettings settings, const std::string& model, OnChange on_change = nullptr);
   ~BatchRunner();
   BatchRunner(const BatchRunner&) = delete;
   BatchRunner& operator=(const BatchRunner&) = delete;
@@ -73,14 +83,13 @@ class BatchRunner {
   // the client's loop still runs. Idempotent (one caller at a time); the
   // destructor calls it too.
   void Stop();
+  // Later Batch API calls go to `endpoint` (a local server on a new port).
+  void SetEndpoint(const Endpoint& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
+  // What Stop does with unfinished batches (the user's answer at Ctrl-C).
+  void SetCancelOnExit(bool cancel) ABSL_LOCKS_EXCLUDED(mu_);
 
-  struct BatchView {
-    std::string id;
-    std::string status;
-    int64_t total = 0, completed = 0, failed = 0;
-    absl::Time created;
-  };
-  std::vector<BatchView> batches();
+  // The batches followed (finished ones too), as last seen.
+  std::vector<v1::BatchState> batches() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct AskEntry {
@@ -92,6 +101,10 @@ class BatchRunner {
     bool retried_in_batch = false;
   };
   struct Submitted {
+    std::string run_id;
+    // The run's extra (non-credential) headers: every call about the batch
+    // sends them, as the online requests of the run do.
+    std::vector<std::pair<std::string, std::string>> headers;
     std::string input_file_id;
     std::string batch_id;  // "" until created
     std::vector<std::string> custom_ids;
@@ -111,23 +124,33 @@ class BatchRunner {
   // Hands `result` to its question (or keeps it for later).
   void Deliver(BatchLineResult result, const std::string& batch_id);
   void AskOnline(uint64_t id);
+  // A client for the calls about batch `key` (by input file; "" for none
+  // yet, with `headers`): today's endpoint, the worker's and the run's
+  // headers.
+  BatchClient ClientFor(const std::string& key,
+                        const std::vector<std::pair<std::string, std::string>>& headers = {})
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void Changed();
 
   HttpClient* const http_;
   ChatBackend* const online_;
   const BackendConfig config_;
   const BatchSettings settings_;
   const std::string state_path_;
-  BatchClient client_;
+  const OnChange on_change_;
 
   absl::Mutex mu_;
   absl::CondVar cv_;
+  Endpoint endpoint_ ABSL_GUARDED_BY(mu_);
+  bool cancel_on_exit_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint64_t, AskEntry> asks_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> by_custom_id_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> pending_ ABSL_GUARDED_BY(mu_);
   absl::Time first_pending_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::map<std::string, Submitted> submitted_ ABSL_GUARDED_BY(mu_);  // by input file
-  absl::flat_hash_map<std::string, std::string> in_batch_ ABSL_GUARDED_BY(mu_);  // custom_id -> file
+  absl::flat_hash_map<std::string, std::string> in_batch_
+      ABSL_GUARDED_BY(mu_);  // custom_id -> file
   absl::flat_hash_map<std::string, BatchLineResult> early_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> ready_ ABSL_GUARDED_BY(mu_);  // early results
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -6,7 +6,6 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
@@ -292,15 +291,7 @@ ChatBackend::~ChatBackend() {
 }
 
 std::string ChatBackend::Scrub(std::string message) const {
-  if (config_.api_key.size() >= 4) {
-    message = absl::StrReplaceAll(message, {{config_.api_key, "***"}});
-  }
-  for (const auto& [name, value] : config_.headers) {
-    if (value.size() >= 4 && IsCredentialHeader(name)) {
-      message = absl::StrReplaceAll(message, {{value, "***"}});
-    }
-  }
-  return message;
+  return ScrubCredentials(std::move(message), config_.api_key, config_.headers);
 }
 
 uint64_t ChatBackend::Ask(const v1::RunInfo& run, const v1::Lease& lease, Done done) {

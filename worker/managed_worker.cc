@@ -23,6 +23,10 @@ Worker* ManagedWorker::worker() {
   return worker_.get();
 }
 
+void ManagedWorker::SetBatchCancelOnExit(bool cancel) {
+  if (Worker* w = worker()) w->SetBatchCancelOnExit(cancel);
+}
+
 absl::Status ManagedWorker::Start() {
   if (!serve_options_.has_value()) {
     auto w = std::make_unique<Worker>(options_);

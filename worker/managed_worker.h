@@ -38,6 +38,9 @@ class ManagedWorker {
   absl::Status Wait() ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status error() ABSL_LOCKS_EXCLUDED(mu_);
   const std::string& name() const { return options_.name; }
+  // Batch mode: whether stopping cancels the unfinished batches (see
+  // Worker::SetBatchCancelOnExit). A worker not created yet has none.
+  void SetBatchCancelOnExit(bool cancel) ABSL_LOCKS_EXCLUDED(mu_);
   // For probes: live unless a fatal error stopped it; ready while it is
   // connected to the coordinator and can take work (its model server is
   // up, it is not draining).

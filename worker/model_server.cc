@@ -38,6 +38,22 @@ int PickFreePort() {
   return port;
 }
 
+// Whether a server could listen on `port` of the loopback now (a socket in
+// TIME_WAIT does not count: servers bind with SO_REUSEADDR).
+bool PortFree(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
 int HttpGetStatus(HttpClient* http, const std::string& url) {
   HttpRequest req;
   req.method = "GET";
@@ -65,6 +81,14 @@ std::string ModelServer::base_url() const {
 absl::Status ModelServer::Start() {
   if (options_.command.empty()) return absl::InvalidArgumentError("--serve needs a command");
   if (port_ == 0) port_ = options_.port > 0 ? options_.port : PickFreePort();
+  if (options_.port == 0 && !PortFree(port_)) {
+    // A port we chose is taken since (another process, or a child of the
+    // old server that lives on): restart elsewhere; base_url() moves along.
+    const int taken = port_;
+    port_ = PickFreePort();
+    MEDEVAL_LOG(WARNING) << "port " << taken << " is taken now; the model server moves to port "
+                         << port_;
+  }
   if (port_ == 0) return absl::UnavailableError("no free port for the model server");
   const std::string cmd = SubstitutePort(options_.command, port_);
   int pipefd[2];

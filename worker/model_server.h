@@ -28,7 +28,9 @@ namespace medeval {
 
 struct ServeOptions {
   std::string command;  // shell command; "{port}" becomes the chosen port
-  int port = 0;         // 0: a free port, chosen at the first start and kept
+  // 0: a free port, chosen at the first start and kept while it stays free
+  // (a restart finds another one when it is taken: base_url() changes).
+  int port = 0;
   absl::Duration startup_timeout = absl::Minutes(30);  // loading 70B weights takes minutes
   absl::Duration stop_grace = absl::Seconds(30);
   std::string log_prefix = "[serve]";

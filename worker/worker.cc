@@ -57,8 +57,9 @@ Worker::Worker(WorkerOptions options)
   hooks.on_endpoint_down = [this](const std::string& reason) { OnEndpointDown(reason); };
   backend_.SetHooks(std::move(hooks));
   if (options_.batch.enabled) {
-    batch_ = std::make_unique<BatchRunner>(&http_, &backend_, options_.backend, options_.batch,
-                                           options_.model);
+    batch_ = std::make_unique<BatchRunner>(
+        &http_, &backend_, options_.backend, options_.batch, options_.model,
+        [this](std::vector<v1::BatchState> batches) { OnBatchesChanged(std::move(batches)); });
   }
 }
 
@@ -77,8 +78,21 @@ bool Worker::AskAtServerLocked(uint64_t ask_id) {
 
 void Worker::SetEndpoint(const Endpoint& endpoint) {
   backend_.SetEndpoint(endpoint);
+  if (batch_ != nullptr) batch_->SetEndpoint(endpoint);
   absl::MutexLock lock(&mu_);
   options_.backend.endpoint = endpoint;
+}
+
+void Worker::SetBatchCancelOnExit(bool cancel) {
+  if (batch_ != nullptr) batch_->SetCancelOnExit(cancel);
+}
+
+void Worker::OnBatchesChanged(std::vector<v1::BatchState> batches) {
+  absl::MutexLock lock(&mu_);
+  batch_report_.clear_batches();
+  for (v1::BatchState& b : batches) *batch_report_.add_batches() = std::move(b);
+  *outbox_.mutable_batch_report() = batch_report_;
+  ScheduleFlushLocked();
 }
 
 void Worker::OnGrantDemand() {
@@ -165,6 +179,7 @@ v1::WorkerMessage Worker::HelloLocked() {
   for (const auto& [k, r] : unacked_) *msg.add_results() = r;
   if (draining_) msg.set_draining(true);
   if (paused_) msg.set_accepting(false);
+  if (batch_ != nullptr) *msg.mutable_batch_report() = batch_report_;
   return msg;
 }
 
@@ -272,6 +287,11 @@ void Worker::HandleLocked(const v1::CoordinatorMessage& msg) {
     }
     MEDEVAL_LOG(INFO) << "connected to " << options_.coordinator << " as "
                       << msg.welcome().worker_id() << " (model " << options_.model << ")";
+    if (batch_ != nullptr) {
+      // A report made between the hello and the welcome went nowhere.
+      *outbox_.mutable_batch_report() = batch_report_;
+      ScheduleFlushLocked();
+    }
   }
   for (const v1::RunInfo& run : msg.runs()) {
     if (run.rate_limited()) backend_.SetGrantMode(true);

@@ -83,8 +83,12 @@ class Worker {
   // restarting). Answers already made are kept and still delivered.
   void Pause(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
   void Resume() ABSL_LOCKS_EXCLUDED(mu_);
-  // Later requests go to `endpoint` (a local server on a new port).
+  // Later requests (online and Batch API) go to `endpoint` (a local server
+  // on a new port).
   void SetEndpoint(const Endpoint& endpoint) ABSL_LOCKS_EXCLUDED(mu_);
+  // Batch mode: whether stopping cancels the unfinished batches (the
+  // user's answer at Ctrl-C) or leaves them running.
+  void SetBatchCancelOnExit(bool cancel);
   // Blocks until the worker has stopped; returns why if it was an error
   // (e.g. the model API refused the key, or the coordinator the token).
   absl::Status Wait() ABSL_LOCKS_EXCLUDED(mu_);
@@ -138,6 +142,8 @@ class Worker {
   void ReportGrants() ABSL_LOCKS_EXCLUDED(mu_);
   void OnRateLimited(absl::Duration d) ABSL_LOCKS_EXCLUDED(mu_);
   void OnAttempt(bool throttled, bool timed_out) ABSL_LOCKS_EXCLUDED(mu_);
+  // The batch runner's batches changed: report them to the coordinator.
+  void OnBatchesChanged(std::vector<v1::BatchState> batches) ABSL_LOCKS_EXCLUDED(mu_);
   // The endpoint is down: hand every question back (attempts unspent), take
   // none, and probe it with back-off until it answers; then ramp up again.
   void OnEndpointDown(const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
@@ -191,6 +197,7 @@ class Worker {
   int ok_streak_ ABSL_GUARDED_BY(mu_) = 0;  // attempts since the last 429 or raise
   bool logged_backoff_ ABSL_GUARDED_BY(mu_) = false;
   v1::EndpointState endpoint_state_ ABSL_GUARDED_BY(mu_);  // down while probing
+  v1::BatchReport batch_report_ ABSL_GUARDED_BY(mu_);      // the batch runner's last news
   uint64_t probe_timer_ ABSL_GUARDED_BY(mu_) = 0;
   bool ramping_ ABSL_GUARDED_BY(mu_) = false;  // back from down: +1 request in flight per answer
   // A fatal backend error (401, say) seen; answers still being delivered.

@@ -8,6 +8,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "client/batch_view.h"
 #include "common/log.h"
 #include "gtest/gtest.h"
 
@@ -141,6 +143,45 @@ TEST(ProgressTest, AnAutoConcurrencyLimitIsShownWithWhyItLastChanged) {
       << ProgressReporter::Line(r, true, 0);
   r.set_concurrency_cause("rate_limited");
   EXPECT_TRUE(absl::StrContains(ProgressReporter::Line(r, true, 0), "(429s)"));
+}
+
+TEST(ProgressTest, RunningBatchesShowTheirStateCountsAndWait) {
+  v1::RunStatus r = RunAt("m", 0);
+  const absl::Time now = absl::Now();
+  v1::BatchState* b = r.add_batches();
+  b->set_batch_id("batch_1");
+  b->set_status("in_progress");
+  b->set_total(1620);
+  b->set_completed(800);
+  b->set_failed(12);
+  b->set_created_unix_ms(absl::ToUnixMillis(now - absl::Seconds(187)));
+  b->set_expires_unix_ms(absl::ToUnixMillis(now - absl::Seconds(187) + absl::Hours(24)));
+  std::string line = ProgressReporter::Line(r, false);
+  EXPECT_TRUE(absl::StrContains(line, "| batch in_progress 812/1,620, waited 3m0")) << line;
+  EXPECT_TRUE(absl::StrContains(line, "s of 24h")) << line;
+  EXPECT_TRUE(absl::StrContains(BatchText(*b, now),
+                                "batch_1: in_progress 812/1,620 (12 failed), "
+                                "waited 3m07s of the 24h window (ends "))
+      << BatchText(*b, now);
+
+  // Several: counted by state; finished ones are not waited for.
+  v1::BatchState* v = r.add_batches();
+  v->set_status("validating");
+  v->set_total(100);
+  v->set_created_unix_ms(absl::ToUnixMillis(now));
+  v1::BatchState* done = r.add_batches();
+  done->set_status("completed");
+  done->set_total(50);
+  done->set_completed(50);
+  line = ProgressReporter::Line(r, false);
+  EXPECT_TRUE(
+      absl::StrContains(line, "| 2 batches: 1 in_progress, 1 validating, 812/1,720, waited"))
+      << line;
+  const v1::BatchState finished = *done;
+  r.clear_batches();
+  *r.add_batches() = finished;
+  EXPECT_FALSE(absl::StrContains(ProgressReporter::Line(r, false), "batch"))
+      << ProgressReporter::Line(r, false);
 }
 
 }  // namespace

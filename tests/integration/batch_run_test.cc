@@ -1,10 +1,14 @@
 // `medeval run --batch` end to end: a real medeval process whose worker
 // answers through the simulated server's Batch API, checked answer by answer
 // against the answer model and the server's own counts.
+#include <fcntl.h>
+#include <pty.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 
 #include "absl/strings/match.h"
@@ -182,6 +186,81 @@ TEST_F(BatchRunTest, InterruptCancelsTheBatchWhenAskedTo) {
       EXPECT_EQ(status, "in_progress");
     }
   }
+}
+
+TEST_F(BatchRunTest, ExtraHeadersReachEveryBatchApiCallAndStayOutOfTheLog) {
+  sim::SimOptions o;
+  o.required_headers = {{"X-Org", "acme"}, {"api-key", "s3cret-batch-key"}};
+  sim_ = std::make_unique<sim::SimServer>(o);
+  ASSERT_TRUE(sim_->Start().ok());
+  testing::WriteSyntheticSuite(data_, "MedHC", n_);
+  ASSERT_EQ(
+      RunMedeval(Args({"--header", "X-Org: acme", "--header-env", "api-key: BATCH_KEY", "-v"}),
+                 tmp_.path(), &out_, &err_, {{"BATCH_KEY", "s3cret-batch-key"}}),
+      0)
+      << err_;
+  CheckAnswers();
+  json st = Stats();
+  EXPECT_EQ(st["missing_header"], json({{"chat", 0}, {"files", 0}, {"batches", 0}, {"other", 0}}))
+      << st["missing_header"].dump();
+  EXPECT_EQ(st["batch"]["created"], 1);
+  EXPECT_EQ(st["requests"], 0) << "every question answered in the batch";
+  EXPECT_EQ(BatchRecords(), n_);
+  EXPECT_FALSE(absl::StrContains(err_, "s3cret-batch-key")) << err_;
+  EXPECT_FALSE(absl::StrContains(
+      testing::ReadText(tmp_ / "results/.medeval/batches/batches-m1.json"), "s3cret"))
+      << "a credential in the saved batch state";
+}
+
+TEST_F(BatchRunTest, InterruptAsksAtATerminalAndCancelsWhenTold) {
+  sim::BatchOptions b;
+  b.lines_per_s = 2;
+  b.validate_ms = 0;
+  Serve(b);
+  int master = -1, slave = -1;
+  ASSERT_EQ(::openpty(&master, &slave, nullptr, nullptr, nullptr), 0);
+  testing::Subprocess p;
+  std::vector<std::string> argv = Args();
+  argv.insert(argv.begin(), testing::MedevalBinary());
+  p.set_stdin(slave);
+  p.Start(argv, tmp_.path());
+  ASSERT_TRUE(testing::WaitFor([&] {
+    json st = Stats();
+    return st["batch"]["by_status"].value("in_progress", 0) == 1;
+  })) << p.err();
+  p.Kill(SIGINT);
+  ASSERT_TRUE(testing::WaitFor([&] { return absl::StrContains(p.err(), "[k] "); })) << p.err();
+  EXPECT_TRUE(std::regex_search(
+      p.err(), std::regex("1 batch is still running at the provider[^\n]*\n  m1: batch_[0-9a-f]+: "
+                          "(validating|in_progress) [0-9]+/40, waited")))
+      << p.err();
+  ASSERT_EQ(::write(master, "c\n", 2), 2);
+  EXPECT_EQ(p.Wait(absl::Seconds(60)), 130) << p.err();
+  ::close(master);
+  ::close(slave);
+  auto list = json::parse(testing::HttpCall("GET", Url() + "/batches?limit=1").body);
+  const std::string status = list["data"][0]["status"];
+  EXPECT_TRUE(status == "cancelling" || status == "cancelled") << status << p.err();
+}
+
+TEST_F(BatchRunTest, InterruptWithoutATerminalKeepsTheBatchesWithoutAsking) {
+  sim::BatchOptions b;
+  b.lines_per_s = 2;
+  b.validate_ms = 0;
+  Serve(b);
+  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  testing::Subprocess p;
+  std::vector<std::string> argv = Args();
+  argv.insert(argv.begin(), testing::MedevalBinary());
+  p.set_stdin(devnull);
+  p.Start(argv, tmp_.path());
+  ::close(devnull);
+  ASSERT_TRUE(testing::WaitFor([&] { return Stats()["batch"]["created"] == 1; })) << p.err();
+  p.Kill(SIGINT);
+  EXPECT_EQ(p.Wait(absl::Seconds(60)), 130) << p.err();
+  EXPECT_FALSE(absl::StrContains(p.err(), "Cancel them")) << p.err();
+  auto list = json::parse(testing::HttpCall("GET", Url() + "/batches?limit=1").body);
+  EXPECT_EQ(list["data"][0]["status"], "in_progress");
 }
 
 }  // namespace

@@ -195,5 +195,55 @@ TEST_F(BatchFilesTest, ImportRefusesUnusableLinesWithTheirPlace) {
   EXPECT_FALSE(PathExists(tmp_ / "results/m1/manifest.json"));
 }
 
+TEST_F(BatchFilesTest, ImportChecksTheOutputFolderAsRunDoes) {
+  const int n = 6;
+  const std::string data = tmp_ / "suite";
+  testing::WriteSyntheticSuite(data, "MedHC", n);
+  sim::SimOptions so;
+  so.batch.lines_per_s = 0;
+  so.batch.validate_ms = 0;
+  so.batch.finalize_ms = 0;
+  Serve(so);
+  auto import_args = [&](std::vector<std::string> more) {
+    std::vector<std::string> a = {
+        "batch", "import",        "--data", data, "--model", "m1", tmp_ / "output.jsonl",
+        "--out", tmp_ / "results"};
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  ASSERT_EQ(Medeval({"batch", "export", "--data", data, "--model", "m1"}), 0) << err_;
+  testing::WriteText(tmp_ / "output.jsonl", RunBatch(out_).first);
+  ASSERT_EQ(Medeval(import_args({})), 0) << err_;
+  const std::string manifest = testing::ReadText(tmp_ / "results/m1/manifest.json");
+
+  // Another run's result (other settings) is not replaced silently ...
+  ASSERT_EQ(Medeval(import_args({"--temperature", "0.5"})), 2) << err_;
+  EXPECT_TRUE(absl::StrContains(err_, tmp_ / "results/m1 holds the result of another run")) << err_;
+  EXPECT_TRUE(absl::StrContains(err_, "pass --replace to replace it")) << err_;
+  EXPECT_EQ(testing::ReadText(tmp_ / "results/m1/manifest.json"), manifest);
+  // ... and `run` says the same about it.
+  const std::string import_err = err_;
+  ASSERT_EQ(Medeval({"run", "--data", data, "--model", "m1", "--base-url", base_, "--out",
+                     tmp_ / "results", "--temperature", "0.5"}),
+            2);
+  EXPECT_EQ(err_, import_err);
+  // ... but with --replace.
+  ASSERT_EQ(Medeval(import_args({"--temperature", "0.5", "--replace"})), 0) << err_;
+  EXPECT_TRUE(absl::StrContains(err_, "replacing the result in")) << err_;
+  EXPECT_NE(testing::ReadText(tmp_ / "results/m1/manifest.json"), manifest);
+
+  // A file where the folder should be: the same message as `run`.
+  testing::WriteText(tmp_ / "afile", "x");
+  ASSERT_EQ(Medeval({"batch", "import", "--data", data, "--model", "m1", tmp_ / "output.jsonl",
+                     "--out", tmp_ / "afile"}),
+            2);
+  const std::string file_err = err_;
+  ASSERT_EQ(Medeval({"run", "--data", data, "--model", "m1", "--base-url", base_, "--out",
+                     tmp_ / "afile"}),
+            2);
+  EXPECT_EQ(err_, file_err);
+  EXPECT_EQ(testing::ReadText(tmp_ / "afile"), "x");
+}
+
 }  // namespace
 }  // namespace medeval

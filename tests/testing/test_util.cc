@@ -79,6 +79,7 @@ void Subprocess::Start(const std::vector<std::string>& argv, const std::string& 
     int err = ::open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(out, 1);
     ::dup2(err, 2);
+    if (stdin_fd_ >= 0) ::dup2(stdin_fd_, 0);
     // The test runner may block signals; the child starts clean.
     sigset_t none;
     sigemptyset(&none);

@@ -65,6 +65,8 @@ class Subprocess {
   // on timeout.
   int Wait(absl::Duration timeout = absl::Seconds(120));
   void Kill(int sig);
+  // The child's stdin (set before Start; default: this process's).
+  void set_stdin(int fd) { stdin_fd_ = fd; }
   bool running();
   pid_t pid() const { return pid_; }
   std::string out() const;  // stdout so far
@@ -72,6 +74,7 @@ class Subprocess {
 
  private:
   pid_t pid_ = -1;
+  int stdin_fd_ = -1;
   int status_ = 0;
   bool reaped_ = false;
   std::string out_path_;
