@@ -37,13 +37,6 @@ using json = nlohmann::json;
 
 namespace {
 
-double IsoToSeconds(const std::string& iso) {
-  absl::Time t;
-  std::string err;
-  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", iso, absl::UTCTimeZone(), &t, &err)) return 0;
-  return absl::ToDoubleSeconds(t - absl::UnixEpoch());
-}
-
 struct Sim {
   pid_t pid = 0;
   int port = 0;
@@ -136,7 +129,7 @@ Result Run(const std::string& dir, const std::string& data, const std::vector<st
                  concurrency.c_str(), code, log.c_str());
     return r;
   }
-  const double secs = IsoToSeconds(j["finished"]) - IsoToSeconds(j["started"]);
+  const double secs = bench::IsoToSeconds(j["finished"]) - bench::IsoToSeconds(j["started"]);
   r.answered = j["counts"].value("answered", 0L);
   r.failed = j["counts"].value("failed", 0L);
   r.attempts = j["counts"].value("attempts", 0L);

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "common/file_util.h"
 
 #ifndef MEDEVAL_BINARY
@@ -90,6 +91,13 @@ void WriteSyntheticSuite(const std::string& dir, const std::string& dataset, int
 
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double IsoToSeconds(const std::string& iso) {
+  absl::Time t;
+  std::string err;
+  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", iso, absl::UTCTimeZone(), &t, &err)) return 0;
+  return absl::ToDoubleSeconds(t - absl::UnixEpoch());
 }
 
 }  // namespace medeval::bench

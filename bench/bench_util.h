@@ -25,6 +25,8 @@ std::string MakeTempDir();
 void WriteSyntheticSuite(const std::string& dir, const std::string& dataset, int n);
 // Seconds since the epoch, as a double.
 double NowSeconds();
+// A manifest's "2026-11-29T21:48:29.921Z" as seconds since the epoch; 0 if unreadable.
+double IsoToSeconds(const std::string& iso);
 
 }  // namespace medeval::bench
 

@@ -23,17 +23,6 @@
 
 using namespace medeval;
 
-namespace {
-
-double IsoToSeconds(const std::string& iso) {
-  absl::Time t;
-  std::string err;
-  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", iso, absl::UTCTimeZone(), &t, &err)) return 0;
-  return absl::ToDoubleSeconds(t - absl::UnixEpoch());
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   int models = 4, capacity = 32, concurrency = 40;
   double latency_ms = 100;
@@ -98,7 +87,7 @@ int main(int argc, char** argv) {
       worst = 0;
       continue;
     }
-    const double secs = IsoToSeconds(j["finished"]) - IsoToSeconds(j["started"]);
+    const double secs = bench::IsoToSeconds(j["finished"]) - bench::IsoToSeconds(j["started"]);
     const double n = j["counts"]["answered"].get<double>();
     const double rate = n / secs;
     worst = std::min(worst, rate / ideal);

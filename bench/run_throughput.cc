@@ -32,13 +32,6 @@ struct Result {
   double wall_seconds = 0;  // whole command, start-up and output included
 };
 
-double IsoToSeconds(const std::string& iso) {
-  absl::Time t;
-  std::string err;
-  if (!absl::ParseTime("%Y-%m-%dT%H:%M:%E*SZ", iso, absl::UTCTimeZone(), &t, &err)) return 0;
-  return absl::ToDoubleSeconds(t - absl::UnixEpoch());
-}
-
 Result RunOnce(const std::string& data, const std::string& url, const std::string& out, int workers,
                int concurrency, const std::string& log) {
   Result r;
@@ -53,7 +46,7 @@ Result RunOnce(const std::string& data, const std::string& url, const std::strin
       ReadFile(JoinPath(out, "bench-model/manifest.json")).value_or("{}"), nullptr, false);
   if (m.is_object() && m.contains("started")) {
     r.questions = m["counts"]["answered"].get<size_t>();
-    r.run_seconds = IsoToSeconds(m["finished"]) - IsoToSeconds(m["started"]);
+    r.run_seconds = bench::IsoToSeconds(m["finished"]) - bench::IsoToSeconds(m["started"]);
   }
   return r;
 }

@@ -6,19 +6,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/progress.h"
+#include "client/run_folder.h"
 #include "common/utf8.h"
 
 namespace medeval {
 namespace {
-
-std::string Grouped(uint64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
 
 // "3m07s of the 24h window" / "3m07s of 24h".
 std::string Waited(const v1::BatchState& b, absl::Time now, bool long_form) {
@@ -50,9 +42,9 @@ bool BatchFinished(const v1::BatchState& b) {
 std::string BatchText(const v1::BatchState& b, absl::Time now) {
   std::string s = absl::StrCat(b.batch_id().empty() ? "batch" : EscapeControl(b.batch_id()), ": ",
                                State(b), " ");
-  if (b.status().empty()) return absl::StrCat(s, Grouped(b.total()), " requests");
-  absl::StrAppend(&s, Grouped(b.completed() + b.failed()), "/", Grouped(b.total()));
-  if (b.failed() > 0) absl::StrAppend(&s, " (", Grouped(b.failed()), " failed)");
+  if (b.status().empty()) return absl::StrCat(s, GroupedNumber(b.total()), " requests");
+  absl::StrAppend(&s, GroupedNumber(b.completed() + b.failed()), "/", GroupedNumber(b.total()));
+  if (b.failed() > 0) absl::StrAppend(&s, " (", GroupedNumber(b.failed()), " failed)");
   if (BatchFinished(b)) return s;
   absl::StrAppend(&s, ", ", Waited(b, now, true));
   if (b.expires_unix_ms() > 0) {
@@ -86,7 +78,8 @@ std::string BatchesSummary(const v1::RunStatus& run, absl::Time now) {
     for (const auto& [state, n] : states) parts.push_back(absl::StrCat(n, " ", state));
     s = absl::StrCat(open, " batches: ", absl::StrJoin(parts, ", "), ", ");
   }
-  return absl::StrCat(s, Grouped(done), "/", Grouped(total), ", ", Waited(*oldest, now, false));
+  return absl::StrCat(s, GroupedNumber(done), "/", GroupedNumber(total), ", ",
+                      Waited(*oldest, now, false));
 }
 
 }  // namespace medeval

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "client/batch_view.h"
+#include "client/run_folder.h"
 #include "common/log.h"
 #include "worker/endpoint_health.h"
 
@@ -42,15 +43,6 @@ std::string FitWidth(absl::string_view s, size_t width) {
     i += len;
   }
   return std::string(s.substr(0, i));
-}
-
-std::string Grouped(uint64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
 }
 
 }  // namespace
@@ -113,10 +105,11 @@ std::string ProgressReporter::Line(const v1::RunStatus& r, bool bar, int columns
   const uint64_t done = r.answered() + r.failed();
   const double frac =
       r.total() > 0 ? static_cast<double>(done) / static_cast<double>(r.total()) : 0;
-  std::string tail = absl::StrFormat(" %s/%s %.0f%% %.1f/s ETA %s retries %s failed %s",
-                                     Grouped(done), Grouped(r.total()), frac * 100, r.rate(),
-                                     r.state() == "running" ? ShortDuration(r.eta_s()) : "-",
-                                     Grouped(r.retries()), Grouped(r.failed()));
+  std::string tail =
+      absl::StrFormat(" %s/%s %.0f%% %.1f/s ETA %s retries %s failed %s", GroupedNumber(done),
+                      GroupedNumber(r.total()), frac * 100, r.rate(),
+                      r.state() == "running" ? ShortDuration(r.eta_s()) : "-",
+                      GroupedNumber(r.retries()), GroupedNumber(r.failed()));
   if (r.state() != "running") absl::StrAppend(&tail, " (", r.state(), ")");
   if (r.state() == "running" && r.endpoint_state().down()) {
     absl::StrAppend(&tail, " | ", EndpointDownText(r.endpoint_state()));
