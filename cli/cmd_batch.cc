@@ -7,11 +7,11 @@
 #include "absl/strings/str_split.h"
 #include "cli/commands.h"
 #include "cli/model_flags.h"
-#include "client/batch_export.h"
-#include "client/batch_import.h"
-#include "client/run_job.h"
 #include "common/file_util.h"
 #include "common/log.h"
+#include "local/batch_export.h"
+#include "local/batch_import.h"
+#include "local/run_job.h"
 
 namespace medeval::cli {
 namespace {

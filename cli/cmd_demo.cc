@@ -11,10 +11,10 @@
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "cli/signals.h"
-#include "client/run_job.h"
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/url.h"
+#include "local/run_job.h"
 #include "sim/sim_server.h"
 
 #ifndef MEDEVAL_SOURCE_DIR

@@ -5,7 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/model_flags.h"
-#include "client/run_job.h"
+#include "client/run_spec.h"
 #include "worker/endpoint_check.h"
 
 namespace medeval::cli {

@@ -14,11 +14,11 @@
 #include "cli/commands.h"
 #include "cli/model_flags.h"
 #include "cli/signals.h"
-#include "client/batch_exit_prompt.h"
-#include "client/model_runs.h"
-#include "client/run_job.h"
 #include "common/log.h"
 #include "common/model_config.h"
+#include "local/batch_exit_prompt.h"
+#include "local/model_runs.h"
+#include "local/run_job.h"
 
 namespace medeval::cli {
 

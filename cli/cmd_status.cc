@@ -10,11 +10,11 @@
 #include "client/batch_view.h"
 #include "client/coordinator_client.h"
 #include "client/progress.h"
-#include "client/run_job.h"
 #include "client/status_json.h"
+#include "client/wait.h"
 #include "common/cost.h"
+#include "common/endpoint_state.h"
 #include "common/utf8.h"
-#include "worker/endpoint_health.h"
 
 namespace medeval::cli {
 
@@ -78,8 +78,8 @@ Command AddStatusCommand(CLI::App& app) {
                       << " (429 with Retry-After)\n";
           }
           if (r.concurrency_limit() > 0 && r.state() == "running") {
-            std::cout << "  " << ConcurrencyText(r) << ": "
-                      << EscapeControl(r.concurrency_reason()) << "\n";
+            std::cout << "  " << ConcurrencyText(r) << ": " << EscapeControl(r.concurrency_reason())
+                      << "\n";
           }
           // Unfinished batches always; finished ones too for one run.
           const absl::Time now = absl::Now();
@@ -111,13 +111,12 @@ Command AddStatusCommand(CLI::App& app) {
           if (!w.connected()) state += " (gone)";
           if (!w.error().empty()) state += absl::StrCat(" error: ", EscapeControl(w.error()));
           if (w.endpoint_state().down()) state += " " + EndpointDownText(w.endpoint_state());
-          std::cout << absl::StrFormat("%-26s %-28s %9s %9d  %s\n", EscapeControl(w.worker_id()),
-                                       EscapeControl(w.model()),
-                                       // Auto concurrency: of its share now.
-                                       absl::StrCat(w.leased(), "/",
-                                                    w.concurrency() > 0 ? w.concurrency()
-                                                                        : w.max_inflight()),
-                                       w.answered(), state);
+          std::cout << absl::StrFormat(
+              "%-26s %-28s %9s %9d  %s\n", EscapeControl(w.worker_id()), EscapeControl(w.model()),
+              // Auto concurrency: of its share now.
+              absl::StrCat(w.leased(), "/",
+                           w.concurrency() > 0 ? w.concurrency() : w.max_inflight()),
+              w.answered(), state);
         }
         if (st->workers().empty()) std::cout << "(no workers connected)\n";
         return kExitOk;

@@ -13,7 +13,8 @@
 #include "cli/model_flags.h"
 #include "cli/security_flags.h"
 #include "cli/signals.h"
-#include "client/run_job.h"
+#include "client/run_spec.h"
+#include "client/wait.h"
 #include "common/model_config.h"
 
 namespace medeval::cli {

@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "client/run_job.h"
+#include "client/run_spec.h"
 #include "common/file_util.h"
 #include "common/http_headers.h"
 #include "common/pdf_render.h"

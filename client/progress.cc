@@ -13,8 +13,8 @@
 #include "absl/time/clock.h"
 #include "client/batch_view.h"
 #include "client/run_folder.h"
+#include "common/endpoint_state.h"
 #include "common/log.h"
-#include "worker/endpoint_health.h"
 
 namespace medeval {
 namespace {

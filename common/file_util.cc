@@ -209,6 +209,21 @@ absl::StatusOr<std::vector<std::string>> ListFilesRecursive(const std::string& d
   return out;
 }
 
+std::vector<absl::string_view> SplitLines(absl::string_view contents) {
+  std::vector<absl::string_view> lines;
+  size_t start = 0;
+  while (start < contents.size()) {
+    size_t nl = contents.find('\n', start);
+    size_t end = nl == absl::string_view::npos ? contents.size() : nl;
+    absl::string_view line = contents.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.push_back(line);
+    if (nl == absl::string_view::npos) break;
+    start = nl + 1;
+  }
+  return lines;
+}
+
 std::string JoinPath(absl::string_view a, absl::string_view b) {
   if (a.empty()) return std::string(b);
   if (b.empty()) return std::string(a);

@@ -49,6 +49,10 @@ absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir);
 // Paths (relative to `dir`) of every regular file under `dir`, sorted.
 absl::StatusOr<std::vector<std::string>> ListFilesRecursive(const std::string& dir);
 
+// Splits file contents into physical lines (without "\n" or "\r\n"); no
+// final empty line for a file that ends with a newline.
+std::vector<absl::string_view> SplitLines(absl::string_view contents);
+
 // "a/b" + "c" -> "a/b/c" (no normalization beyond one separator).
 std::string JoinPath(absl::string_view a, absl::string_view b);
 

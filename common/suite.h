@@ -98,9 +98,6 @@ absl::StatusOr<Suite> LoadSuite(const std::string& root, const LoadOptions& opti
 std::string ValidateLine(absl::string_view line, bool vlm, std::string* question,
                          std::vector<std::string>* images);
 
-// Splits file contents into physical lines (without "\n" or "\r\n").
-std::vector<absl::string_view> SplitLines(absl::string_view contents);
-
 // True for a line holding only whitespace: such lines carry no question and
 // are left out of the upload files.
 bool IsBlankLine(absl::string_view line);

@@ -10,7 +10,6 @@
 #include "common/file_util.h"
 #include "common/log.h"
 #include "common/records.h"
-#include "common/suite.h"
 #include "common/utf8.h"
 
 namespace medeval {

@@ -127,12 +127,4 @@ std::string DescribeDown(const HttpResponse& r) {
   return absl::StrCat("HTTP ", r.status, ": ", FirstLineOfBody(r.body, 80));
 }
 
-std::string EndpointDownText(const v1::EndpointState& state) {
-  const absl::Time since = absl::FromUnixMillis(state.since_unix_ms());
-  return absl::StrCat("endpoint down since ",
-                      absl::FormatTime("%H:%M:%S", since, absl::LocalTimeZone()), ": ",
-                      state.reason(), ", probing every ",
-                      absl::FormatDuration(absl::Milliseconds(state.probe_interval_ms())));
-}
-
 }  // namespace medeval

@@ -20,7 +20,6 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "proto/medeval.pb.h"
 #include "worker/http_client.h"
 
 namespace medeval {
@@ -66,9 +65,6 @@ std::string DescribeDown(const HttpResponse& r);
 // The first line of a response body worth showing: for an HTML page its
 // <title>, otherwise its first non-blank line, cut to `max` characters.
 std::string FirstLineOfBody(const std::string& body, size_t max = 120);
-
-// "endpoint down since 14:03:07: connection refused, probing every 4s".
-std::string EndpointDownText(const v1::EndpointState& state);
 
 }  // namespace medeval
 

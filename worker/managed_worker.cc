@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/endpoint_state.h"
 #include "common/log.h"
 #include "common/url.h"
 #include "worker/endpoint_health.h"

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/endpoint_state.h"
 #include "common/log.h"
 #include "worker/endpoint_probe.h"
 #include "worker/worker.h"

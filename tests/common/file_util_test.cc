@@ -19,6 +19,16 @@ bool IsCharDevice(const std::string& path) {
 }
 
 // Writing by rename used to replace the device node itself (as root).
+TEST(SplitLinesTest, HandlesCrLfAndMissingFinalNewline) {
+  auto lines = SplitLines("a\r\nb\n\nc");
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_EQ(lines[0], "a");
+  EXPECT_EQ(lines[1], "b");
+  EXPECT_EQ(lines[2], "");
+  EXPECT_EQ(lines[3], "c");
+  EXPECT_EQ(SplitLines("a\n").size(), 1u);
+}
+
 TEST(FileUtilTest, AtomicWritesGoThroughToDevicesAndLinks) {
   ASSERT_TRUE(IsCharDevice("/dev/null"));
   ASSERT_TRUE(WriteFileAtomic("/dev/null", "1234\n", false).ok());

@@ -46,16 +46,6 @@ TEST(ValidateLineTest, ChecksImagePathsOnTheVlmTrack) {
   EXPECT_EQ(images, (std::vector<std::string>{"a.png", "b.jpg"}));
 }
 
-TEST(SplitLinesTest, HandlesCrLfAndMissingFinalNewline) {
-  auto lines = SplitLines("a\r\nb\n\nc");
-  ASSERT_EQ(lines.size(), 4u);
-  EXPECT_EQ(lines[0], "a");
-  EXPECT_EQ(lines[1], "b");
-  EXPECT_EQ(lines[2], "");
-  EXPECT_EQ(lines[3], "c");
-  EXPECT_EQ(SplitLines("a\n").size(), 1u);
-}
-
 TEST(LoadSuiteTest, ReportsEveryBadLineWithPathAndLine) {
   TempDir dir;
   WriteText(dir / "MedExam.jsonl", std::string(kGood) + "\n{broken\n\n" + kGood + "\n" +

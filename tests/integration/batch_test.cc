@@ -10,7 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "client/run_job.h"
+#include "local/run_job.h"
 #include "common/cost.h"
 #include "common/file_util.h"
 #include "common/multipart.h"

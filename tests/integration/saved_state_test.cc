@@ -14,7 +14,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "client/run_job.h"
+#include "local/run_job.h"
 #include "common/file_util.h"
 #include "common/url.h"
 #include "coordinator/journal.h"

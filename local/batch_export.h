@@ -5,8 +5,8 @@
 // ("<Dataset>:<line>"), which `medeval batch import` reads back.
 //
 // Thread-safety: free functions without shared state.
-#ifndef MEDEVAL_CLIENT_BATCH_EXPORT_H_
-#define MEDEVAL_CLIENT_BATCH_EXPORT_H_
+#ifndef MEDEVAL_LOCAL_BATCH_EXPORT_H_
+#define MEDEVAL_LOCAL_BATCH_EXPORT_H_
 
 #include <ostream>
 #include <string>
@@ -35,4 +35,4 @@ absl::Status WriteBatchInput(const Suite& suite, const std::string& model,
 
 }  // namespace medeval
 
-#endif  // MEDEVAL_CLIENT_BATCH_EXPORT_H_
+#endif  // MEDEVAL_LOCAL_BATCH_EXPORT_H_

@@ -1,4 +1,4 @@
-#include "client/embedded_cluster.h"
+#include "local/embedded_cluster.h"
 
 #include <openssl/rand.h>
 

@@ -1,4 +1,4 @@
-#include "client/batch_import.h"
+#include "local/batch_import.h"
 
 #include <deque>
 #include <thread>
@@ -9,11 +9,11 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "client/batch_export.h"
-#include "client/embedded_cluster.h"
 #include "client/run_folder.h"
 #include "common/cost.h"
 #include "common/file_util.h"
+#include "local/batch_export.h"
+#include "local/embedded_cluster.h"
 #include "worker/batch_format.h"
 
 namespace medeval {

@@ -10,8 +10,8 @@
 // in a gRPC reaction.
 //
 // Thread-safety: one Ask at a time.
-#ifndef MEDEVAL_CLIENT_BATCH_EXIT_PROMPT_H_
-#define MEDEVAL_CLIENT_BATCH_EXIT_PROMPT_H_
+#ifndef MEDEVAL_LOCAL_BATCH_EXIT_PROMPT_H_
+#define MEDEVAL_LOCAL_BATCH_EXIT_PROMPT_H_
 
 #include <string>
 
@@ -44,4 +44,4 @@ class TerminalBatchExitPrompt : public BatchExitPrompt {
 
 }  // namespace medeval
 
-#endif  // MEDEVAL_CLIENT_BATCH_EXIT_PROMPT_H_
+#endif  // MEDEVAL_LOCAL_BATCH_EXIT_PROMPT_H_

@@ -1,4 +1,4 @@
-#include "client/batch_export.h"
+#include "local/batch_export.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/pdf_render.h"

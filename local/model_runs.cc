@@ -1,4 +1,4 @@
-#include "client/model_runs.h"
+#include "local/model_runs.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/url.h"

@@ -13,14 +13,14 @@
 // there is replaced only with `replace`.
 //
 // Thread-safety: for the command's main thread.
-#ifndef MEDEVAL_CLIENT_BATCH_IMPORT_H_
-#define MEDEVAL_CLIENT_BATCH_IMPORT_H_
+#ifndef MEDEVAL_LOCAL_BATCH_IMPORT_H_
+#define MEDEVAL_LOCAL_BATCH_IMPORT_H_
 
 #include <ostream>
 #include <string>
 #include <vector>
 
-#include "client/run_job.h"
+#include "local/run_job.h"
 
 namespace medeval {
 
@@ -43,4 +43,4 @@ int RunBatchImport(const BatchImportOptions& options, std::ostream& out, std::os
 
 }  // namespace medeval
 
-#endif  // MEDEVAL_CLIENT_BATCH_IMPORT_H_
+#endif  // MEDEVAL_LOCAL_BATCH_IMPORT_H_

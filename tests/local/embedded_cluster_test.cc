@@ -1,6 +1,6 @@
 // `medeval run`'s embedded coordinator takes calls only with the token made
 // for that run: another local process cannot inject answers.
-#include "client/embedded_cluster.h"
+#include "local/embedded_cluster.h"
 
 #include "absl/strings/str_cat.h"
 #include "common/grpc_util.h"

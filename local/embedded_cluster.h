@@ -5,8 +5,8 @@
 // random token made for this run, which only its own workers and client get.
 //
 // Thread-safety: methods are thread-safe.
-#ifndef MEDEVAL_CLIENT_EMBEDDED_CLUSTER_H_
-#define MEDEVAL_CLIENT_EMBEDDED_CLUSTER_H_
+#ifndef MEDEVAL_LOCAL_EMBEDDED_CLUSTER_H_
+#define MEDEVAL_LOCAL_EMBEDDED_CLUSTER_H_
 
 #include <memory>
 #include <string>
@@ -68,4 +68,4 @@ class EmbeddedCluster {
 
 }  // namespace medeval
 
-#endif  // MEDEVAL_CLIENT_EMBEDDED_CLUSTER_H_
+#endif  // MEDEVAL_LOCAL_EMBEDDED_CLUSTER_H_

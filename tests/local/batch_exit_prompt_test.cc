@@ -1,6 +1,6 @@
 // The Ctrl-C question of `run --batch` on a real pseudo-terminal: what it
 // shows, and which answers cancel the batches.
-#include "client/batch_exit_prompt.h"
+#include "local/batch_exit_prompt.h"
 
 #include <pty.h>
 #include <unistd.h>

@@ -2,14 +2,14 @@
 // (endpoint or local server each), or one worker's model.
 //
 // Thread-safety: pure functions (they read the environment for API keys).
-#ifndef MEDEVAL_CLIENT_MODEL_RUNS_H_
-#define MEDEVAL_CLIENT_MODEL_RUNS_H_
+#ifndef MEDEVAL_LOCAL_MODEL_RUNS_H_
+#define MEDEVAL_LOCAL_MODEL_RUNS_H_
 
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "client/run_job.h"
 #include "common/model_config.h"
+#include "local/run_job.h"
 
 namespace medeval {
 
@@ -23,4 +23,4 @@ absl::StatusOr<std::vector<ModelRun>> ModelRunsFromConfig(const ModelConfig& con
 
 }  // namespace medeval
 
-#endif  // MEDEVAL_CLIENT_MODEL_RUNS_H_
+#endif  // MEDEVAL_LOCAL_MODEL_RUNS_H_

@@ -1,4 +1,4 @@
-#include "client/batch_exit_prompt.h"
+#include "local/batch_exit_prompt.h"
 
 #include <poll.h>
 #include <termios.h>
