@@ -258,8 +258,12 @@ void Worker::Loop() {
 void Worker::OnStreamDone(Stream* stream, const grpc::Status& status) {
   absl::MutexLock lock(&mu_);
   if (stream_ == stream) stream_ = nullptr;
-  stream_done_ = true;
   stream_status_ = status;
+}
+
+void Worker::OnStreamGone() {
+  absl::MutexLock lock(&mu_);
+  stream_done_ = true;
   cv_.SignalAll();
 }
 

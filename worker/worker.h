@@ -123,7 +123,11 @@ class Worker {
   void Loop() ABSL_LOCKS_EXCLUDED(mu_);
   void OnMessage(Stream* stream, const v1::CoordinatorMessage& msg) ABSL_LOCKS_EXCLUDED(mu_);
   void HandleLocked(const v1::CoordinatorMessage& msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The end of a stream, in two steps: OnStreamDone (from its OnDone) takes
+  // it out of use; OnStreamGone, once it is destroyed, lets the loop (and so
+  // Stop) go on.
   void OnStreamDone(Stream* stream, const grpc::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
+  void OnStreamGone() ABSL_LOCKS_EXCLUDED(mu_);
   void StartLocked(const v1::Lease& lease) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnAsked(uint64_t lease_id, const v1::QuestionKey& key, AskOutcome outcome)
@@ -172,7 +176,7 @@ class Worker {
   // for heartbeats); other waits use Mutex::Await on their condition.
   absl::CondVar cv_;
   Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;  // current stream, if any
-  bool stream_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool stream_done_ ABSL_GUARDED_BY(mu_) = false;  // ended and destroyed
   grpc::Status stream_status_ ABSL_GUARDED_BY(mu_);
   bool welcomed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(5);

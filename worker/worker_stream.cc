@@ -59,8 +59,15 @@ void Worker::Stream::OnWritesDoneDone(bool ok) {
 }
 
 void Worker::Stream::OnDone(const grpc::Status& status) {
-  worker_->OnStreamDone(this, status);
+  Worker* const worker = worker_;
+  worker->OnStreamDone(this, status);
+  // Destroyed before the worker hears the stream is gone: the context holds a
+  // reference to the channel, and once Stop returns the worker may drop its
+  // own. Were the context's the last, the channel would die here, on a thread
+  // of gRPC's callback queue, and take that queue down from one of its own
+  // threads (an abort in gRPC's ref_counted.h).
   delete this;
+  worker->OnStreamGone();
 }
 
 void Worker::Stream::MaybeWriteLocked() {

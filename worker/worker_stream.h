@@ -3,7 +3,9 @@
 // keeps the stream open while writes may still be started from outside
 // reactions; it is released once the server side has ended and no write is
 // in flight. What the coordinator sends goes to Worker::OnMessage, the end of
-// the call to Worker::OnStreamDone; the stream then deletes itself.
+// the call to Worker::OnStreamDone; the stream then deletes itself and only
+// then calls Worker::OnStreamGone, so that its context (which holds a
+// reference to the channel) never outlives the worker's Stop.
 //
 // Thread-safety: Send, CloseSend and Cancel may be called from any thread
 // (the worker calls them with its own mutex held); one mutex guards the

@@ -8,9 +8,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/url.h"
@@ -72,6 +74,41 @@ class ScriptedCoordinator final : public v1::Coordinator::Service {
   absl::Notification done_;
 };
 
+// The gRPC client contexts alive in this process: one per call. Their
+// destruction can be slowed, which widens the window in which a call outlives
+// what its owner believes.
+class ClientContexts final : public grpc::ClientContext::GlobalCallbacks {
+ public:
+  // Installed once per process (gRPC allows no more), before the first call.
+  static ClientContexts* Get() {
+    static ClientContexts* const contexts = [] {
+      auto* c = new ClientContexts;
+      grpc::ClientContext::SetGlobalCallbacks(c);
+      return c;
+    }();
+    return contexts;
+  }
+  void DefaultConstructor(grpc::ClientContext* c) override {
+    absl::MutexLock lock(&mu_);
+    live_.insert(c);
+  }
+  void Destructor(grpc::ClientContext* c) override {
+    if (slow_.load()) absl::SleepFor(absl::Milliseconds(300));
+    absl::MutexLock lock(&mu_);
+    live_.erase(c);
+  }
+  int live() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int>(live_.size());
+  }
+  void set_slow(bool slow) { slow_ = slow; }
+
+ private:
+  absl::Mutex mu_;
+  std::set<grpc::ClientContext*> live_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> slow_{false};
+};
+
 v1::CoordinatorMessage Welcome(int heartbeat_ms) {
   v1::CoordinatorMessage m;
   m.mutable_welcome()->set_worker_id("w");
@@ -108,6 +145,33 @@ TEST(WorkerTest, HeartbeatsWaitForTheirIntervalNotForEveryWakeUp) {
   // One a second (and some slack for a loaded machine), not one per message.
   EXPECT_GE(beats, 1);
   EXPECT_LE(beats, 4);
+}
+
+TEST(WorkerTest, StopReturnsOnlyOnceItsStreamIsGone) {
+  ClientContexts* contexts = ClientContexts::Get();
+  ScriptedCoordinator coord([](Stream* s) { s->Write(Welcome(5000)); });
+  WorkerOptions o;
+  o.coordinator = coord.target();
+  o.name = "gone";
+  o.model = "m";
+  o.backend.endpoint = *ParseEndpoint("http://127.0.0.1:1/v1");
+  auto w = std::make_unique<Worker>(o);
+  ASSERT_TRUE(w->Start().ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return coord.hellos() == 1; }, absl::Seconds(10)));
+  ASSERT_EQ(contexts->live(), 1);
+  // The stream's last reaction takes its time to release the call.
+  contexts->set_slow(true);
+  w->Stop();
+  const int live_after_stop = contexts->live();
+  contexts->set_slow(false);
+  // Before the fix Stop returned as soon as the stream said it was done, and
+  // the stream then released its call (and the channel reference its context
+  // holds) on a gRPC thread. When the worker had meanwhile dropped its own
+  // reference, the channel died there and shut down gRPC's callback queue
+  // from one of that queue's own threads: an abort in ref_counted.h.
+  EXPECT_EQ(live_after_stop, 0);
+  w.reset();
+  coord.Done();
 }
 
 TEST(WorkerTest, StopReturnsOnlyOnceNoBackendCallbackRuns) {
