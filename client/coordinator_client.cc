@@ -59,6 +59,11 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
 absl::Status CoordinatorClient::Explain(const grpc::Status& status, const char* what) const {
   std::string msg = status.error_message();
   if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    // Waiting mends a coordinator that is not up yet, not a TLS mismatch.
+    if (std::string tls = TlsSetupProblem(msg, security_); !tls.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": cannot talk to the coordinator at ", target_, ": ", tls));
+    }
     msg = absl::StrCat("cannot reach the coordinator at ", target_, " (", msg, ")");
   } else if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     msg = absl::StrCat("the coordinator at ", target_, " did not answer in time");

@@ -138,6 +138,35 @@ grpc::Status CheckAuth(const grpc::CallbackServerContext* context, const std::st
   return grpc::Status::OK;
 }
 
+std::string TlsSetupProblem(absl::string_view message, const ClientSecurity& security) {
+  // gRPC's words (1.51, BoringSSL or OpenSSL underneath) for a handshake
+  // that fails on the certificate or the protocol, not on the network.
+  if (absl::StrContains(message, "certificate verify failed") ||
+      absl::StrContains(message, "CERTIFICATE_VERIFY_FAILED")) {
+    return security.ca_file.empty()
+               ? "its TLS certificate is not signed by a CA this machine trusts (give the "
+                 "coordinator's CA with --tls-ca)"
+               : absl::StrCat("its TLS certificate is not signed by a CA in --tls-ca ",
+                              security.ca_file);
+  }
+  if (size_t at = message.find(" is not in peer certificate"); at != absl::string_view::npos) {
+    absl::string_view head = message.substr(0, at);
+    const size_t name = head.rfind("Peer name ");
+    const std::string wanted =
+        name == absl::string_view::npos
+            ? "the name dialled"
+            : std::string(head.substr(name + absl::string_view("Peer name ").size()));
+    return absl::StrCat("its TLS certificate does not name ", wanted,
+                        " (set --tls-server-name to a name the certificate carries)");
+  }
+  if (absl::StrContains(message, "wrong version number") ||
+      absl::StrContains(message, "WRONG_VERSION_NUMBER")) {
+    return "it does not speak TLS (it runs without --tls-cert: drop --tls-ca, or give the "
+           "coordinator a certificate)";
+  }
+  return "";
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));

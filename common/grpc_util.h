@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace medeval {
 
@@ -54,6 +55,14 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path);
 // (no check when `token` is empty). UNAUTHENTICATED with a clear message
 // otherwise.
 grpc::Status CheckAuth(const grpc::CallbackServerContext* context, const std::string& token);
+
+// What is wrong when a connection failed in its TLS handshake in a way that
+// waiting does not mend: the server's certificate is not signed by a CA the
+// client trusts, does not name the server, or the server does not speak TLS
+// at all. Empty for any other failure (a server not up yet, a reset).
+// `message`: a failed call's error message; `security`: the client's
+// settings, to name the flag to fix.
+std::string TlsSetupProblem(absl::string_view message, const ClientSecurity& security);
 
 // absl::Status -> gRPC status (same code and message).
 grpc::Status ToGrpcStatus(const absl::Status& status);

@@ -194,6 +194,7 @@ void Worker::CloseSendLocked() {
 void Worker::Loop() {
   absl::BitGen rng;
   absl::Duration backoff = options_.reconnect_min;
+  bool ever_welcomed = false;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -235,6 +236,17 @@ void Worker::Loop() {
           code == grpc::StatusCode::INVALID_ARGUMENT) {
         fatal_ = absl::FailedPreconditionError(
             absl::StrCat("the coordinator refused this worker: ", status.error_message()));
+        MEDEVAL_LOG(ERROR) << fatal_.message();
+        break;
+      }
+      ever_welcomed = ever_welcomed || was_welcomed;
+      // A TLS mismatch at the first connection is the worker's settings (or
+      // the coordinator's certificate): retrying would only hide it. Later,
+      // a coordinator that comes back with a fixed certificate is waited for.
+      if (const std::string tls = TlsSetupProblem(status.error_message(), options_.security);
+          !tls.empty() && !ever_welcomed) {
+        fatal_ = absl::FailedPreconditionError(
+            absl::StrCat("cannot talk to the coordinator at ", options_.coordinator, ": ", tls));
         MEDEVAL_LOG(ERROR) << fatal_.message();
         break;
       }

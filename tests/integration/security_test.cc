@@ -90,6 +90,50 @@ TEST_F(SecurityTest, AWrongTokenEndsTheWaitForTheCoordinatorAtOnce) {
   EXPECT_EQ(out_, "");
 }
 
+// A certificate the client does not trust, a server name the certificate
+// does not carry, or TLS against a plaintext port stays wrong however long
+// the client waits: `submit --wait-for-coordinator` says so at once.
+TEST_F(SecurityTest, ATlsMismatchEndsTheWaitForTheCoordinatorAtOnce) {
+  cluster_.StartCoordinator({"--tls-cert", tmp_ / "server.crt", "--tls-key", tmp_ / "server.key"});
+  struct Case {
+    std::vector<std::string> flags;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {{"--tls-ca", tmp_ / "rogue.crt"}, "not signed by a CA in --tls-ca"},
+      {{"--tls-ca", tmp_ / "ca.crt", "--tls-server-name", "elsewhere.example"},
+       "does not name elsewhere.example"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {
+        "submit", "--data", testing::SamplesDir(), "--model", "m", "--wait-for-coordinator", "5m"};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    EXPECT_EQ(cluster_.Cli(args, &out_, &err_), 1) << err_;
+    EXPECT_TRUE(absl::StrContains(err_, c.says)) << err_;
+    EXPECT_FALSE(absl::StrContains(err_, "waiting for the coordinator")) << err_;
+    EXPECT_EQ(out_, "");
+    // `status` explains it the same way.
+    EXPECT_EQ(Status(c.flags), 1);
+    EXPECT_TRUE(absl::StrContains(err_, c.says)) << err_;
+  }
+  // A worker's first connection too: it stops and says why.
+  cluster_.StartWorker(
+      "w", {"--model", "m", "--base-url", "http://127.0.0.1:1/v1", "--tls-ca", tmp_ / "rogue.crt"});
+  EXPECT_EQ(cluster_.worker("w").Wait(absl::Seconds(60)), 1);
+  EXPECT_TRUE(absl::StrContains(cluster_.worker("w").err(), "not signed by a CA in --tls-ca"))
+      << cluster_.worker("w").err();
+  // TLS against a plaintext coordinator.
+  ASSERT_TRUE(MakeDirs(tmp_ / "plain").ok());
+  testing::Cluster plain(tmp_ / "plain");
+  plain.StartCoordinator();
+  EXPECT_EQ(plain.Cli({"submit", "--data", testing::SamplesDir(), "--model", "m",
+                       "--wait-for-coordinator", "5m", "--tls-ca", tmp_ / "ca.crt"},
+                      &out_, &err_),
+            1);
+  EXPECT_TRUE(absl::StrContains(err_, "does not speak TLS")) << err_;
+  EXPECT_FALSE(absl::StrContains(err_, "waiting for the coordinator")) << err_;
+}
+
 TEST_F(SecurityTest, TlsEndToEnd) {
   sim::SimServer sim((sim::SimOptions()));
   ASSERT_TRUE(sim.Start().ok());
