@@ -171,13 +171,7 @@ int main(int argc, char** argv) {
   }
   const std::string dir = bench::MakeTempDir();
   std::vector<std::string> datasets;
-  if (data.empty()) {
-    data = JoinPath(MEDEVAL_SOURCE_DIR, "../shared/medbench/v4/LLM");
-    if (!IsDirectory(data)) {
-      data = JoinPath(dir, "synthetic");
-      bench::WriteSyntheticSuite(data, "MedHC", questions);
-    }
-  }
+  if (data.empty()) data = bench::V4LlmOrSynthetic(dir, "MedHC", questions);
   int taken = 0;
   if (auto files = ListDir(data); files.ok() && data != JoinPath(dir, "synthetic")) {
     std::sort(files->begin(), files->end());

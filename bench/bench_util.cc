@@ -89,6 +89,14 @@ void WriteSyntheticSuite(const std::string& dir, const std::string& dataset, int
   WriteFileAtomic(JoinPath(dir, dataset + ".jsonl"), text, false).IgnoreError();
 }
 
+std::string V4LlmOrSynthetic(const std::string& dir, const std::string& dataset, int n) {
+  const std::string real = JoinPath(MEDEVAL_SOURCE_DIR, "../shared/medbench/v4/LLM");
+  if (IsDirectory(real)) return real;
+  const std::string synthetic = JoinPath(dir, "synthetic");
+  WriteSyntheticSuite(synthetic, dataset, n);
+  return synthetic;
+}
+
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }

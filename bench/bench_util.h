@@ -23,6 +23,9 @@ std::string MedevalBinary();
 std::string MakeTempDir();
 // Writes a one-dataset v4 suite of `n` distinct short questions.
 void WriteSyntheticSuite(const std::string& dir, const std::string& dataset, int n);
+// The real MedBench v4 LLM questions when ../shared holds them, else a
+// synthetic suite of `n` questions in one dataset written under `dir`.
+std::string V4LlmOrSynthetic(const std::string& dir, const std::string& dataset, int n);
 // Seconds since the epoch, as a double.
 double NowSeconds();
 // A manifest's "2026-11-29T21:48:29.921Z" as seconds since the epoch; 0 if unreadable.

@@ -123,13 +123,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--medeval")) medeval = argv[i + 1];
   }
   const std::string dir = bench::MakeTempDir();
-  if (data.empty()) {
-    data = JoinPath(MEDEVAL_SOURCE_DIR, "../shared/medbench/v4/LLM");
-    if (!IsDirectory(data)) {
-      data = JoinPath(dir, "synthetic");
-      bench::WriteSyntheticSuite(data, "Synthetic", 1620);
-    }
-  }
+  if (data.empty()) data = bench::V4LlmOrSynthetic(dir, "Synthetic", 1620);
   LoadOptions lo;
   lo.check_images = false;
   auto suite = LoadSuite(data, lo);

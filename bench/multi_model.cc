@@ -35,13 +35,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--data")) data = argv[i + 1];
   }
   const std::string dir = bench::MakeTempDir();
-  if (data.empty()) {
-    data = JoinPath(MEDEVAL_SOURCE_DIR, "../shared/medbench/v4/LLM");
-    if (!IsDirectory(data)) {
-      data = JoinPath(dir, "synthetic");
-      bench::WriteSyntheticSuite(data, "MedHC", 1620);
-    }
-  }
+  if (data.empty()) data = bench::V4LlmOrSynthetic(dir, "MedHC", 1620);
   std::vector<pid_t> sims;
   std::string yaml =
       absl::StrCat("defaults:\n  workers: 1\n  concurrency: ", concurrency, "\nmodels:\n");

@@ -6,6 +6,7 @@
 #include "audit/audit_output.h"
 #include "audit/auditor.h"
 #include "audit/submission.h"
+#include "cli/audit_inputs.h"
 #include "cli/commands.h"
 #include "common/file_util.h"
 #include "common/suite.h"
@@ -41,40 +42,21 @@ Command AddAuditCommand(CLI::App& app) {
                 "answers cut off, a byte order mark and skipped questions");
   return {
       sub, [f]() -> int {
-        std::optional<Track> track;
-        if (!f->track.empty()) track = *ParseTrack(f->track);
-        std::optional<Suite> reference;
-        if (!f->data.empty()) {
-          LoadOptions lo;
-          lo.forced_track = track.has_value() ? &*track : nullptr;
-          lo.check_images = false;
-          auto suite = LoadSuite(f->data, lo);
-          if (!suite.ok()) {
-            std::cerr << "medeval audit: --data: " << suite.status().message() << "\n";
-            return kExitBadInput;
-          }
-          reference = std::move(*suite);
-        }
-        if (f->labels.size() > f->paths.size()) {
-          std::cerr << "medeval audit: " << f->labels.size() << " --label for " << f->paths.size()
-                    << " paths\n";
+        auto in = LoadAuditInputs(f->paths, f->labels, f->track, f->data);
+        if (!in.ok()) {
+          std::cerr << "medeval audit: " << in.status().message() << "\n";
           return kExitBadInput;
         }
         nlohmann::ordered_json all = nlohmann::ordered_json::array();
         bool ok = true, unreadable = false;
-        for (size_t i = 0; i < f->paths.size(); ++i) {
-          const std::string& path = f->paths[i];
-          auto s = ReadSubmission(path, track.has_value() ? &*track : nullptr);
+        for (size_t i = 0; i < in->paths.size(); ++i) {
+          auto s = in->Read(i);
           if (!s.ok()) {
             std::cerr << "medeval audit: " << s.status().message() << "\n";
             unreadable = true;
             continue;
           }
-          if (i < f->labels.size()) {
-            s->label = f->labels[i];
-            s->label_source = "--label";
-          }
-          AuditReport r = Audit(*s, reference.has_value() ? &*reference : nullptr);
+          AuditReport r = Audit(*s, in->reference_suite());
           std::cout << AuditTable(r) << "\n";
           ok = ok && r.ok(f->strict);
           all.push_back(AuditJson(r, f->strict));

@@ -6,6 +6,7 @@
 #include "audit/compare_report.h"
 #include "audit/leaderboard.h"
 #include "audit/submission.h"
+#include "cli/audit_inputs.h"
 #include "cli/commands.h"
 #include "common/file_util.h"
 #include "common/suite.h"
@@ -43,19 +44,10 @@ Command AddCompareCommand(CLI::App& app) {
               std::cerr << "medeval compare: give --html FILE and/or --markdown FILE\n";
               return kExitBadInput;
             }
-            std::optional<Track> track;
-            if (!f->track.empty()) track = *ParseTrack(f->track);
-            std::optional<Suite> reference;
-            if (!f->data.empty()) {
-              LoadOptions lo;
-              lo.forced_track = track.has_value() ? &*track : nullptr;
-              lo.check_images = false;
-              auto suite = LoadSuite(f->data, lo);
-              if (!suite.ok()) {
-                std::cerr << "medeval compare: --data: " << suite.status().message() << "\n";
-                return kExitBadInput;
-              }
-              reference = std::move(*suite);
+            auto in = LoadAuditInputs(f->paths, f->labels, f->track, f->data);
+            if (!in.ok()) {
+              std::cerr << "medeval compare: " << in.status().message() << "\n";
+              return kExitBadInput;
             }
             std::optional<Scores> scores;
             if (!f->scores.empty()) {
@@ -68,23 +60,14 @@ Command AddCompareCommand(CLI::App& app) {
               }
               scores = std::move(*parsed);
             }
-            if (f->labels.size() > f->paths.size()) {
-              std::cerr << "medeval compare: " << f->labels.size() << " --label for "
-                        << f->paths.size() << " paths\n";
-              return kExitBadInput;
-            }
             std::vector<AuditReport> reports;
-            for (size_t i = 0; i < f->paths.size(); ++i) {
-              auto s = ReadSubmission(f->paths[i], track.has_value() ? &*track : nullptr);
+            for (size_t i = 0; i < in->paths.size(); ++i) {
+              auto s = in->Read(i);
               if (!s.ok()) {
                 std::cerr << "medeval compare: " << s.status().message() << "\n";
                 return kExitBadInput;
               }
-              if (i < f->labels.size()) {
-                s->label = f->labels[i];
-                s->label_source = "--label";
-              }
-              reports.push_back(Audit(*s, reference.has_value() ? &*reference : nullptr));
+              reports.push_back(Audit(*s, in->reference_suite()));
             }
             const Scores* sc = scores.has_value() ? &*scores : nullptr;
             if (!f->html.empty()) {
