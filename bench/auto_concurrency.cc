@@ -48,11 +48,7 @@ Sim StartSim(const std::string& dir, const std::string& profile) {
   s.pid = bench::Spawn({bench::MedevalBinary(), "sim", "--profile", profile, "--port-file",
                         port_file, "--model-name", "m"},
                        JoinPath(dir, profile + ".sim.log"));
-  for (int i = 0; i < 500 && s.port == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    auto text = ReadFile(port_file);
-    if (text.ok()) (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &s.port);
-  }
+  s.port = bench::WaitPort(port_file, s.pid, 5);
   return s;
 }
 

@@ -10,8 +10,11 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/file_util.h"
 
@@ -95,6 +98,18 @@ std::string V4LlmOrSynthetic(const std::string& dir, const std::string& dataset,
   const std::string synthetic = JoinPath(dir, "synthetic");
   WriteSyntheticSuite(synthetic, dataset, n);
   return synthetic;
+}
+
+int WaitPort(const std::string& file, pid_t pid, double timeout_s) {
+  const double until = bench::NowSeconds() + timeout_s;
+  while (bench::NowSeconds() < until) {
+    auto text = ReadFile(file);
+    int port = 0;
+    if (text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &port)) return port;
+    if (::kill(pid, 0) != 0) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return 0;
 }
 
 double NowSeconds() {

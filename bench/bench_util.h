@@ -26,6 +26,9 @@ void WriteSyntheticSuite(const std::string& dir, const std::string& dataset, int
 // The real MedBench v4 LLM questions when ../shared holds them, else a
 // synthetic suite of `n` questions in one dataset written under `dir`.
 std::string V4LlmOrSynthetic(const std::string& dir, const std::string& dataset, int n);
+// The port a child started with --port-file FILE wrote there; 0 when the
+// child exits first or `timeout_s` passes.
+int WaitPort(const std::string& file, pid_t pid, double timeout_s = 600);
 // Seconds since the epoch, as a double.
 double NowSeconds();
 // A manifest's "2026-11-29T21:48:29.921Z" as seconds since the epoch; 0 if unreadable.

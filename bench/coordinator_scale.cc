@@ -31,18 +31,6 @@ using namespace medeval;
 
 namespace {
 
-int WaitPort(const std::string& file, pid_t pid, double timeout_s = 600) {
-  const double until = bench::NowSeconds() + timeout_s;
-  while (bench::NowSeconds() < until) {
-    auto text = ReadFile(file);
-    int port = 0;
-    if (text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &port)) return port;
-    if (::kill(pid, 0) != 0) return 0;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return 0;
-}
-
 pid_t StartCoordinator(const std::string& dir, int* port) {
   const std::string port_file = JoinPath(dir, "coordinator.port");
   RemoveAll(port_file).IgnoreError();
@@ -50,7 +38,7 @@ pid_t StartCoordinator(const std::string& dir, int* port) {
       bench::Spawn({bench::MedevalBinary(), "coordinator", "--listen", "127.0.0.1:0", "--state-dir",
                     JoinPath(dir, "state"), "--port-file", port_file, "--startup-grace", "0"},
                    JoinPath(dir, "coordinator.log"));
-  *port = WaitPort(port_file, pid);
+  *port = bench::WaitPort(port_file, pid);
   return pid;
 }
 
@@ -71,7 +59,7 @@ void Throughput(int questions, int workers, int concurrency) {
   const std::string sim_port_file = JoinPath(dir, "sim.port");
   pid_t sim = bench::Spawn({bench::MedevalBinary(), "sim", "--port-file", sim_port_file},
                            JoinPath(dir, "sim.log"));
-  const int sim_port = WaitPort(sim_port_file, sim);
+  const int sim_port = bench::WaitPort(sim_port_file, sim);
   int port = 0;
   pid_t coord = StartCoordinator(dir, &port);
   std::vector<pid_t> ws;

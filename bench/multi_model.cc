@@ -45,12 +45,7 @@ int main(int argc, char** argv) {
         {bench::MedevalBinary(), "sim", "--port-file", port_file, "--capacity",
          std::to_string(capacity), "--latency-ms", absl::StrCat(latency_ms), "--threads", "1"},
         JoinPath(dir, absl::StrCat("sim", m, ".log"))));
-    int port = 0;
-    for (int i = 0; i < 500 && port == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      auto text = ReadFile(port_file);
-      if (text.ok()) (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &port);
-    }
+    int port = bench::WaitPort(port_file, sims.back(), 5);
     absl::StrAppend(&yaml, "  - name: model-", m, "\n    base_url: http://127.0.0.1:", port,
                     "/v1\n");
   }

@@ -73,12 +73,7 @@ int main(int argc, char** argv) {
   pid_t sim = bench::Spawn({bench::MedevalBinary(), "sim", "--port-file", port_file, "--capacity",
                             std::to_string(capacity), "--latency-ms", absl::StrCat(latency_ms)},
                            JoinPath(dir, "sim.log"));
-  int port = 0;
-  for (int i = 0; i < 500 && port == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    auto text = ReadFile(port_file);
-    if (text.ok()) (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &port);
-  }
+  int port = bench::WaitPort(port_file, sim, 5);
   const std::string url = absl::StrCat("http://127.0.0.1:", port, "/v1");
   const double ideal = capacity / (latency_ms / 1000.0);
   const double serial_ideal = 1.0 / (latency_ms / 1000.0);

@@ -32,12 +32,7 @@ int main(int argc, char** argv) {
   const std::string port_file = JoinPath(dir, "port");
   pid_t sim = bench::Spawn({bench::MedevalBinary(), "sim", "--port-file", port_file},
                            JoinPath(dir, "sim.log"));
-  int port = 0;
-  for (int i = 0; i < 500 && port == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    auto text = ReadFile(port_file);
-    if (text.ok()) (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &port);
-  }
+  int port = bench::WaitPort(port_file, sim, 5);
   if (port == 0) {
     std::fprintf(stderr, "sim did not start\n");
     return 1;
