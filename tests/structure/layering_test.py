@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The libraries' link lines against what their sources include.
 
-For every library the CMake files define (add_library NAME STATIC files...),
+For every library and executable the CMake files define (add_library NAME
+STATIC files..., add_executable NAME files...),
 the project and third-party headers its files (and their headers) include
 must be reachable through its link line, and every project or third-party
 library its link line names must be included by one of its files: a link
@@ -55,7 +56,7 @@ def strip_comments(text):
 
 
 def parse_cmake(root):
-    """name -> {dir, sources, links} for every static library."""
+    """name -> {dir, sources, links} for every static library and executable."""
     libs = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in ("build", "tests")]
@@ -63,7 +64,8 @@ def parse_cmake(root):
             continue
         rel = os.path.relpath(dirpath, root)
         text = strip_comments(open(os.path.join(dirpath, "CMakeLists.txt")).read())
-        for m in re.finditer(r"add_library\(\s*(\S+)\s+STATIC\s+([^)]*)\)", text):
+        for m in re.finditer(r"add_(?:library|executable)\(\s*(\S+)\s+(?:STATIC\s+)?([^)]*)\)",
+                             text):
             name, files = m.group(1), m.group(2).split()
             libs[name] = {"dir": rel, "sources": [f for f in files if f.endswith(".cc")],
                           "links": set()}
@@ -169,7 +171,7 @@ def main():
         for e in errors:
             print("layering: " + e)
         return 1
-    print(f"layering: {checked} libraries, each links what it uses and only that")
+    print(f"layering: {checked} libraries and executables, each links what it uses and only that")
     return 0
 
 
