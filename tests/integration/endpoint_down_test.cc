@@ -48,8 +48,8 @@ class EndpointDownTest : public ::testing::Test {
   // Every question answered exactly once by the server, over all runs.
   void ExpectEachAnsweredOnce(int questions) {
     json s = Stats();
-    EXPECT_EQ(s["completed"], questions);
-    EXPECT_EQ(s["questions"], questions);
+    EXPECT_EQ(s["completed"], questions) << err_;
+    EXPECT_EQ(s["questions"], questions) << err_;
     for (const auto& [key, q] : s["per_question"].items()) EXPECT_EQ(q["answered"], 1) << key;
   }
   json Manifest() {
@@ -76,10 +76,10 @@ TEST_F(EndpointDownTest, ARunWaitsForAnEndpointThatStopsAndComesBack) {
   EXPECT_TRUE(absl::StrContains(err_, "endpoint down since")) << err_;
   EXPECT_TRUE(absl::StrContains(err_, "connection refused")) << err_;
   EXPECT_TRUE(absl::StrContains(err_, "answers again")) << err_;
-  EXPECT_EQ(Stats()["down_episodes"], 1);
+  EXPECT_EQ(Stats()["down_episodes"], 1) << Stats().dump();
   json m = Manifest();
-  EXPECT_EQ(m["counts"]["answered"], 200);
-  EXPECT_EQ(m["counts"]["failed"], 0);
+  EXPECT_EQ(m["counts"]["answered"], 200) << err_;
+  EXPECT_EQ(m["counts"]["failed"], 0) << err_;
   ExpectEachAnsweredOnce(200);
 }
 
