@@ -42,20 +42,7 @@ double CostMeter::OutputCost() const {
 
 double CostMeter::total() const { return InputCost() + OutputCost(); }
 
-nlohmann::ordered_json CostMeter::ToJson() const {
-  nlohmann::ordered_json j;
-  j["price_input_per_million"] = price_.input_per_million();
-  j["price_output_per_million"] = price_.output_per_million();
-  j["batch_discount"] = price_.batch_discount();
-  j["tokens"] = {{"online_prompt", tokens_.online_in},
-                 {"online_completion", tokens_.online_out},
-                 {"batch_prompt", tokens_.batch_in},
-                 {"batch_completion", tokens_.batch_out}};
-  j["input"] = InputCost();
-  j["output"] = OutputCost();
-  j["total"] = InputCost() + OutputCost();
-  return j;
-}
+nlohmann::ordered_json CostMeter::ToJson() const { return CostJson(ToProto()); }
 
 v1::RunCost CostMeter::ToProto() const {
   v1::RunCost c;
@@ -81,6 +68,21 @@ std::string CostText(const v1::RunCost& c) {
                       FormatCost(c.output()), "; tokens online ", c.online_prompt_tokens(),
                       " in / ", c.online_completion_tokens(), " out, batch ",
                       c.batch_prompt_tokens(), " in / ", c.batch_completion_tokens(), " out)");
+}
+
+nlohmann::ordered_json CostJson(const v1::RunCost& c) {
+  nlohmann::ordered_json j;
+  j["price_input_per_million"] = c.price_input_per_million();
+  j["price_output_per_million"] = c.price_output_per_million();
+  j["batch_discount"] = c.batch_discount();
+  j["tokens"] = {{"online_prompt", c.online_prompt_tokens()},
+                 {"online_completion", c.online_completion_tokens()},
+                 {"batch_prompt", c.batch_prompt_tokens()},
+                 {"batch_completion", c.batch_completion_tokens()}};
+  j["input"] = c.input();
+  j["output"] = c.output();
+  j["total"] = c.total();
+  return j;
 }
 
 v1::RunCost CostFromJson(const nlohmann::json& j) {

@@ -57,7 +57,8 @@ std::string FormatCost(double cost);
 // "0.0104 (input 0.0083, output 0.0022; tokens online 1695 in / 76 out,
 // batch 4862 in / 390 out)": the summary's and `medeval status`'s cost line.
 std::string CostText(const v1::RunCost& cost);
-// The manifest's "cost" object read back (ToJson's shape).
+// The manifest's "cost" object: a run's cost as JSON, and read back.
+nlohmann::ordered_json CostJson(const v1::RunCost& cost);
 v1::RunCost CostFromJson(const nlohmann::json& cost);
 
 }  // namespace medeval
